@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Each creates (or reuses) .venv and installs the project into it first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.inferops-installed
+
+.PHONY: demo test test-fast lint hosts hosts-down system-deps bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages the tests use (promtool, node_exporter, debootstrap,
+# systemd-nspawn, chromium, nftables, wrk, hey). Needs root; skipped otherwise.
+system-deps:
+	scripts/install-system-deps
+
+demo: $(STAMP)
+	$(BIN)/inferops demo
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest
+
+# Everything but the real-host and browser tiers, for a quick loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not realhost and not browser and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Boot the nspawn test fleet by hand (see tests/hosts/); `make hosts-down` stops it.
+hosts: $(STAMP) system-deps
+	$(BIN)/python -m tests.hosts up
+
+hosts-down: $(STAMP)
+	$(BIN)/python -m tests.hosts down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

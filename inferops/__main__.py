@@ -1,0 +1,5 @@
+import sys
+
+from inferops.cli import main
+
+sys.exit(main())

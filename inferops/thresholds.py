@@ -1,0 +1,119 @@
+"""Load and validate ``thresholds.toml``: the only reader of that file.
+
+The same limits feed the Locust gate, the ``inferops bench`` exit code and the
+Prometheus alert rules, so a typo must fail loudly (exit 2) rather than
+silently switch a gate off.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from inferops.exitcodes import UsageError
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    #: "max": value must be <= limit; "min": value must be >= limit
+    kind: str
+    lo: float
+    hi: float
+    help: str
+
+
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in [
+        Key("p99_latency_ms", "max", 0, math.inf, "P99 latency (CO-corrected), ms"),
+        Key("min_qps", "min", 0, math.inf, "achieved throughput, req/s"),
+        Key("max_error_rate", "max", 0, 1, "fraction of failed requests"),
+        Key("min_success_rate", "min", 0, 1, "fraction of successful requests"),
+        Key("max_cpu_percent", "max", 0, 100, "peak host CPU, %"),
+        Key("max_memory_percent", "max", 0, 100, "peak host memory, %"),
+        Key("max_gpu_util_percent", "max", 0, 100, "peak GPU utilisation, %"),
+        Key("max_gpu_memory_percent", "max", 0, 100, "peak GPU memory, %"),
+        Key("max_gpu_power_watts", "max", 0, math.inf, "peak GPU power, W"),
+        Key("max_gpu_temp_celsius", "max", 0, 150, "peak GPU temperature, C"),
+    ]
+}
+
+#: The seeds' alert table; used when no file is given.
+DEFAULTS: dict[str, float] = {
+    "p99_latency_ms": 500,
+    "min_qps": 100,
+    "max_error_rate": 0.01,
+    "min_success_rate": 0.99,
+    "max_cpu_percent": 85,
+    "max_memory_percent": 85,
+}
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "thresholds.toml"
+
+
+def validate(data: dict, *, source: str = "thresholds") -> dict[str, float]:
+    """Return a clean ``{key: float}`` or raise UsageError naming the bad key."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: expected a table of thresholds")
+    clean: dict[str, float] = {}
+    for name, value in data.items():
+        key = KEYS.get(name)
+        if key is None:
+            known = ", ".join(KEYS)
+            raise UsageError(f"{source}: unknown key {name!r} (known keys: {known})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{source}: {name} must be a number, got {value!r}")
+        value = float(value)
+        if math.isnan(value) or not (key.lo <= value <= key.hi) or (
+            name == "p99_latency_ms" and value <= 0
+        ):
+            raise UsageError(
+                f"{source}: {name} = {value:g} is out of range [{key.lo:g}, {key.hi:g}]"
+            )
+        clean[name] = value
+    return clean
+
+
+def load(path: str | Path | None = None) -> dict[str, float]:
+    """Read and validate a thresholds file; ``None`` gives the seeds' defaults."""
+    if path is None:
+        return dict(DEFAULTS)
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"thresholds file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    return validate(data, source=str(path))
+
+
+def check(limits: dict[str, float], observed: dict[str, float | None]) -> list[dict]:
+    """Compare observed values with limits.
+
+    Returns ``[{"name", "limit", "value", "ok"}]`` in ``KEYS`` order. A limit
+    whose value was not observed (e.g. GPU keys on a CPU host) is reported with
+    ``value: None`` and ``ok: None`` — not checked, and not a pass.
+    """
+    results = []
+    for name in KEYS:
+        if name not in limits:
+            continue
+        limit, value = limits[name], observed.get(name)
+        if value is None:
+            ok = None
+        elif KEYS[name].kind == "max":
+            ok = value <= limit
+        else:
+            ok = value >= limit
+        results.append({"name": name, "limit": limit, "value": value, "ok": ok})
+    return results
