@@ -1,0 +1,229 @@
+"""A fleet of N booted Debian 12 hosts on a private subnet, reachable over SSH.
+
+``Fleet(name, slot, workdir, size).up()`` builds (or reuses) the cached rootfs,
+clears anything a crashed run with the same slot left behind, brings up the
+network, boots the hosts and waits for SSH. ``down()`` undoes all of it.
+
+The workdir receives what a user or a test needs to reach the hosts:
+
+- ``id_ed25519`` / ``id_ed25519.pub``: the fleet's SSH key (user ``deploy``,
+  passwordless sudo);
+- ``known_hosts``: every host's generated ed25519 host key;
+- ``inventory.py``: a standalone pyinfra inventory (group ``inferops_test``);
+- ``fleet.toml``: the same hosts in the data format ``inventory.py`` at the
+  repository root reads through ``INFEROPS_FLEET``;
+- ``state.json``: what ``down``/``status`` need after the process that ran
+  ``up`` has gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.hosts import machine, network, rootfs
+from tests.hosts.machine import Host
+from tests.hosts.rootfs import DEPLOY_USER
+
+REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "nft", "ip", "ssh", "ssh-keygen", "mount")
+
+
+def missing_prerequisites() -> list[str]:
+    """Why this machine cannot run a fleet, as a list of reasons (empty when it can)."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not root (nspawn, overlay mounts, bridges and nftables need root)")
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        problems.append(f"missing tools: {', '.join(missing)} (run `make system-deps` as root)")
+    if "overlay" not in Path("/proc/filesystems").read_text():
+        problems.append("kernel has no overlay filesystem")
+    return problems
+
+
+def _resolv_conf() -> str:
+    # The host's resolver is reached through the NAT like any other address.
+    try:
+        lines = Path("/etc/resolv.conf").read_text().splitlines()
+    except OSError:
+        lines = []
+    servers = [ln for ln in lines if ln.startswith("nameserver") and "127." not in ln]
+    return "\n".join(servers or ["nameserver 1.1.1.1"]) + "\n"
+
+
+class Fleet:
+    def __init__(self, name: str, slot: int, workdir: Path, size: int = 1, log=print):
+        self.name = name
+        self.net = network.Subnet(slot)
+        self.workdir = Path(workdir)
+        self.size = size
+        self.log = log
+        self.hosts: list[Host] = []
+
+    # --- where things live -------------------------------------------------
+    @property
+    def overlay_dir(self) -> Path:
+        return rootfs.cache_root() / "fleets" / self.name
+
+    @property
+    def key_path(self) -> Path:
+        return self.workdir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.workdir / "known_hosts"
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.workdir / "inventory.py"
+
+    @property
+    def fleet_toml(self) -> Path:
+        return self.workdir / "fleet.toml"
+
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / "state.json"
+
+    @staticmethod
+    def _forward_state() -> Path:
+        return rootfs.cache_root() / "fleets" / "ip_forward.json"
+
+    # --- lifecycle ----------------------------------------------------------
+    def up(self) -> Fleet:
+        problems = missing_prerequisites()
+        if problems:
+            raise RuntimeError("cannot boot test hosts: " + "; ".join(problems))
+        lower = rootfs.ensure_rootfs(log=self.log)
+        self.cleanup_stale()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.overlay_dir.mkdir(parents=True, exist_ok=True)
+        self._make_key()
+        network.up(self.net)
+        network.enable_forwarding(self._forward_state())
+        pubkey = (self.workdir / "id_ed25519.pub").read_text()
+        resolv = _resolv_conf()
+        self.hosts = [
+            Host(name=f"{self.name}{i}", ip=self.net.host_ip(i),
+                 dir=str(self.overlay_dir / f"{self.name}{i}"))
+            for i in range(self.size)
+        ]  # fmt: skip
+        try:
+            for host in self.hosts:
+                machine.prepare(host, lower, self.net.gateway, pubkey, resolv)
+                machine.boot(host, self.net.bridge)
+                self._save_state()  # after each boot, so a crash mid-way is recoverable
+            with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
+                list(pool.map(machine.wait_ssh, self.hosts))
+            self._write_access_files()
+            for host in self.hosts:
+                self._wait_login(host)
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def down(self) -> None:
+        """Power off every host, unmount overlays, remove network and state."""
+        if not self.hosts and self.state_path.exists():
+            self.load_state()
+        with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:
+            list(pool.map(lambda h: machine.stop(h.pid), self.hosts))
+        self.cleanup_stale()
+        self.state_path.unlink(missing_ok=True)
+        self.hosts = []
+
+    def cleanup_stale(self) -> None:
+        """Remove whatever a previous (possibly crashed) run of this slot left behind."""
+        marker = f"--network-bridge={self.net.bridge}"
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and machine.is_nspawn(int(entry.name), marker):
+                machine.stop(int(entry.name))
+        machine.unmount_under(self.overlay_dir)
+        shutil.rmtree(self.overlay_dir, ignore_errors=True)
+        network.down(self.net)
+        if not any(p.name.startswith("ifops-br") for p in Path("/sys/class/net").iterdir()):
+            network.restore_forwarding(self._forward_state())
+
+    # --- state shared with `python -m tests.hosts down|status` ---------------
+    def _save_state(self) -> None:
+        state = {
+            "name": self.name,
+            "slot": self.net.slot,
+            "hosts": [h.as_dict() for h in self.hosts],
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_path)
+
+    def load_state(self) -> None:
+        state = json.loads(self.state_path.read_text())
+        self.hosts = [Host(**h) for h in state["hosts"]]
+
+    def running(self) -> list[Host]:
+        return [h for h in self.hosts if h.pid and machine.is_nspawn(h.pid)]
+
+    # --- access -------------------------------------------------------------
+    def _make_key(self) -> None:
+        for suffix in ("", ".pub"):
+            Path(f"{self.key_path}{suffix}").unlink(missing_ok=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"inferops-{self.name}",
+             "-f", str(self.key_path)],
+            check=True,
+        )  # fmt: skip
+
+    def ssh_args(self, host: Host) -> list[str]:
+        return [
+            "ssh", "-i", str(self.key_path),
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=5",
+            f"{DEPLOY_USER}@{host.ip}",
+        ]  # fmt: skip
+
+    def ssh(self, host: Host, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``command`` on ``host`` as ``deploy`` (prefix ``sudo`` yourself)."""
+        return subprocess.run(
+            [*self.ssh_args(host), command], capture_output=True, text=True, check=check,
+            timeout=120,
+        )  # fmt: skip
+
+    def _wait_login(self, host: Host, timeout: float = 30.0) -> None:
+        # The banner can come before PAM/user sessions work; wait for a real login.
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.ssh(host, "sudo -n true", check=False)
+            if result.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{host.name}: ssh login failed: {result.stderr.strip()}")
+            time.sleep(0.5)
+
+    def testinfra_url(self, host: Host) -> str:
+        return f"paramiko://{DEPLOY_USER}@{host.ip}"
+
+    def _write_access_files(self) -> None:
+        self.known_hosts.write_text("".join(f"{h.ip} {h.host_key}\n" for h in self.hosts))
+        self._save_state()
+        host_data = {
+            "ssh_user": DEPLOY_USER,
+            "ssh_key": str(self.key_path),
+            "ssh_known_hosts_file": str(self.known_hosts),
+            "ssh_strict_host_key_checking": "yes",
+            "_sudo": True,
+        }
+        lines = [
+            '"""Standalone pyinfra inventory for the test fleet (written by tests.hosts)."""',
+            "",
+            "inferops_test = [",
+            *(f"    ({h.ip!r}, {host_data!r})," for h in self.hosts),
+            "]",
+            "",
+        ]
+        self.inventory_path.write_text("\n".join(lines))
