@@ -36,13 +36,14 @@ def _hist(mean_ms: float, count: int):
     from hdrh.histogram import HdrHistogram
 
     hist = HdrHistogram(1, 3_600_000_000, 3)
-    u = (np.arange(_GRID) + 0.5) / _GRID
+    grid = max(1, min(_GRID, count))
+    u = (np.arange(grid) + 0.5) / grid
     values = np.maximum(1, np.rint(-np.log1p(-u) * mean_ms * 1000)).astype(np.int64)
-    per, extra = divmod(count, _GRID)
-    for i, value in enumerate(values):
-        n = per + (1 if i < extra else 0)
+    # spread count over the quantile grid as evenly as integers allow
+    counts = np.diff(np.floor(np.linspace(0, count, grid + 1))).astype(np.int64)
+    for value, n in zip(values, counts, strict=True):
         if n:
-            hist.record_value(int(value), n)
+            hist.record_value(int(value), int(n))
     return hist
 
 

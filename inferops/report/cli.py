@@ -1,0 +1,78 @@
+"""``inferops report RUN_DIR... --out FILE.html``: the hardware-sizing report.
+
+Reads one or more run folders (one per hardware profile or configuration),
+sizes a fleet for ``--target-qps`` at the P99 SLO, prices it from
+``hardware.toml`` and writes one self-contained HTML file. Exit 0 when the
+report was written (even if it shows a breach: the report is the message);
+exit 2 for a bad run folder, bad catalogue, or runs with different SLOs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from inferops.exitcodes import UsageError
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                        help="run folders written by `inferops bench` (one per profile)")
+    parser.add_argument("--out", required=True, metavar="FILE.html", help="report file to write")
+    parser.add_argument("--catalog", metavar="TOML", default=None,
+                        help="hardware price/power catalogue (default: hardware.toml in the repo)")
+    parser.add_argument("--target-qps", type=_positive, metavar="X",
+                        help="throughput the fleet must carry, req/s (default: thresholds min_qps)")
+    parser.add_argument("--slo-p99-ms", type=_positive, metavar="Y",
+                        help="P99 SLO in ms (default: the sweep's SLO, else thresholds p99)")
+    parser.add_argument("--headroom", type=_fraction, metavar="H",
+                        help="fraction of each node kept free, 0..1 "
+                             "(default: 1 - max_cpu_percent/100 from the thresholds)")
+    parser.add_argument("--thresholds", metavar="FILE",
+                        help="thresholds.toml for headroom and target defaults "
+                             "(default: the thresholds recorded in the run's manifest)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from inferops.report import catalog as catalog_mod
+    from inferops.report.analysis import Options
+    from inferops.report.render import write_report
+    from inferops.report.runs import load_runs
+
+    out = Path(args.out)
+    if out.exists() and out.is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file name like {out}/index.html")
+    catalog_path = Path(args.catalog) if args.catalog else catalog_mod.DEFAULT_PATH
+    entries = catalog_mod.load(catalog_path)
+    runs = load_runs(args.runs)
+    options = Options(
+        target_qps=args.target_qps,
+        slo_p99_ms=args.slo_p99_ms,
+        headroom=args.headroom,
+        thresholds_path=args.thresholds,
+        catalog=entries,
+        catalog_source=str(catalog_path),
+    )
+    written = write_report(runs, options, out)
+    print(f"report written to {written.resolve()}")
+    return 0

@@ -1,0 +1,115 @@
+"""Render the report: facts + charts through ``templates/report.html.j2`` into one file.
+
+The output is self-contained (inline CSS and SVG, no scripts, no external
+URLs), so it opens offline and can be attached to a ticket. It is written
+atomically: a reader never sees half a report, and a failed render leaves
+no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from inferops import __version__
+from inferops.report import charts
+from inferops.report.analysis import Options, analyse
+from inferops.report.runs import Run
+
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+TEMPLATE = "report.html.j2"
+
+
+def run_timeseries(run: Run):
+    """The run's timeseries; for a sweep without one, its steps' series laid end to end."""
+    if run.timeseries is not None:
+        return run.timeseries
+    frames = [s.timeseries for s in run.steps if s.timeseries is not None]
+    if not frames:
+        return None
+    import pandas as pd
+
+    offset, parts = 0.0, []
+    for frame in frames:
+        measured = frame[frame["t_s"] >= 0].copy()
+        measured["t_s"] = measured["t_s"] + offset
+        offset = float(measured["t_s"].max() + 1) if len(measured) else offset
+        parts.append(measured)
+    return pd.concat(parts, ignore_index=True)
+
+
+def build_context(runs: list[Run], options: Options) -> dict:
+    """Analysis plus rendered charts: everything the template needs."""
+    facts = analyse(runs, options)
+    slo = facts["slo"].value
+    for item, run in zip(facts["runs"], runs, strict=True):
+        item["curve_svg"] = charts.latency_curve([item], slo, title=item["label"])
+        frame = run_timeseries(run)
+        if frame is not None and len(frame):
+            item["timeseries_svg"], item["timeseries_note"] = charts.percentiles_over_time(
+                frame, item["percentiles"]
+            )
+            item["resources_svg"] = charts.host_resources(frame, item["has_gpu"])
+            item["timeseries_columns"] = [c for c in ("p90_ms", "p999_ms") if c in frame]
+        else:
+            item["timeseries_svg"] = item["resources_svg"] = None
+            item["timeseries_note"] = "no timeseries.csv in this run folder"
+    facts["overlay_svg"] = (
+        charts.latency_curve(facts["runs"], slo, title="all runs")
+        if len(facts["runs"]) > 1 else None
+    )
+    sized = [i for i in facts["runs"] if not i["sizing"]["refused"]]
+    facts["nodes_svg"] = charts.nodes_vs_target(sized) if sized else None
+    facts["version"] = __version__
+    return facts
+
+
+def render_html(context: dict, template_dir: Path = TEMPLATES) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,  # a typo in the template fails, not renders blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def _num(value, digits: int = 1, unit: str = "") -> str:
+    """Format a number for people: thousands separators, '—' for missing, '∞' for inf."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value == float("inf"):
+        return "∞"
+    text = f"{value:,.{digits}f}"
+    return f"{text} {unit}".rstrip() if unit else text
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, fsync, rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(runs: list[Run], options: Options, out: str | Path) -> Path:
+    """Analyse ``runs``, render, write ``out`` atomically; return its path."""
+    out = Path(out)
+    html = render_html(build_context(runs, options))
+    write_atomic(out, html)
+    return out
