@@ -9,6 +9,7 @@ The workdir receives what a user or a test needs to reach the hosts:
 - ``id_ed25519`` / ``id_ed25519.pub``: the fleet's SSH key (user ``deploy``,
   passwordless sudo);
 - ``known_hosts``: every host's generated ed25519 host key;
+- ``ssh_config``: ``ssh -F <workdir>/ssh_config 10.231.<slot>.10`` just works;
 - ``inventory.py``: a standalone pyinfra inventory (group ``inferops_test``);
 - ``fleet.toml``: the same hosts in the data format ``inventory.py`` at the
   repository root reads through ``INFEROPS_FLEET``;
@@ -180,7 +181,7 @@ class Fleet:
 
     def ssh_args(self, host: Host) -> list[str]:
         return [
-            "ssh", "-i", str(self.key_path),
+            "ssh", "-i", str(self.key_path), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={self.known_hosts}",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
             "-o", "ConnectTimeout=5",
@@ -205,12 +206,29 @@ class Fleet:
                 raise RuntimeError(f"{host.name}: ssh login failed: {result.stderr.strip()}")
             time.sleep(0.5)
 
-    def testinfra_url(self, host: Host) -> str:
-        return f"paramiko://{DEPLOY_USER}@{host.ip}"
+    @property
+    def ssh_config(self) -> Path:
+        return self.workdir / "ssh_config"
+
+    def testinfra_host(self, host: Host):
+        """A testinfra host over OpenSSH (strict host keys), commands run via sudo."""
+        import testinfra
+
+        return testinfra.get_host(f"ssh://{host.ip}", ssh_config=str(self.ssh_config), sudo=True)
 
     def _write_access_files(self) -> None:
         self.known_hosts.write_text("".join(f"{h.ip} {h.host_key}\n" for h in self.hosts))
         self._save_state()
+        self.ssh_config.write_text(
+            f"Host {self.net.prefix}.*\n"
+            f"    User {DEPLOY_USER}\n"
+            f"    IdentityFile {self.key_path}\n"
+            "    IdentitiesOnly yes\n"
+            f"    UserKnownHostsFile {self.known_hosts}\n"
+            "    StrictHostKeyChecking yes\n"
+            "    BatchMode yes\n"
+            "    ConnectTimeout 5\n"
+        )
         host_data = {
             "ssh_user": DEPLOY_USER,
             "ssh_key": str(self.key_path),

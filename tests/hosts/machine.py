@@ -132,7 +132,7 @@ def is_nspawn(pid: int, marker: str = "") -> bool:
         return False
     if not argv or not argv[0].endswith(b"systemd-nspawn"):
         return False
-    return not marker or any(marker.encode() in arg for arg in argv)
+    return not marker or marker.encode() in argv
 
 
 def wait_ssh(host: Host, timeout: float = 90.0) -> None:

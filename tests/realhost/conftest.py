@@ -1,0 +1,41 @@
+"""Fixtures for the real-host tier: a booted nspawn fleet shared by the whole session.
+
+The fleet (slot 1, 10.231.1.0/24) is booted once per session and torn down by
+a finalizer. Missing prerequisites (root, debootstrap, nspawn, nft) fail the
+tests with the reason; they skip only on a developer box that is neither root
+nor CI, where they could not run anyway.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.hosts.fleet import Fleet, missing_prerequisites
+
+PYTEST_SLOT = 1  # `make hosts` uses slot 0 and the provision benchmark slot 2
+FLEET_SIZE = 2
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory):
+    """Two booted Debian 12 hosts reachable as ``deploy`` (sudo) over SSH."""
+    problems = missing_prerequisites()
+    if problems:
+        reason = "real-host tests need: " + "; ".join(problems)
+        if os.geteuid() != 0 and not _in_ci():
+            pytest.skip(reason + " (skipped: not root and not CI)")
+        pytest.fail(reason, pytrace=False)
+    fleet = Fleet(
+        "t", PYTEST_SLOT, tmp_path_factory.mktemp("fleet"), size=FLEET_SIZE, log=lambda _: None
+    )
+    fleet.up()
+    try:
+        yield fleet
+    finally:
+        fleet.down()

@@ -1,0 +1,108 @@
+"""The test fleet itself: distinct booted hosts, SSH as a sudo user, NAT out, clean teardown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.hosts import machine, network, pyinfra_run
+from tests.hosts.fleet import Fleet
+
+pytestmark = pytest.mark.realhost
+
+SCRATCH_SLOT = 3  # a throwaway fleet for the teardown/crash tests
+
+
+def test_hosts_are_distinct_booted_machines(fleet):
+    seen = set()
+    for host in fleet.hosts:
+        t = fleet.testinfra_host(host)
+        identity = (
+            t.check_output("hostname"),
+            t.file("/etc/machine-id").content_string.strip(),
+            t.file("/etc/ssh/ssh_host_ed25519_key.pub").content_string.split()[1],
+        )
+        assert identity[0] == host.name
+        seen.add(identity)
+        assert t.interface("host0").addresses[0] == host.ip
+        assert t.run("systemctl is-system-running").stdout.strip() in ("running", "degraded")
+        assert t.system_info.distribution == "debian" and t.system_info.release.startswith("12")
+        assert t.check_output("id -u") == "0"  # sudo works without a password
+    assert len(seen) == len(fleet.hosts)
+
+
+def test_strict_host_keys_refuse_an_unknown_key(fleet, tmp_path):
+    host = fleet.hosts[0]
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"{host.ip} {fleet.hosts[1].host_key}\n")  # another host's key
+    args = [a if "UserKnownHostsFile" not in a else f"UserKnownHostsFile={wrong}"
+            for a in fleet.ssh_args(host)]  # fmt: skip
+    result = subprocess.run([*args, "true"], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "HOST IDENTIFICATION HAS CHANGED" in result.stderr
+
+
+def test_hosts_reach_debian_and_pypi_through_the_nat(fleet):
+    t = fleet.testinfra_host(fleet.hosts[0])
+    for url in (
+        "http://deb.debian.org/debian/dists/bookworm/Release",
+        "https://pypi.org/simple/pip/",
+    ):
+        code = t.check_output(f"curl -sS -o /dev/null -w '%{{http_code}}' --max-time 20 {url}")
+        assert code == "200", url
+
+
+def test_pyinfra_cli_runs_an_op_as_root_over_ssh(fleet):
+    result = pyinfra_run.run(fleet.inventory_path, "exec", "--", "id", "-un")
+    assert result.returncode == 0, result.tail()
+    for host in fleet.hosts:
+        assert f"[{host.ip}] root" in result.output
+    assert result.total.hosts == len(fleet.hosts) and result.total.errors == 0
+
+
+def _leftovers(fleet: Fleet) -> list[str]:
+    found = []
+    if network.link_exists(fleet.net.bridge):
+        found.append(f"bridge {fleet.net.bridge}")
+    if network.nft_table_exists(fleet.net.nft_table):
+        found.append(f"nft table {fleet.net.nft_table}")
+    marker = f"--network-bridge={fleet.net.bridge}"
+    pids = [p.name for p in Path("/proc").iterdir()
+            if p.name.isdigit() and machine.is_nspawn(int(p.name), marker)]  # fmt: skip
+    found += [f"nspawn pid {p}" for p in pids]
+    mounts = Path("/proc/self/mountinfo").read_text()
+    if str(fleet.overlay_dir) in mounts:
+        found.append("overlay mounts")
+    return found
+
+
+def test_teardown_removes_machines_network_and_mounts(fleet, tmp_path):
+    scratch = Fleet("s", SCRATCH_SLOT, tmp_path, size=1, log=lambda _: None).up()
+    pid = scratch.hosts[0].pid
+    assert scratch.ssh(scratch.hosts[0], "hostname").stdout.strip() == "s0"
+    assert _leftovers(scratch)  # sanity: the probe does see a live fleet
+    scratch.down()
+    assert _leftovers(scratch) == []
+    assert not machine.is_nspawn(pid)
+    assert not scratch.state_path.exists()
+    # The session fleet is still up, so forwarding must stay on for it.
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
+
+
+def test_up_recovers_from_a_crashed_run(tmp_path):
+    crashed = Fleet("s", SCRATCH_SLOT, tmp_path / "a", size=1, log=lambda _: None).up()
+    stale_pid = crashed.hosts[0].pid
+    # A new process knows nothing of the old one (no state file, new workdir).
+    fresh = Fleet("s", SCRATCH_SLOT, tmp_path / "b", size=1, log=lambda _: None)
+    try:
+        fresh.up()
+        assert not machine.is_nspawn(stale_pid)
+        assert fresh.ssh(fresh.hosts[0], "sudo -n true").returncode == 0
+        state = json.loads(fresh.state_path.read_text())
+        assert [h["ip"] for h in state["hosts"]] == ["10.231.3.10"]
+    finally:
+        fresh.down()
+    assert _leftovers(fresh) == []
