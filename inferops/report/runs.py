@@ -37,7 +37,8 @@ _SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
     "mode": (str,),
     "requests": (int,),
     "failures": (int,),
-    "error_rate": _NUMBER,
+    # null when nothing was measured (e.g. target unreachable): still a run to show
+    "error_rate": _NUMBER_OR_NULL,
     "achieved_qps": _NUMBER,
     "latency_ms": (dict,),
     "valid": (bool,),
@@ -209,7 +210,7 @@ def _validate_summary(summary: Any, path: Path) -> None:
     for block in ("latency_ms", "service_time_ms"):
         for name, value in (summary.get(block) or {}).items():
             _check_type(value, _NUMBER_OR_NULL, f"{path}: {block}.{name}")
-    if summary["latency_ms"].get("p99") is None:
+    if "p99" not in summary["latency_ms"]:
         raise UsageError(f"{path}: latency_ms.p99 is missing")
     for i, item in enumerate(summary["thresholds"]):
         if not isinstance(item, dict) or "name" not in item or "ok" not in item:
