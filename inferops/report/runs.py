@@ -249,7 +249,7 @@ def _read_timeseries(path: Path):
     if missing:
         raise UsageError(f"{path}: missing column(s): {', '.join(missing)}")
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
             numeric = pd.to_numeric(frame[column], errors="coerce")
             bad = frame[column][numeric.isna() & frame[column].notna()]
             if len(bad):
