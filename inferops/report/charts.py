@@ -44,8 +44,9 @@ def to_svg(fig) -> str:
     return re.sub(r"\s+$", "", text[start:])
 
 
-def downsample(frame, max_points: int = MAX_POINTS):
+def downsample(frame, max_points: int | None = None):
     """Bucket consecutive rows so at most ``max_points`` remain; return (frame, seconds/bucket)."""
+    max_points = max_points or MAX_POINTS
     n = len(frame)
     if n <= max_points:
         return frame, 1
