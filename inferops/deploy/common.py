@@ -1,0 +1,123 @@
+"""Small helpers shared by the components: proxy env, package install, local state dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.rpm import RpmPackages
+from pyinfra.operations import apt, dnf
+
+from inferops.deploy.platform import Platform
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = REPO_ROOT / "templates" / "deploy"
+
+
+def template(name: str) -> str:
+    """Absolute path of a file under ``templates/deploy/``."""
+    return str(TEMPLATES / name)
+
+
+_MISSING = object()
+
+
+def knob(key: str):
+    """A data value for the current host: host/group data, else the DEFAULTS of whichever
+    component declares the key (components read each other's knobs, e.g. ``openvino``)."""
+    value = host.data.get(key, _MISSING)
+    if value is _MISSING:
+        from inferops.deploy.defaults import ALL_DEFAULTS
+
+        return ALL_DEFAULTS[key]
+    return value
+
+
+def proxy_env() -> dict[str, str]:
+    """``_env`` for operations that download: data ``proxy`` -> http(s)_proxy variables.
+
+    Both spellings are set because curl reads the lower-case ones and many
+    other tools only the upper-case ones.
+    """
+    proxy = knob("proxy") or {}
+    env = {}
+    for key, names in (
+        ("http", ("http_proxy", "HTTP_PROXY")),
+        ("https", ("https_proxy", "HTTPS_PROXY")),
+        ("no_proxy", ("no_proxy", "NO_PROXY")),
+    ):
+        if proxy.get(key):
+            for name in names:
+                env[name] = proxy[key]
+    return env
+
+
+def download_args() -> dict:
+    """Global arguments for an operation that downloads (only ``_env`` when a proxy is set)."""
+    env = proxy_env()
+    return {"_env": env} if env else {}
+
+
+def missing_packages(platform: Platform, packages: list[str]) -> list[str]:
+    """Packages (``name`` or ``name=version``) not installed at that version yet."""
+    fact = DebPackages if platform.family == "debian" else RpmPackages
+    installed = host.get_fact(fact) or {}
+    missing = []
+    for spec in packages:
+        name, _, version = spec.partition("=")
+        have = installed.get(name)
+        if not have or (version and not any(v.startswith(version) for v in have)):
+            missing.append(spec)
+    return missing
+
+
+def install_packages(platform: Platform, packages: list[str], name: str, **op_kwargs):
+    """Install packages with apt or dnf; refresh the index only when something is missing.
+
+    ``apt-get update`` is guarded by ``cache_time`` and only requested when a
+    package is actually missing, so a converged host reports no change.
+    """
+    if platform.family == "debian":
+        missing = missing_packages(platform, packages)
+        return apt.packages(
+            name=name,
+            packages=packages,
+            update=bool(missing),
+            cache_time=knob("apt_cache_time"),
+            no_recommends=op_kwargs.pop("no_recommends", True),
+            **download_args(),
+            **op_kwargs,
+        )
+    # dnf pins with "-" (name-version), apt with "=".
+    op_kwargs.pop("no_recommends", None)
+    return dnf.packages(
+        name=name,
+        packages=[p.replace("=", "-", 1) for p in packages],
+        **download_args(),
+        **op_kwargs,
+    )
+
+
+def local_state_dir(*parts: str) -> Path:
+    """``.inferops/<parts>`` on the control machine (tokens, wheel and model caches).
+
+    Relative to the current directory (where ``pyinfra`` runs); a ``.gitignore``
+    inside keeps secrets out of version control.
+    """
+    root = Path(os.environ.get("INFEROPS_STATE_DIR", ".inferops")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def require(condition: bool, key: str, problem: str) -> None:
+    """Stop during preparation (before any change) with ``host: key: problem``."""
+    if not condition:
+        raise PyinfraError(f"{host.name}: {key}: {problem}")

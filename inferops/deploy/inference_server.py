@@ -1,0 +1,271 @@
+"""inference_server: the reference server (or NVIDIA Triton) as a hardened systemd unit.
+
+How the pieces get onto the host:
+
+- the inferops package: a wheel built on the control machine
+  (``python -m pip wheel --no-deps``, cached per source digest), uploaded with
+  ``files.put`` and pip-installed into the environment;
+- the model: an embedded model built locally with ``inferops.models.build`` or a
+  user ``.onnx`` (``server_model_path``), uploaded to ``/var/lib/inferops/models``;
+- the config: ``/etc/inferops/server.env`` read by the unit via ``EnvironmentFile=``;
+- the bearer token (when the bind address is not loopback): generated once on the
+  control machine under ``.inferops/tokens/<host>`` (0600), uploaded 0640 root:inferops.
+
+The service is restarted only when one of those changed, then checked (active
+and accepting TCP connections) with a command that fails loudly with the journal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from inferops.deploy import artifacts, ops
+from inferops.deploy.base import CONFIG_DIR, STATE_DIR
+from inferops.deploy.common import knob, require, template
+from inferops.deploy.facts import NvidiaGpus
+from inferops.deploy.python_env import env_pip, env_prefix
+
+SERVICE = "inferops-server"
+UNIT_PATH = f"/etc/systemd/system/{SERVICE}.service"
+ENV_PATH = f"{CONFIG_DIR}/server.env"
+TOKEN_PATH = f"{CONFIG_DIR}/token"
+MODEL_DIR = f"{STATE_DIR}/models"
+WHEEL_DIR = "/opt/inferops/wheels"
+TRITON_SERVICE = "inferops-triton"
+
+DEFAULTS = {
+    # inferops (reference server) or triton (NGC container; needs container_toolkit).
+    "server_runtime": "inferops",
+    # Embedded model built on the control machine: mlp, cnn or dense ...
+    "server_model": "mlp",
+    # ... or your own .onnx on the control machine (takes precedence).
+    "server_model_path": None,
+    # Name the model is served under (default: server_model or the file's stem).
+    "server_model_name": None,
+    # Not loopback => a bearer token is generated and required.
+    "server_bind": "0.0.0.0",
+    "server_port": 8000,
+    "server_backend": "onnxruntime",
+    "server_max_batch_size": 8,
+    "server_max_queue_delay_ms": 2.0,
+    # Extra environment for the server process (written to server.env).
+    "server_extra_env": {},
+    # Where bearer tokens live on the control machine (mode 0700 dir, 0600 files);
+    # None: .inferops/tokens under the directory pyinfra runs in.
+    "server_token_dir": None,
+    # After a change: wait until the unit is active and the port accepts connections.
+    "server_verify": True,
+    # A prebuilt wheel (else one is built from this checkout and cached).
+    "inferops_wheel": None,
+    "triton_image": "nvcr.io/nvidia/tritonserver:24.08-py3",
+    "triton_model_repository": "/var/lib/inferops/triton",
+}
+
+
+def model_source() -> tuple[Path, str]:
+    """(local .onnx path, served name) from the data."""
+    user_path = knob("server_model_path")
+    if user_path:
+        path = Path(user_path).expanduser()
+        require(path.is_file(), "server_model_path", f"no such local file: {user_path}")
+        require(path.suffix == ".onnx", "server_model_path", f"not an .onnx file: {user_path}")
+        name = knob("server_model_name") or path.stem
+    else:
+        path = artifacts.build_model(knob("server_model"))
+        name = knob("server_model_name") or knob("server_model")
+    return path, name
+
+
+def is_loopback(bind: str) -> bool:
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return bind == "localhost"
+
+
+def probe_address(bind: str) -> str:
+    """Where a local health probe connects for a given bind address."""
+    if bind in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if bind == "::":
+        return "::1"
+    return bind
+
+
+def wheel_path() -> Path:
+    given = knob("inferops_wheel")
+    if given:
+        path = Path(given).expanduser()
+        require(
+            path.is_file() and path.suffix == ".whl", "inferops_wheel", f"not a wheel file: {given}"
+        )
+        return path
+    return artifacts.build_wheel()
+
+
+@deploy("inferops inference server", data_defaults=DEFAULTS)
+def inference_server():
+    """Install, configure and (re)start the server; verify it after any change."""
+    if knob("server_runtime") == "triton":
+        _triton()
+    else:
+        _inferops()
+
+
+def _upload_model(dest_dir: str, filename: str):
+    path, name = model_source()
+    user = knob("service_user")
+    files.directory(name=f"Create {dest_dir}", path=dest_dir, user="root", group=user, mode="750")
+    put = files.put(
+        name=f"Upload model {name}",
+        src=str(path),
+        dest=f"{dest_dir}/{filename or name + '.onnx'}",
+        user="root",
+        group=user,
+        mode="640",
+    )
+    return put, name
+
+
+def _token():
+    """Upload (or remove) the bearer token; returns (op, token path or None)."""
+    bind = knob("server_bind")
+    if is_loopback(bind):
+        op = files.file(name="No token on a loopback-only server", path=TOKEN_PATH, present=False)
+        return op, None
+    given = knob("server_token_dir")
+    token_dir = Path(os.path.expanduser(given)).resolve() if given else None
+    local = artifacts.ensure_token(host.name, token_dir)
+    op = files.put(
+        name="Upload the bearer token",
+        src=str(local),
+        dest=TOKEN_PATH,
+        user="root",
+        group=knob("service_user"),
+        mode="640",
+    )
+    return op, TOKEN_PATH
+
+
+def _inferops():
+    user = knob("service_user")
+    prefix = env_prefix()
+
+    wheel = wheel_path()
+    files.directory(name=f"Create {WHEEL_DIR}", path=WHEEL_DIR, mode="755")
+    remote_wheel = f"{WHEEL_DIR}/{wheel.name}"
+    files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="644")
+    wheel_op = ops.install_wheel(
+        name="Install the inferops wheel into the environment",
+        pip=env_pip(),
+        wheel=remote_wheel,
+        digest=artifacts.sha256_file(wheel),
+        marker=f"{prefix}/.inferops-wheel.sha256",
+    )
+
+    model_op, model_name = _upload_model(MODEL_DIR, "")
+    token_op, token_path = _token()
+    env_op = files.template(
+        name="Write /etc/inferops/server.env",
+        src=template("server.env.j2"),
+        dest=ENV_PATH,
+        user="root",
+        group=user,
+        mode="640",
+        model=f"{MODEL_DIR}/{model_name}.onnx",
+        model_name=model_name,
+        bind=knob("server_bind"),
+        port=knob("server_port"),
+        backend=knob("server_backend"),
+        max_batch_size=knob("server_max_batch_size"),
+        max_queue_delay_ms=knob("server_max_queue_delay_ms"),
+        token_path=token_path,
+        extra_env=knob("server_extra_env"),
+    )
+    unit_op = files.template(
+        name=f"Write {UNIT_PATH}",
+        src=template("inferops-server.service.j2"),
+        dest=UNIT_PATH,
+        mode="644",
+        user_name=user,
+        inferops_bin=f"{prefix}/bin/inferops",
+        env_path=ENV_PATH,
+        state_dir=STATE_DIR,
+        nofile=knob("nofile_limit"),
+        # GPUs are device nodes: only hide /dev when there is none.
+        private_devices=not host.get_fact(NvidiaGpus),
+    )
+    _run_and_verify(SERVICE, unit_op, [unit_op, env_op, model_op, wheel_op, token_op])
+
+
+def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60) -> None:
+    changed = any_changed(*inputs)
+    systemd.daemon_reload(name="Reload systemd (unit changed)", _if=unit_op.did_change)
+    systemd.service(name=f"Enable and start {service}", service=service, running=True, enabled=True)
+    systemd.service(
+        name=f"Restart {service} (unit, env, model, wheel or token changed)",
+        service=service,
+        running=True,
+        restarted=True,
+        _if=changed,
+    )
+    if knob("server_verify"):
+        server.shell(
+            name=f"Check {service} is up and listening",
+            commands=[
+                verify_command(
+                    service, probe_address(knob("server_bind")), knob("server_port"), attempts
+                )
+            ],
+            _if=changed,
+        )
+
+
+def verify_command(service: str, address: str, port: int, attempts: int = 60) -> str:
+    """Shell that waits for the unit to be active and the port to accept a TCP connection;
+    on timeout prints status + journal and exits 1 (a failing check, not a log line)."""
+    probe = f"python3 -c \"import socket; socket.create_connection(('{address}', {port}), 1)\""
+    return (
+        f"for i in $(seq {attempts}); do "
+        f"if systemctl is-active --quiet {service} && {probe} 2>/dev/null; then "
+        f"echo '{service} is up on {address}:{port}'; exit 0; fi; sleep 1; done; "
+        f"systemctl status {service} --no-pager; journalctl -u {service} -n 40 --no-pager; "
+        f"echo '{service} did not come up on {address}:{port}' >&2; exit 1"
+    )
+
+
+def _triton():
+    """Triton in its NGC container under systemd (docker + NVIDIA container toolkit)."""
+    repo = knob("triton_model_repository")
+    path, name = model_source()
+    model_dir = f"{repo}/{name}/1"
+    model_op, _ = _upload_model(model_dir, "model.onnx")
+    config_op = files.template(
+        name=f"Write Triton config for {name}",
+        src=template("triton-config.pbtxt.j2"),
+        dest=f"{repo}/{name}/config.pbtxt",
+        mode="644",
+        model_name=name,
+        max_batch_size=knob("server_max_batch_size"),
+        max_queue_delay_us=int(knob("server_max_queue_delay_ms") * 1000),
+    )
+    files.directory(name=f"Open {repo} to the container", path=repo, mode="755")
+    unit_op = files.template(
+        name=f"Write the {TRITON_SERVICE} unit",
+        src=template("inferops-triton.service.j2"),
+        dest=f"/etc/systemd/system/{TRITON_SERVICE}.service",
+        mode="644",
+        image=knob("triton_image"),
+        model_repository=repo,
+        bind=knob("server_bind"),
+        port=knob("server_port"),
+    )
+    # The first start pulls a multi-GB image: allow 15 minutes before calling it failed.
+    _run_and_verify(TRITON_SERVICE, unit_op, [unit_op, config_op, model_op], attempts=900)

@@ -1,0 +1,143 @@
+"""node_exporter on every node: the distro package on Debian/Ubuntu, or a pinned release
+tarball (sha256-verified) elsewhere or when asked (air-gap mirrors: ``node_exporter_url``).
+
+After any change the metrics endpoint is fetched and must contain
+``node_exporter_build_info`` - a check that fails when the exporter is not serving.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from inferops.deploy import ops
+from inferops.deploy.common import download_args, install_packages, knob, require, template
+from inferops.deploy.platform import detect
+
+DOWNLOAD_DIR = "/opt/inferops/downloads"
+BINARY = "/usr/local/bin/node_exporter"
+VERSION_MARKER = "/opt/inferops/node_exporter.version"
+PACKAGE_SERVICE = "prometheus-node-exporter"
+TARBALL_SERVICE = "node_exporter"
+
+DEFAULTS = {
+    # auto: the distro package on Debian/Ubuntu, the tarball on RHEL-family.
+    "node_exporter_source": "auto",
+    "node_exporter_version": "1.8.2",
+    "node_exporter_url": (
+        "https://github.com/prometheus/node_exporter/releases/download/"
+        "v{version}/node_exporter-{version}.linux-{arch}.tar.gz"
+    ),
+    # {"x86_64": "<sha256>", "aarch64": "<sha256>"} from the release's sha256sums.txt;
+    # required for the tarball source.
+    "node_exporter_sha256": {},
+    "node_exporter_listen": ":9100",
+}
+
+
+def metrics_check_command(listen: str, attempts: int = 30) -> str:
+    """Fetch /metrics until it shows node_exporter_build_info; exit 1 if it never does."""
+    port = listen.rsplit(":", 1)[1]
+    host_part = listen.rsplit(":", 1)[0] or "127.0.0.1"
+    url = f"http://{host_part}:{port}/metrics"
+    return (
+        f"for i in $(seq {attempts}); do "
+        f"curl -fsS {url} 2>/dev/null | grep -q '^node_exporter_build_info' && "
+        f"echo 'node_exporter serving {url}' && exit 0; sleep 1; done; "
+        f"echo 'node_exporter not serving {url}' >&2; exit 1"
+    )
+
+
+@deploy("node_exporter", data_defaults=DEFAULTS)
+def node_exporter():
+    """Install node_exporter and run it as a systemd unit."""
+    platform = detect(host)
+    source = knob("node_exporter_source")
+    if source == "auto":
+        source = "package" if platform.family == "debian" else "tarball"
+    if source == "package":
+        require(
+            platform.family == "debian",
+            "node_exporter_source",
+            "package source is Debian/Ubuntu only; use tarball",
+        )
+        inputs = _from_package(platform)
+        service = PACKAGE_SERVICE
+    else:
+        inputs = _from_tarball(platform)
+        service = TARBALL_SERVICE
+    changed = any_changed(*inputs)
+    systemd.service(name=f"Enable and start {service}", service=service, running=True, enabled=True)
+    systemd.service(
+        name=f"Restart {service} (changed)",
+        service=service,
+        running=True,
+        restarted=True,
+        _if=changed,
+    )
+    server.shell(
+        name="Check node_exporter serves metrics",
+        commands=[metrics_check_command(knob("node_exporter_listen"))],
+        _if=changed,
+    )
+
+
+def _from_package(platform):
+    package = install_packages(
+        platform, ["prometheus-node-exporter"], name="Install prometheus-node-exporter"
+    )
+    defaults = files.template(
+        name="Configure node_exporter listen address",
+        src=template("prometheus-node-exporter.default.j2"),
+        dest="/etc/default/prometheus-node-exporter",
+        mode="644",
+        listen=knob("node_exporter_listen"),
+    )
+    return [package, defaults]
+
+
+def _from_tarball(platform):
+    version = knob("node_exporter_version")
+    arch = platform.go_arch
+    digest = (knob("node_exporter_sha256") or {}).get(platform.arch)
+    require(bool(digest), "node_exporter_sha256", f"no sha256 for arch {platform.arch}")
+    stem = f"node_exporter-{version}.linux-{arch}"
+    tarball = f"{DOWNLOAD_DIR}/{stem}.tar.gz"
+
+    files.directory(name=f"Create {DOWNLOAD_DIR}", path=DOWNLOAD_DIR, mode="755")
+    files.download(
+        name=f"Download node_exporter {version} (sha256-verified)",
+        src=knob("node_exporter_url").format(version=version, arch=arch),
+        dest=tarball,
+        sha256sum=digest,
+        mode="644",
+        **download_args(),
+    )
+    install = ops.run_once_per_version(
+        name=f"Install node_exporter {version} to {BINARY}",
+        command=(
+            f"tar -xzf {tarball} -C {DOWNLOAD_DIR} && "
+            f"install -m 755 {DOWNLOAD_DIR}/{stem}/node_exporter {BINARY}"
+        ),
+        marker=VERSION_MARKER,
+        version=version,
+    )
+    server.user(
+        name="Create node_exporter user",
+        user="node_exporter",
+        system=True,
+        shell="/usr/sbin/nologin",
+        ensure_home=False,
+    )
+    unit = files.template(
+        name="Write node_exporter.service",
+        src=template("node_exporter.service.j2"),
+        dest=f"/etc/systemd/system/{TARBALL_SERVICE}.service",
+        mode="644",
+        binary=BINARY,
+        listen=knob("node_exporter_listen"),
+    )
+    systemd.daemon_reload(name="Reload systemd (node_exporter unit changed)", _if=unit.did_change)
+    return [install, unit]

@@ -1,0 +1,84 @@
+"""Custom idempotent operations the stock ones do not cover.
+
+Each reads a fact first and yields nothing (``host.noop``) when the host already
+matches, so a converged host reports 0 changed operations.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyinfra import host
+from pyinfra.api import QuoteString, StringCommand, operation
+
+from inferops.deploy.facts import FileText, PipFreeze, normalize_dist_name
+
+_SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?:==(.+))?$")
+
+
+def unsatisfied(specs: list[str], installed: dict[str, str]) -> list[str]:
+    """Requirements (``name``, ``name[extra]``, ``name==ver``) not met by ``installed``."""
+    missing = []
+    for spec in specs:
+        match = _SPEC.match(spec)
+        if not match:
+            raise ValueError(f"unsupported requirement {spec!r} (use name or name==version)")
+        name, version = normalize_dist_name(match.group(1)), match.group(2)
+        have = installed.get(name)
+        if have is None or (version is not None and have != version):
+            missing.append(spec)
+    return missing
+
+
+@operation()
+def pip_install(pip: str, packages: list[str], extra_args: list[str] | None = None):
+    """Install the pip requirements that are missing (or at another pinned version).
+
+    + pip: path of the environment's pip
+    + packages: ``name`` / ``name[extra]`` / ``name==version``
+    + extra_args: e.g. ``["--upgrade-strategy", "only-if-needed"]``
+    """
+    missing = unsatisfied(packages, host.get_fact(PipFreeze, pip=pip))
+    if not missing:
+        host.noop(f"pip: {', '.join(packages)} already installed")
+        return
+    yield StringCommand(
+        QuoteString(pip), "install", *(extra_args or []), *[QuoteString(m) for m in missing]
+    )
+
+
+@operation()
+def install_wheel(pip: str, wheel: str, digest: str, marker: str):
+    """Install an uploaded wheel unless ``marker`` already records its sha256.
+
+    The marker is written only after pip succeeds, so an interrupted install is
+    retried on the next run. Dependencies come from ``server_requirements``
+    (``--no-deps``: the wheel's own list carries the load-test/report stack).
+    """
+    if host.get_fact(FileText, path=marker) == digest:
+        host.noop(f"{wheel} already installed")
+        return
+    yield StringCommand(
+        QuoteString(pip),
+        "install",
+        "--no-deps",
+        "--force-reinstall",
+        QuoteString(wheel),
+        "&&",
+        "echo",
+        digest,
+        ">",
+        QuoteString(marker),
+    )
+
+
+@operation()
+def run_once_per_version(command: str, marker: str, version: str):
+    """Run ``command`` then record ``version`` in ``marker``; skip when the marker matches.
+
+    For installers that have no package-manager state (Miniforge).
+    """
+    if host.get_fact(FileText, path=marker) == version:
+        host.noop(f"{marker} already at {version}")
+        return
+    yield f"{command} && echo {version} > {marker}"
