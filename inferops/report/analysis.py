@@ -125,21 +125,35 @@ def generator_verdict(summary: dict) -> dict:
     return {"bottleneck": bottleneck, "evidence": "; ".join(evidence + reasons)}
 
 
-def curve(run: Run, slo_ms: float) -> list[dict]:
-    """Latency-vs-throughput points: the sweep steps, or the run itself as one point."""
+def curve(run: Run, slo_ms: float, max_error_rate: float | None = None) -> list[dict]:
+    """Latency-vs-throughput points: the sweep steps, or the run itself as one point.
+
+    A point meets the SLO when it is valid, its P99 is within ``slo_ms`` and its
+    error rate within ``max_error_rate``. At the sweep's own SLO the sweep's
+    per-step ``ok`` (which may also demand early-stopping proof) is used as is.
+    """
     slo = run.slo
     if slo and slo["steps"]:
         points = [
             {"offered_qps": s["offered_qps"], "achieved_qps": float(s["achieved_qps"]),
-             "p99_ms": s["p99_ms"], "valid": s["valid"], "dir": s.get("dir")}
+             "p99_ms": s["p99_ms"], "valid": s["valid"], "dir": s.get("dir"),
+             "error_rate": s.get("error_rate"), "recorded_ok": s["ok"]}
             for s in slo["steps"]
         ]
     else:
         s = run.summary
         points = [{"offered_qps": s.get("offered_qps"), "achieved_qps": float(s["achieved_qps"]),
-                   "p99_ms": s["latency_ms"]["p99"], "valid": run.valid, "dir": None}]
+                   "p99_ms": s["latency_ms"]["p99"], "valid": run.valid, "dir": None,
+                   "error_rate": s.get("error_rate"), "recorded_ok": None}]
+    same_slo = slo is not None and abs(float(slo["p99_ms"]) - slo_ms) < 1e-9
     for p in points:
-        p["meets_slo"] = bool(p["valid"] and p["p99_ms"] is not None and p["p99_ms"] <= slo_ms)
+        if same_slo:
+            p["meets_slo"] = bool(p["recorded_ok"] and p["valid"])
+            continue
+        err_ok = (max_error_rate is None or p["error_rate"] is None
+                  or p["error_rate"] <= max_error_rate)
+        p["meets_slo"] = bool(p["valid"] and p["p99_ms"] is not None and p["p99_ms"] <= slo_ms
+                              and err_ok)
     return points
 
 
@@ -262,7 +276,7 @@ def analyse(runs: list[Run], options: Options) -> dict:
     items = []
     for run, label in zip(runs, _labels(runs), strict=True):
         s = run.summary
-        points = curve(run, slo.value)
+        points = curve(run, slo.value, limits.get("max_error_rate"))
         best = max_qps_at_slo(points)
         recorded = (run.slo or {}).get("max_qps")
         items.append({
@@ -281,6 +295,7 @@ def analyse(runs: list[Run], options: Options) -> dict:
             "curve": points,
             "max_qps_at_slo": best["achieved_qps"] if best else None,
             "recorded_max_qps": recorded,
+            "sweep_notes": list((run.slo or {}).get("notes") or []),
             "percentiles": whole_run_percentiles(run),
             "sizing": size_run(run, points, target=target.value, slo_ms=slo.value,
                                headroom=headroom.value, catalog=options.catalog,
