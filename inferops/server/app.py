@@ -1,0 +1,313 @@
+"""HTTP routes of the reference server: KServe v2 / Open Inference Protocol plus /predict.
+
+Error contract: malformed input -> 400 naming the problem, missing/bad token
+-> 401, unknown model or route -> 404, body over the limit -> 413, queue full
+or model not ready -> 503 with ``Retry-After``. Bad input never yields a 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from inferops import __version__
+from inferops.server import codec
+from inferops.server.batcher import Batcher, NotRunning, QueueFull
+from inferops.server.metrics import ServerMetrics
+
+MODEL_VERSION = "1"
+RETRY_AFTER_S = "1"
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``inferops serve`` needs once its flags are checked."""
+
+    model_path: Path
+    name: str
+    backend: str = "onnxruntime"
+    max_batch_size: int = 32
+    max_queue_delay_ms: float = 2.0
+    max_queue_size: int = 256
+    max_body_bytes: int = 64 * 1024 * 1024
+    token: str | None = None
+    threads: int | None = None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _json(doc, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), status,
+                    headers=headers, media_type="application/json")
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> Response:
+    return _json({"error": message}, status, headers)
+
+
+def _unavailable(message: str) -> Response:
+    return _error(503, message, {"Retry-After": RETRY_AFTER_S})
+
+
+class InferenceServer:
+    """Owns the model, the batcher and the metrics; ``app`` is its ASGI application.
+
+    ``load()`` (run off the event loop) loads and warms the model; readiness
+    turns true only after it succeeds.
+    """
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.name = config.name
+        self.metrics = ServerMetrics(config.name)
+        self.backend = None
+        self.batcher: Batcher | None = None
+        self.ready = threading.Event()
+        self.inputs: dict = {}
+        self.outputs: dict = {}
+        expected = f"Bearer {config.token}" if config.token else None
+        self._expected_auth = expected.encode() if expected else None
+        self.app = Starlette(
+            routes=self._routes(),
+            exception_handlers={404: self._not_found, 405: self._not_allowed},
+            lifespan=self._lifespan,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the model, warm it up, start the batcher; raises UsageError on a bad model."""
+        from inferops.server import backends
+
+        backend = backends.load(self.config.model_path, self.config.backend, self.config.threads)
+        self.inputs = {s.name: s for s in backend.inputs}
+        self.outputs = {s.name: s for s in backend.outputs}
+        batched = all(s.batched for s in backend.inputs)
+        self.backend = backend
+        self._warm_up(batched)
+        self.batcher = Batcher(
+            backend.run,
+            max_batch_size=self.config.max_batch_size,
+            max_queue_delay=self.config.max_queue_delay_ms / 1000.0,
+            max_queue_size=self.config.max_queue_size,
+            batched=batched,
+            observe=self.metrics.observe_batch,
+        )
+        self.metrics.queue_depth.labels(self.name).set_function(lambda: len(self.batcher))
+        self.metrics.model_loaded.labels(self.name).set(1)
+        self.ready.set()
+
+    def _warm_up(self, batched: bool) -> None:
+        # First runs allocate arenas and pick kernels; do that before saying "ready".
+        sizes = [1, self.config.max_batch_size] if batched else [1]
+        for rows in dict.fromkeys(sizes):
+            feeds = {}
+            for spec in self.inputs.values():
+                shape = [d if d != -1 else 1 for d in spec.shape]
+                if spec.batched:
+                    shape[0] = rows
+                feeds[spec.name] = np.zeros(shape, dtype=spec.dtype)
+            try:
+                self.backend.run(feeds)
+            except Exception as exc:  # a model with unusual dims still serves; say why
+                print(f"inferops serve: warm-up with zeros skipped ({exc})", file=sys.stderr)
+                return
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app):
+        yield
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        # Runs after uvicorn has drained the open connections: finish the queue, then stop.
+        self.ready.clear()
+        if self.batcher is not None:
+            await asyncio.to_thread(self.batcher.stop)
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def _routes(self) -> list[Route]:
+        m = self._measured
+        return [
+            Route("/v2", self.server_metadata),
+            Route("/v2/health/live", self.live),
+            Route("/v2/health/ready", self.v2_ready),
+            Route("/v2/models/{name}", self.model_metadata),
+            Route("/v2/models/{name}/versions/{version}", self.model_metadata),
+            Route("/v2/models/{name}/ready", self.model_ready),
+            Route("/v2/models/{name}/versions/{version}/ready", self.model_ready),
+            Route("/v2/models/{name}/infer", m(self.infer), methods=["POST"]),
+            Route("/v2/models/{name}/versions/{version}/infer", m(self.infer), methods=["POST"]),
+            Route("/predict", m(self.predict), methods=["POST"]),
+            Route("/health", self.live),
+            Route("/live", self.live),
+            Route("/ready", self.simple_ready),
+            Route("/metrics", self.prometheus),
+        ]
+
+    def _measured(self, handler: Callable[[Request], Awaitable[Response]]):
+        """Wrap an inference route with the in-flight gauge and the per-code counters."""
+        async def wrapper(request: Request) -> Response:
+            started = time.perf_counter()
+            in_flight = self.metrics.in_flight.labels(self.name)
+            in_flight.inc()
+            try:
+                response = await handler(request)
+            finally:
+                in_flight.dec()
+            name = request.path_params.get("name", self.name)
+            label = name if name == self.name else "_unknown"  # bounded label set
+            self.metrics.observe_request(label, response.status_code,
+                                         time.perf_counter() - started)
+            return response
+        return wrapper
+
+    async def _not_found(self, request: Request, exc) -> Response:
+        return _error(404, f"no route {request.url.path!r:.100}")
+
+    async def _not_allowed(self, request: Request, exc) -> Response:
+        return _error(405, f"method {request.method} not allowed on {request.url.path!r:.100}")
+
+    # -- checks shared by model routes ----------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        if self._expected_auth is None:
+            return True
+        given = request.headers.get("authorization", "").encode("latin-1")
+        return hmac.compare_digest(given, self._expected_auth)
+
+    def _model_problem(self, request: Request, auth: bool = True) -> Response | None:
+        if auth and not self._authorized(request):
+            return _error(401, "missing or wrong bearer token",
+                          {"WWW-Authenticate": 'Bearer realm="inferops"'})
+        name = request.path_params.get("name", self.name)
+        version = request.path_params.get("version", MODEL_VERSION)
+        if name != self.name or version != MODEL_VERSION:
+            return _error(404, f"unknown model {name!r:.100} version {version!r:.20}; "
+                               f"this server serves {self.name!r} version {MODEL_VERSION}")
+        return None
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _TooLarge
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _run(self, request: Request, parse) -> tuple[Response | None, object, object]:
+        """Common path of both inference routes: admission, body, parse, queue, wait."""
+        problem = self._model_problem(request)
+        if problem is not None:
+            return problem, None, None
+        if not self.ready.is_set():
+            return _unavailable("model is not ready"), None, None
+        if self.batcher.full():  # shed load before reading the body
+            return _unavailable("server overloaded: queue is full"), None, None
+        try:
+            body = await self._body(request)
+        except _TooLarge:
+            return _error(413, f"request body is over the {self.config.max_body_bytes} "
+                               "byte limit (--max-body-bytes)"), None, None
+        try:
+            parsed = parse(body, request)
+        except codec.BadRequest as exc:
+            return _error(400, str(exc)), None, None
+        feeds = parsed.inputs if isinstance(parsed, codec.InferRequest) else parsed
+        try:
+            future = self.batcher.submit(feeds)
+        except QueueFull as exc:
+            return _unavailable(f"server overloaded: {exc}"), None, None
+        except NotRunning as exc:
+            return _unavailable(str(exc)), None, None
+        try:
+            results = await future
+        except Exception as exc:  # the engine itself failed on well-formed input
+            return _error(500, f"inference failed: {exc}"), None, None
+        return None, parsed, results
+
+    # -- routes ----------------------------------------------------------------------------
+
+    async def infer(self, request: Request) -> Response:
+        """POST /v2/models/{name}/infer: v2 JSON or binary tensors in, same out."""
+        def parse(body, req):
+            return codec.parse_v2(body, req.headers.get(codec.HEADER_LENGTH),
+                                  self.inputs, self.outputs)
+        error, parsed, results = await self._run(request, parse)
+        if error is not None:
+            return error
+        body, headers = codec.encode_v2(self.name, MODEL_VERSION, parsed, results)
+        return Response(body, 200, headers=headers)
+
+    async def predict(self, request: Request) -> Response:
+        """POST /predict: ``{"inputs": [...]}`` -> ``{"model": name, "outputs": [...]}``."""
+        error, _, results = await self._run(
+            request, lambda body, req: codec.parse_predict(body, self.inputs))
+        if error is not None:
+            return error
+        outputs = next(iter(results.values())) if len(results) == 1 else results
+        return _json({"model": self.name, "outputs": outputs})
+
+    async def server_metadata(self, request: Request) -> Response:
+        return _json({"name": "inferops", "version": __version__,
+                      "extensions": ["binary_tensor_data"]})
+
+    async def live(self, request: Request) -> Response:
+        return _json({"live": True})
+
+    async def v2_ready(self, request: Request) -> Response:
+        # The v2 spec: 200 means ready, a 4xx means not (yet).
+        ready = self.ready.is_set()
+        return _json({"ready": ready}, 200 if ready else 400)
+
+    async def simple_ready(self, request: Request) -> Response:
+        ready = self.ready.is_set()
+        return _json({"ready": ready}, 200 if ready else 503,
+                     None if ready else {"Retry-After": RETRY_AFTER_S})
+
+    async def model_ready(self, request: Request) -> Response:
+        problem = self._model_problem(request, auth=False)
+        if problem is not None:
+            return problem
+        ready = self.ready.is_set()
+        return _json({"name": self.name, "ready": ready}, 200 if ready else 400)
+
+    async def model_metadata(self, request: Request) -> Response:
+        problem = self._model_problem(request)
+        if problem is not None:
+            return problem
+        if not self.ready.is_set():
+            return _unavailable("model is not ready")
+        return _json({
+            "name": self.name,
+            "versions": [MODEL_VERSION],
+            "platform": self.backend.platform,
+            "inputs": [s.metadata() for s in self.inputs.values()],
+            "outputs": [s.metadata() for s in self.outputs.values()],
+        })
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry),
+                        headers={"content-type": CONTENT_TYPE_LATEST})

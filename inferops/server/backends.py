@@ -1,0 +1,166 @@
+"""Inference engines behind the server: ONNX Runtime (default) and OpenVINO.
+
+A backend loads one ``.onnx`` file and exposes ``inputs``/``outputs`` as
+:class:`TensorSpec` lists and ``run(feeds) -> {output name: array}``. ``run`` is
+called from one worker thread at a time; both engines release the GIL inside.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from inferops.exitcodes import UsageError
+from inferops.server.tensors import TensorSpec
+
+BACKENDS = ("onnxruntime", "openvino")
+
+#: Execution providers in order of preference; the CPU one is always last.
+PROVIDER_PREFERENCE = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CPUExecutionProvider",
+)
+
+_ORT_TYPES = {
+    "tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16)": "FP16",
+    "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32", "tensor(uint64)": "UINT64", "tensor(bool)": "BOOL",
+}
+_OV_TYPES = {
+    "f32": "FP32", "f64": "FP64", "f16": "FP16", "i8": "INT8", "i16": "INT16",
+    "i32": "INT32", "i64": "INT64", "u8": "UINT8", "u16": "UINT16", "u32": "UINT32",
+    "u64": "UINT64", "boolean": "BOOL",
+}
+
+
+def select_providers(available: list[str] | tuple[str, ...]) -> list[str]:
+    """Pick ONNX Runtime execution providers: TensorRT, then CUDA, when present; CPU always.
+
+    ``available`` is ``onnxruntime.get_available_providers()``; the result keeps
+    the preference order so ORT falls back from one to the next per node.
+    """
+    chosen = [p for p in PROVIDER_PREFERENCE if p in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+def default_threads() -> int:
+    """Intra-op threads: one per CPU this process may run on (respects taskset/cgroups)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _dims(shape) -> tuple[int, ...]:
+    # Symbolic (str), unknown (None) and OpenVINO's dynamic (-1) dims all become -1.
+    return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in shape)
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime session; GPU execution providers are used when this ORT build has them."""
+
+    platform = "onnxruntime_onnx"
+
+    def __init__(self, path: Path, threads: int | None = None,
+                 providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3
+        self.providers = providers or select_providers(ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=self.providers)
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            raise UsageError(f"model {path}: not a loadable ONNX model "
+                             f"({_first_line(exc)})") from None
+        self.inputs = [self._spec(i) for i in self.session.get_inputs()]
+        self.outputs = [self._spec(o) for o in self.session.get_outputs()]
+        self._output_names = [o.name for o in self.outputs]
+        self.device = self.session.get_providers()[0]
+
+    @staticmethod
+    def _spec(arg) -> TensorSpec:
+        datatype = _ORT_TYPES.get(arg.type)
+        if datatype is None:
+            raise UsageError(f"model tensor {arg.name!r} has type {arg.type}, "
+                             "which this server does not serve")
+        return TensorSpec(arg.name, datatype, _dims(arg.shape))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self.session.run(self._output_names, feeds)
+        return dict(zip(self._output_names, results, strict=True))
+
+
+class OpenVinoBackend:
+    """OpenVINO on CPU, with fp32 precision by default (it would pick bf16 on AMX/AVX512 CPUs)."""
+
+    platform = "openvino"
+
+    def __init__(self, path: Path, threads: int | None = None, precision: str = "f32"):
+        import openvino as ov
+
+        core = ov.Core()
+        config = {
+            "INFERENCE_PRECISION_HINT": precision,
+            "INFERENCE_NUM_THREADS": threads or default_threads(),
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        try:
+            model = core.read_model(str(path))
+            self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses for bad files
+            raise UsageError(f"model {path}: not a loadable ONNX model "
+                             f"({_first_line(exc)})") from None
+        # OpenVINO folds Identity nodes, leaving a port several names; use the graph's own.
+        names = _graph_io_names(path)
+        self.inputs = [self._spec(p, names[0]) for p in self.compiled.inputs]
+        self.outputs = [self._spec(p, names[1]) for p in self.compiled.outputs]
+        self._request = self.compiled.create_infer_request()
+        self.providers = ["CPU"]
+        self.device = "CPU"
+
+    @staticmethod
+    def _spec(port, graph_names: set[str]) -> TensorSpec:
+        own = sorted(port.get_names() & graph_names)
+        name = own[0] if own else port.any_name
+        datatype = _OV_TYPES.get(port.get_element_type().get_type_name())
+        if datatype is None:
+            raise UsageError(f"model tensor {port.any_name!r} has type "
+                             f"{port.get_element_type()}, which this server does not serve")
+        shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
+        return TensorSpec(name, datatype, _dims(shape))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # share_outputs=False: results must outlive the next call on this request.
+        results = self._request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        return {spec.name: np.asarray(results[i]) for i, spec in enumerate(self.outputs)}
+
+
+def _graph_io_names(path: Path) -> tuple[set[str], set[str]]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {i.name for i in graph.input}, {o.name for o in graph.output}
+
+
+def load(path: Path, backend: str = "onnxruntime", threads: int | None = None):
+    """Load ``path`` with the named backend; :class:`UsageError` for anything unloadable."""
+    if backend == "onnxruntime":
+        return OnnxRuntimeBackend(path, threads)
+    if backend == "openvino":
+        return OpenVinoBackend(path, threads)
+    raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

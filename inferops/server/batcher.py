@@ -1,0 +1,166 @@
+"""Dynamic batching, the way Triton does it: merge queued requests along the batch axis.
+
+Requests are queued from the event loop; one worker thread takes the oldest
+request, waits until the queued rows reach ``max_batch_size`` or the oldest
+request has waited ``max_queue_delay`` seconds, runs the model once on the
+concatenation and hands every caller back its own rows. A request may itself
+carry several rows; one larger than ``max_batch_size`` runs alone. Only
+requests whose non-batch dimensions agree are merged. The queue is bounded:
+:meth:`Batcher.submit` raises :class:`QueueFull` instead of letting memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class QueueFull(Exception):
+    """The admission queue is at ``max_queue_size`` (HTTP 503)."""
+
+
+class NotRunning(Exception):
+    """The batcher has been stopped (HTTP 503)."""
+
+
+@dataclass
+class _Item:
+    feeds: dict[str, np.ndarray]
+    rows: int
+    key: tuple
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+def _settle(future: asyncio.Future, result=None, error: BaseException | None = None) -> None:
+    if future.done():  # the caller went away (client disconnect)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Batcher:
+    """Queue + worker thread in front of ``run(feeds) -> {name: array}``.
+
+    ``batched`` says whether the model's inputs have a dynamic first dimension;
+    when False every request runs alone, exactly as sent. ``observe`` is called
+    after each model run with (batch rows, [queue wait seconds per request]).
+    """
+
+    def __init__(self, run: Callable[[dict], dict], *, max_batch_size: int = 32,
+                 max_queue_delay: float = 0.002, max_queue_size: int = 256,
+                 batched: bool = True,
+                 observe: Callable[[int, list[float], float], None] | None = None):
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
+        self._run = run
+        self.max_batch_size = max_batch_size if batched else 1
+        self.max_queue_delay = max_queue_delay
+        self.max_queue_size = max_queue_size
+        self.batched = batched
+        self._observe = observe
+        self._queue: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name="inferops-batcher", daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def full(self) -> bool:
+        return len(self._queue) >= self.max_queue_size
+
+    def submit(self, feeds: dict[str, np.ndarray]) -> asyncio.Future:
+        """Queue one request (from the event loop); await the returned future for its outputs."""
+        loop = asyncio.get_running_loop()
+        first = next(iter(feeds.values()))
+        rows = int(first.shape[0]) if self.batched and first.ndim else 1
+        # Requests merge only when every non-batch dimension agrees.
+        key = tuple((name, a.shape[1:]) for name, a in sorted(feeds.items()))
+        item = _Item(feeds, rows, key, loop.create_future(), loop)
+        with self._cond:
+            if self._stopping:
+                raise NotRunning("server is shutting down")
+            if len(self._queue) >= self.max_queue_size:
+                raise QueueFull(f"queue is full ({self.max_queue_size} requests waiting)")
+            self._queue.append(item)
+            self._cond.notify()
+        return item.future
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish everything already queued, then stop the worker."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _take(self) -> list[_Item] | None:
+        """Block until a batch is due; return it (None once stopped and drained)."""
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            deadline = self._queue[0].enqueued + self.max_queue_delay
+            while not self._stopping and self.max_batch_size > 1:
+                if self._queued_rows(self._queue[0].key) >= self.max_batch_size:
+                    break
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            first = self._queue.popleft()
+            batch, rows, rest = [first], first.rows, deque()
+            while self._queue and rows < self.max_batch_size:
+                item = self._queue.popleft()
+                if item.key == first.key and rows + item.rows <= self.max_batch_size:
+                    batch.append(item)
+                    rows += item.rows
+                else:
+                    rest.append(item)
+            rest.extend(self._queue)  # keep arrival order for the ones left behind
+            self._queue = rest
+            return batch
+
+    def _queued_rows(self, key: tuple) -> int:
+        return sum(item.rows for item in self._queue if item.key == key)
+
+    def _work(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            started = time.perf_counter()
+            waits = [started - item.enqueued for item in batch]
+            try:
+                if len(batch) == 1:
+                    feeds = batch[0].feeds
+                else:
+                    feeds = {name: np.concatenate([item.feeds[name] for item in batch])
+                             for name in batch[0].feeds}
+                outputs = self._run(feeds)
+            except Exception as exc:  # engine failure: every caller in the batch gets it
+                for item in batch:
+                    item.loop.call_soon_threadsafe(_settle, item.future, None, exc)
+                continue
+            compute = time.perf_counter() - started
+            if self._observe is not None:
+                self._observe(sum(item.rows for item in batch), waits, compute)
+            offset = 0
+            for item in batch:
+                if len(batch) == 1:
+                    mine = outputs
+                else:
+                    mine = {name: out[offset:offset + item.rows] for name, out in outputs.items()}
+                offset += item.rows
+                item.loop.call_soon_threadsafe(_settle, item.future, mine)

@@ -1,0 +1,211 @@
+"""``inferops serve``: the reference inference server (KServe v2 REST + /predict).
+
+    inferops serve --model cnn                       embedded model, built into the cache
+    inferops serve --model my.onnx --port 9000       any ONNX file
+    inferops serve --model dense --max-batch-size 1  the naive per-request server
+
+See docs/server.md for routes, metrics, batching and security.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import re
+import signal
+import threading
+from pathlib import Path
+
+from inferops.exitcodes import UsageError
+
+TOKEN_ENV = "INFEROPS_TOKEN"
+_SIZE = re.compile(r"^(\d+)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
+
+
+def parse_bytes(text: str) -> int:
+    """``1048576``, ``512k``, ``64M``, ``1GiB`` -> bytes (powers of 1024)."""
+    match = _SIZE.match(str(text).strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a size like 1048576, 512k or 64M, got {text!r}")
+    number, unit = int(match.group(1)), (match.group(2) or "b").lower()[:1]
+    value = number * {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 byte")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def _delay_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"must be 0-60000 ms, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from inferops.server.backends import BACKENDS
+
+    parser.add_argument("--model", required=True,
+                        help="an .onnx file, or an embedded model name (mlp, cnn, dense)")
+    parser.add_argument("--name", help="model name in URLs and metrics (default: file stem)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 = any)")
+    parser.add_argument("--backend", choices=BACKENDS, default="onnxruntime",
+                        help="inference engine (default onnxruntime)")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=32,
+                        help="rows per model run after dynamic batching; 1 = no batching "
+                             "(default 32)")
+    parser.add_argument("--max-queue-delay-ms", type=_delay_ms, default=2.0,
+                        help="longest a request waits for others to batch with (default 2)")
+    parser.add_argument("--max-queue-size", type=_positive_int, default=256,
+                        help="requests allowed to wait; more get 503 (default 256)")
+    parser.add_argument("--max-body-bytes", type=parse_bytes, default=64 * 1024**2,
+                        help="largest request body; more gets 413 (default 64M)")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="engine threads (default: one per CPU this process may use)")
+    parser.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on model routes "
+                                        f"(or set ${TOKEN_ENV})")
+    parser.add_argument("--token-file", type=Path,
+                        help="read the token from this file (for systemd credentials)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow binding a non-loopback address without a token")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+
+
+def resolve_token(token: str | None, token_file: Path | None, env: dict | None = None) -> str | None:
+    """The token from --token, else --token-file, else $INFEROPS_TOKEN; None if none is set."""
+    env = os.environ if env is None else env
+    if token is not None and token_file is not None:
+        raise UsageError("give --token or --token-file, not both")
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {token_file}: {exc.strerror or exc}") from None
+        if not token:
+            raise UsageError(f"--token-file {token_file}: file is empty")
+    if token is None:
+        token = env.get(TOKEN_ENV) or None
+    if token is not None and (not token.strip() or not token.isprintable()):
+        raise UsageError("the token must be non-empty printable text")
+    return token
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname may resolve anywhere: treat it as exposed
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from inferops.models import EMBEDDED, resolve
+    from inferops.server.app import InferenceServer, ServerConfig
+
+    token = resolve_token(args.token, args.token_file)
+    if token is None and not is_loopback(args.host) and not args.insecure:
+        raise UsageError(f"refusing to listen on {args.host} without a token: set --token, "
+                         f"--token-file or ${TOKEN_ENV}, or pass --insecure")
+    path = resolve(args.model)
+    name = args.name or (args.model if args.model in EMBEDDED and not Path(args.model).is_file()
+                         else path.stem)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '_', '.', '-'")
+    config = ServerConfig(
+        model_path=path, name=name, backend=args.backend,
+        max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
+        max_queue_size=args.max_queue_size, max_body_bytes=args.max_body_bytes,
+        token=token, threads=args.threads,
+    )
+    server = InferenceServer(config)
+    uv = _draining_server(uvicorn.Config(
+        server.app, host=args.host, port=args.port, log_level="warning",
+        access_log=args.access_log, lifespan="on", timeout_graceful_shutdown=60,
+        server_header=False,
+    ))
+    failure: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            server.load()
+        except BaseException as exc:  # reported by the main thread after uvicorn stops
+            failure.append(exc)
+            uv.should_exit = True
+            return
+        while not uv.started and not uv.should_exit:
+            threading.Event().wait(0.01)
+        if uv.started:
+            port = uv.servers[0].sockets[0].getsockname()[1]
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            print(f"inferops serve: ready on http://{host}:{port} (model {name}, backend "
+                  f"{args.backend}, max batch {server.batcher.max_batch_size})", flush=True)
+
+    threading.Thread(target=load, name="inferops-load", daemon=True).start()
+    try:
+        uv.run()
+    except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
+        if exc.code:
+            raise UsageError(f"cannot listen on {args.host}:{args.port} (see the error above)") \
+                from None
+        raise
+    if failure:
+        if isinstance(failure[0], UsageError):
+            raise failure[0]
+        raise UsageError(f"model {path}: failed to load ({failure[0]})")
+    if not uv.started:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}")
+    print("inferops serve: stopped", flush=True)
+    return 0
+
+
+def _draining_server(config):
+    """A uvicorn.Server that drains on SIGTERM/SIGINT and then returns, so the exit code is 0.
+
+    Stock uvicorn re-raises the signal after its graceful shutdown, which makes
+    the process die "killed by SIGTERM" even though nothing was lost.
+    """
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {s: signal.signal(s, self.handle_exit)
+                        for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return DrainingServer(config)
