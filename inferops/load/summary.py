@@ -1,0 +1,153 @@
+"""Turn a finished run (recorder + host peaks + thresholds) into ``summary.json``.
+
+Validity rules (``valid`` false, reasons in ``validity``):
+
+* fewer samples than the early-stopping rule needs for a P99 claim (459);
+* the load generator was the bottleneck: > 1 % late sends, or its CPU > 90 %;
+* the in-flight safety cap refused arrivals;
+* the target was unreachable at start, or the run was interrupted (partial).
+
+``passed`` needs a valid run, every checked threshold ``ok``, and — when a P99
+bound is set — the early-stopping verdict proving P99 under that bound.
+"""
+
+from __future__ import annotations
+
+import time
+
+from inferops import thresholds as thresholds_mod
+from inferops.exitcodes import BREACH, INVALID, OK
+from inferops.load.validity import (
+    MAX_GENERATOR_CPU_PCT,
+    MAX_LATE_SENDS_PCT,
+    MIN_SAMPLES_P99,
+    early_stopping,
+    stability,
+)
+
+SCHEMA = 1
+
+
+def _r(value, digits=3):
+    return None if value is None else round(float(value), digits)
+
+
+def window_throughputs(rows: list[dict], duration_s: float) -> list[float]:
+    """Achieved req/s in three equal windows at the end of the measured window."""
+    measured = [r for r in rows if 0 <= r["t_s"] < duration_s]
+    if len(measured) < 3:
+        return []
+    third = len(measured) // 3
+    parts = [measured[-3 * third:][i * third:(i + 1) * third] for i in range(3)]
+    return [sum(r["achieved_qps"] for r in p) / len(p) for p in parts]
+
+
+def build(
+    *, recorder, target: str, protocol: str, model: str | None, mode: str,
+    started_at: float, duration_s: float, warmup_s: float, offered_qps: float | None,
+    host: dict, generator_cpu_pct_max: float | None, limits: dict, bound_ms: float | None,
+    rows: list[dict], partial: bool = False, reasons: list[str] | None = None,
+    max_inflight: int | None = None,
+) -> dict:
+    """The summary dict documented in docs/run-format.md."""
+    reasons = list(reasons or [])
+    n, failures = recorder.requests, recorder.failures
+    late_pct = recorder.late_sends_pct()
+    if n < MIN_SAMPLES_P99:
+        reasons.append(f"too few samples: {n} < {MIN_SAMPLES_P99} needed for a P99 claim")
+    if late_pct is not None and late_pct > MAX_LATE_SENDS_PCT:
+        reasons.append(f"load generator limited: {late_pct:.2f} % late sends "
+                       f"(> {MAX_LATE_SENDS_PCT:g} %)")
+    if generator_cpu_pct_max is not None and generator_cpu_pct_max > MAX_GENERATOR_CPU_PCT:
+        reasons.append(f"load generator limited: its CPU reached {generator_cpu_pct_max:.0f} % "
+                       f"(> {MAX_GENERATOR_CPU_PCT:g} %)")
+    if recorder.dropped:
+        reasons.append(f"in-flight cap ({max_inflight}) reached: {recorder.dropped} arrivals "
+                       "not sent")
+    if partial and not any(r.startswith("partial") for r in reasons):
+        reasons.append("partial run: interrupted before the end")
+    valid = not reasons
+
+    latency = {k: _r(v) for k, v in recorder.quantiles_ms("latency").items()}
+    service = {k: _r(v) for k, v in recorder.quantiles_ms("service").items()}
+    error_rate = failures / n if n else None
+    achieved = (n - failures) / duration_s if duration_s > 0 else None
+    if bound_ms is not None:
+        es = early_stopping(n, recorder.count_over(bound_ms), bound_ms)
+    else:
+        es = early_stopping(n, 0, None)
+        es["over_bound"] = None
+        es["ok"] = n >= MIN_SAMPLES_P99
+
+    observed = {
+        "p99_latency_ms": latency["p99"],
+        "min_qps": achieved,
+        "max_error_rate": error_rate,
+        "min_success_rate": None if error_rate is None else 1.0 - error_rate,
+        "max_cpu_percent": host.get("cpu_pct_max"),
+        "max_memory_percent": host.get("memory_pct_max"),
+        "max_gpu_util_percent": host.get("gpu_util_pct_max"),
+        "max_gpu_memory_percent": host.get("gpu_mem_pct_max"),
+        "max_gpu_power_watts": host.get("gpu_power_w_max"),
+        "max_gpu_temp_celsius": host.get("gpu_temp_c_max"),
+    }
+    checks = thresholds_mod.check(limits, observed)
+    for c in checks:
+        if c["name"] == "p99_latency_ms" and c["ok"] and bound_ms == c["limit"] and not es["ok"]:
+            c["ok"] = False
+            c["note"] = "P99 under the limit not proven at 99 % confidence (early stopping)"
+    passed = valid and all(c["ok"] is not False for c in checks)
+    return {
+        "schema": SCHEMA,
+        "partial": partial,
+        "target": target,
+        "protocol": protocol,
+        "model": model,
+        "mode": mode,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
+        "duration_s": _r(duration_s),
+        "warmup_s": _r(warmup_s),
+        "requests": n,
+        "failures": failures,
+        "error_rate": _r(error_rate, 6),
+        "offered_qps": _r(offered_qps),
+        "achieved_qps": _r(achieved),
+        "latency_ms": latency,
+        "service_time_ms": service,
+        "late_sends_pct": _r(late_pct),
+        "send_lag_ms": {k: _r(v) for k, v in recorder.quantiles_ms("send_lag").items()},
+        "dropped": recorder.dropped,
+        "generator_cpu_pct_max": _r(generator_cpu_pct_max, 1),
+        "host": {k: _r(v, 2) for k, v in host.items()},
+        "valid": valid,
+        "validity": reasons,
+        "early_stopping": es,
+        "stability": stability(window_throughputs(rows, duration_s)),
+        "thresholds": checks,
+        "passed": passed,
+    }
+
+
+def exit_code(summary: dict) -> int:
+    """0 passed, 1 threshold breached, 3 invalid or partial."""
+    if summary.get("partial") or not summary.get("valid"):
+        return INVALID
+    return OK if summary.get("passed") else BREACH
+
+
+def headline(summary: dict) -> str:
+    """One line for the terminal."""
+    lat = summary.get("latency_ms") or {}
+
+    def ms(v):
+        return "-" if v is None else f"{v:.2f}"
+
+    verdict = ("PARTIAL" if summary.get("partial") else "INVALID" if not summary.get("valid")
+               else "PASS" if summary.get("passed") else "FAIL")
+    offered = summary.get("offered_qps")
+    return (f"{verdict}: {summary.get('requests', 0)} requests, "
+            f"{summary.get('achieved_qps') or 0:.1f} req/s achieved"
+            + (f" of {offered:.1f} offered" if offered else "")
+            + f", p50 {ms(lat.get('p50'))} ms, p99 {ms(lat.get('p99'))} ms, "
+            f"errors {summary.get('failures', 0)}, late sends "
+            f"{summary.get('late_sends_pct') if summary.get('late_sends_pct') is not None else '-'} %")

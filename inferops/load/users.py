@@ -1,0 +1,191 @@
+"""The Locust users: an open-loop scheduler user and a classic closed-loop user.
+
+:class:`OpenLoopUser` is one Locust user that *schedules* requests instead of
+issuing them in a loop: it computes arrival times from the clock (Poisson or
+constant, at ``rate × scenario level``), sleeps until each, and spawns one
+greenlet per request, so a slow or stalled server never delays the next send
+(no coordinated omission). Concurrency is not capped by a user count; a
+generous safety cap (``max_inflight``) only guards the generator, and every
+arrival it refuses is counted and makes the run invalid.
+
+Each request fires Locust's ``request`` event with ``response_time`` measured
+from the *intended* send time and ``context = {intended, sent, done}`` so the
+:class:`~inferops.load.recorder.Recorder` can keep the service time too.
+HTTP goes through geventhttpclient (what Locust's FastHttpUser uses) with a
+connection pool, pre-encoded bodies and no per-request parsing beyond a check
+that the reply holds ``"outputs"``.
+
+:class:`ClosedLoopUser` is stock Locust: a FastHttpUser posting back to back
+(``--users N``), kept to show what closed-loop numbers hide.
+
+Both are abstract here; ``loadtests/`` subclasses them (Locust only runs
+concrete classes found in the locustfile).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+
+import gevent
+from gevent.pool import Group
+from locust import FastHttpUser, User, constant, task
+
+from inferops.load.arrivals import Scenario, gaps
+from inferops.load.payloads import auth_headers, infer_path, load_bodies
+
+#: libev waits on epoll, whose timeout is whole milliseconds (rounded up)
+TIMER_RESOLUTION_S = 0.001
+
+
+class HTTPStatusError(Exception):
+    """The target answered with an error status (or without outputs)."""
+
+
+class InFlightCapReached(Exception):
+    """The open-loop generator refused an arrival: too many requests in flight."""
+
+
+@dataclass
+class LoadConfig:
+    """Everything a user needs, shared through ``environment.inferops_config``."""
+
+    target: str
+    protocol: str = "v2"
+    model: str | None = None
+    token: str | None = None
+    input_file: str | None = None
+    rate: float | None = None  # open-loop arrivals/s in total; None = closed loop
+    arrivals: str = "poisson"
+    scenario: Scenario = field(default_factory=Scenario)
+    duration_s: float = math.inf  # schedule length from start (warm-up included)
+    start: float | None = None  # epoch of the schedule's t=0; None = when the user starts
+    max_inflight: int = 10_000
+    timeout_s: float = 30.0
+    seed: int | None = None
+    late_tolerance_s: float = 0.001
+    bodies: list[bytes] | None = None
+
+    @property
+    def path(self) -> str:
+        return infer_path(self.protocol, self.model)
+
+    def load_bodies(self) -> list[bytes]:
+        if self.bodies is None:
+            self.bodies = load_bodies(self.target, self.protocol, self.model,
+                                      token=self.token, input_file=self.input_file)
+        return self.bodies
+
+    def headers(self) -> dict:
+        return {"Content-Type": "application/json", **auth_headers(self.token)}
+
+
+def config_of(environment) -> LoadConfig:
+    config = getattr(environment, "inferops_config", None)
+    if config is None:  # a bare locustfile run without the plugin: build from options
+        from inferops.load.locust_plugin import config_from_options
+
+        config = environment.inferops_config = config_from_options(environment)
+    return config
+
+
+class OpenLoopUser(User):
+    """One scheduler per user; its share of the rate is ``1 / open_users``."""
+
+    abstract = True
+    wait_time = constant(0)
+
+    @task
+    def schedule(self):
+        env = self.environment
+        config = config_of(env)
+        recorder = getattr(env, "inferops_recorder", None)
+        share = 1.0 / max(1, int(getattr(env.parsed_options, "inferops_open_users", 1) or 1))
+        from geventhttpclient import HTTPClient
+
+        client = HTTPClient.from_url(
+            config.target, concurrency=config.max_inflight, connection_timeout=config.timeout_s,
+            network_timeout=config.timeout_s, headers=config.headers(),
+        )
+        bodies = itertools.cycle(config.load_bodies())
+        path, fire = config.path, env.events.request.fire
+        inflight = Group()
+        start = config.start or time.time()
+        peak = (config.rate or 0.0) * share
+        scenario = config.scenario
+
+        def one(intended: float, body: bytes) -> None:
+            sent = time.time()
+            exc, length = None, 0
+            try:
+                resp = client.request("POST", path, body=body)
+                data = resp.read()
+                length = len(data)
+                if resp.status_code >= 400:
+                    exc = HTTPStatusError(f"HTTP {resp.status_code}")
+                elif b'"outputs"' not in data:
+                    exc = HTTPStatusError("reply has no outputs")
+            except Exception as e:  # every failure is a failed request
+                exc = e
+            done = time.time()
+            fire(request_type="POST", name=path, response_time=(done - intended) * 1000.0,
+                 response_length=length, response=None, exception=exc, start_time=sent,
+                 url=path, context={"intended": intended, "sent": sent, "done": done})
+
+        try:
+            for offset in gaps(lambda t: peak * scenario.level(t), kind=config.arrivals,
+                               seed=config.seed):
+                if offset >= config.duration_s:
+                    break
+                intended = start + offset
+                delay = intended - time.time()
+                if delay > TIMER_RESOLUTION_S:
+                    # epoll rounds timer waits up to whole ms: wake one tick early
+                    gevent.sleep(delay - TIMER_RESOLUTION_S)
+                    now = time.time()
+                    if now < intended:
+                        intended = now  # sent up to 1 ms early: the arrival moves, never lags
+                elif delay > 0:
+                    intended = time.time()
+                if recorder is not None:
+                    recorder.record_offered(intended)
+                if len(inflight) >= config.max_inflight:
+                    fire(request_type="POST", name=path, response_time=0.0, response_length=0,
+                         response=None, url=path, start_time=intended,
+                         exception=InFlightCapReached(f"{config.max_inflight} in flight"),
+                         context={"intended": intended, "dropped": True})
+                    continue
+                inflight.spawn(one, intended, next(bodies))
+            # schedule over: let what is in flight finish (its latency still counts)
+            inflight.join(timeout=config.timeout_s)
+            env.inferops_schedule_done = True
+        finally:
+            inflight.kill(block=False)
+            client.close()
+        # nothing more to send; idle until the runner stops us
+        while True:
+            gevent.sleep(3600)
+
+
+class ClosedLoopUser(FastHttpUser):
+    """Stock Locust closed loop: each user posts, waits for the reply, posts again."""
+
+    abstract = True
+    wait_time = constant(0)
+
+    def on_start(self):
+        config = config_of(self.environment)
+        self._bodies = itertools.cycle(config.load_bodies())
+        self._path = config.path
+        self._headers = config.headers()
+
+    @task
+    def infer(self):
+        with self.client.post(self._path, data=next(self._bodies), headers=self._headers,
+                              catch_response=True) as resp:
+            if resp.status_code and resp.status_code < 400 and b'"outputs"' not in (
+                resp.content or b""
+            ):
+                resp.failure("reply has no outputs")

@@ -1,0 +1,84 @@
+"""Can a run's numbers be trusted? Early stopping (MLPerf) and stability (perf_analyzer).
+
+Every P99 claim carries the MLPerf early-stopping verdict: a one-sided binomial
+test at 99 % confidence that the true fraction of requests over the latency
+bound is at most 1 %. With ``n`` samples the run may have at most
+:func:`max_over_allowed` requests over the bound (0 for 459 samples, 77 for
+10,000); with fewer than :data:`MIN_SAMPLES_P99` no P99 claim can be made at all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+#: generator limits beyond which the load generator, not the target, is measured
+MAX_LATE_SENDS_PCT = 1.0
+MAX_GENERATOR_CPU_PCT = 90.0
+#: a send is "late" when it leaves this long after its intended time
+LATE_TOLERANCE_S = 0.001
+
+
+@lru_cache(maxsize=4096)
+def max_over_allowed(n: int, percentile: float = 0.99, confidence: float = 0.99) -> int | None:
+    """Largest number of over-bound samples out of ``n`` that still proves the percentile.
+
+    ``None`` when even zero over-bound samples prove nothing (too few samples).
+    """
+    from scipy.stats import binom
+
+    if n <= 0:
+        return None
+    p_over = 1.0 - percentile
+    alpha = 1.0 - confidence
+    # cdf is increasing in k: the last k with cdf <= alpha, found by bisection.
+    if binom.cdf(0, n, p_over) > alpha:
+        return None
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if binom.cdf(mid, n, p_over) <= alpha:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def min_samples(percentile: float = 0.99, confidence: float = 0.99) -> int:
+    """Fewest samples for which zero over-bound samples proves the percentile."""
+    import math
+
+    return math.ceil(math.log(1.0 - confidence) / math.log(percentile) - 1e-12)
+
+
+MIN_SAMPLES_P99 = 459
+
+
+def early_stopping(
+    samples: int, over_bound: int, bound_ms: float, *, percentile: float = 0.99,
+    confidence: float = 0.99,
+) -> dict:
+    """The early-stopping verdict as stored in ``summary.json``."""
+    allowed = max_over_allowed(samples, percentile, confidence)
+    return {
+        "percentile": percentile,
+        "confidence": confidence,
+        "bound_ms": bound_ms,
+        "samples": samples,
+        "over_bound": over_bound,
+        "max_over_allowed": allowed,
+        "ok": allowed is not None and over_bound <= allowed,
+    }
+
+
+def stability(windows: list[float], tolerance: float = 0.10) -> dict:
+    """perf_analyzer's rule: the last three windows agree within ``tolerance``.
+
+    ``windows`` are per-window throughputs (req/s); each of the last three must
+    lie within ``tolerance`` of their mean.
+    """
+    last = [float(w) for w in windows[-3:]]
+    stable = False
+    if len(last) == 3:
+        mean = sum(last) / 3
+        stable = mean > 0 and all(abs(w - mean) <= tolerance * mean for w in last)
+    return {"windows": [round(w, 3) for w in last], "tolerance": tolerance, "stable": stable}
