@@ -10,6 +10,8 @@ import re
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.facts.rpm import RpmPackages
+from pyinfra.facts.server import Command
 
 from inferops.deploy.facts import FileText, PipFreeze, normalize_dist_name
 
@@ -82,3 +84,25 @@ def run_once_per_version(command: str, marker: str, version: str):
         host.noop(f"{marker} already at {version}")
         return
     yield f"{command} && echo {version} > {marker}"
+
+
+@operation()
+def apt_hold(packages: list[str]):
+    """``apt-mark hold`` the packages not held yet (pins them against unattended upgrades)."""
+    held = set(host.get_fact(Command, command="apt-mark showhold 2>/dev/null || true").split())
+    missing = [p for p in packages if p not in held]
+    if not missing:
+        host.noop(f"already held: {', '.join(packages)}")
+        return
+    yield StringCommand("apt-mark", "hold", *[QuoteString(p) for p in missing])
+
+
+@operation()
+def dnf_module_install(module: str, stream: str, package: str, version_prefix: str):
+    """``dnf module install -y module:stream`` unless ``package`` is installed at the
+    ``version_prefix`` already (the stream pins the driver branch)."""
+    installed = host.get_fact(RpmPackages).get(package, [])
+    if any(v.startswith(version_prefix) for v in installed):
+        host.noop(f"{package} {', '.join(installed)} installed (stream {stream})")
+        return
+    yield StringCommand("dnf", "module", "install", "-y", QuoteString(f"{module}:{stream}"))

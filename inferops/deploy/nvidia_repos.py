@@ -1,0 +1,156 @@
+"""Package sources the GPU components share: NVIDIA's CUDA network repo (apt via the
+``cuda-keyring`` package, dnf via a signed ``.repo``) and Debian's non-free components.
+
+Each source is set up at most once per host per run, and every download is
+checksum-verified. ``apt-get update`` runs only when a source changed.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.operations import apt, files
+from pyinfra.operations.util import any_changed
+
+from inferops.deploy.common import download_args, knob, require, template
+from inferops.deploy.platform import Platform
+
+DOWNLOAD_DIR = "/opt/inferops/downloads"
+CUDA_APT_LIST = "/etc/apt/sources.list.d/inferops-cuda.list"
+CUDA_KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"  # installed by cuda-keyring
+NONFREE_LIST = "/etc/apt/sources.list.d/inferops-debian-nonfree.list"
+
+DEFAULTS = {
+    # NVIDIA's CUDA repo base; point at a mirror for air-gapped fleets.
+    "cuda_repo_url": "https://developer.download.nvidia.com/compute/cuda/repos",
+    "cuda_keyring_version": "1.1-1",
+    # sha256 of cuda-keyring_<version>_all.deb from that repo (required for the apt repo).
+    "cuda_keyring_sha256": None,
+    # RHEL-family: signing key URL template and its sha256 (required for the dnf repo).
+    "cuda_rpm_key_url": "{repo}/{distro}/{arch}/D42D0685.pub",
+    "cuda_rpm_key_sha256": None,
+    # Debian 12 distro driver: where contrib/non-free/non-free-firmware come from.
+    "debian_mirror_url": "http://deb.debian.org/debian",
+    "debian_security_url": "http://security.debian.org/debian-security",
+}
+
+_done: dict[tuple[int, str, str], object] = {}
+
+
+def _once(name: str, build):
+    """Run ``build`` once per (state, host, name); later calls get the first result."""
+    key = (id(host.state), host.name, name)
+    if key not in _done:
+        _done[key] = build()
+    return _done[key]
+
+
+def resolve_source(platform: Platform, knob_name: str) -> str:
+    """``auto`` -> ``cuda_repo`` when that repo's checksum is configured (always on RHEL),
+    else the distro's packages."""
+    source = knob(knob_name)
+    if source == "auto":
+        if platform.family == "rhel":
+            source = "cuda_repo"
+        else:
+            source = "cuda_repo" if knob("cuda_keyring_sha256") else "distro"
+    if platform.family == "rhel":
+        require(source == "cuda_repo", knob_name, "RHEL-family hosts only support source cuda_repo")
+    return source
+
+
+def repo_base(platform: Platform) -> str:
+    return f"{knob('cuda_repo_url')}/{platform.cuda_repo_distro}/{platform.cuda_repo_arch}"
+
+
+def cuda_repo(platform: Platform):
+    """Set up NVIDIA's CUDA repo; returns an operation whose change means "index refreshed"."""
+    return _once("cuda_repo", lambda: _cuda_repo(platform))
+
+
+def _cuda_repo(platform: Platform):
+    files.directory(name=f"Create {DOWNLOAD_DIR}", path=DOWNLOAD_DIR, mode="755")
+    if platform.family == "rhel":
+        return _cuda_dnf_repo(platform)
+    digest = knob("cuda_keyring_sha256")
+    require(bool(digest), "cuda_keyring_sha256", "required to use NVIDIA's CUDA apt repo")
+    version = knob("cuda_keyring_version")
+    deb = f"{DOWNLOAD_DIR}/cuda-keyring_{version}_all.deb"
+    files.download(
+        name=f"Download cuda-keyring {version} (sha256-verified)",
+        src=f"{repo_base(platform)}/cuda-keyring_{version}_all.deb",
+        dest=deb,
+        sha256sum=digest,
+        mode="644",
+        **download_args(),
+    )
+    keyring = apt.deb(name="Install cuda-keyring (NVIDIA repo signing key)", src=deb)
+    # Our own list (mirror-aware, signed-by the keyring); the package's own list would
+    # point at NVIDIA directly and duplicate the source, so it goes.
+    listing = files.template(
+        name="Add the CUDA apt source (signed-by)",
+        src=template("cuda.list.j2"),
+        dest=CUDA_APT_LIST,
+        mode="644",
+        keyring=CUDA_KEYRING,
+        url=repo_base(platform),
+    )
+    files.file(
+        name="Remove cuda-keyring's own source list",
+        path=f"/etc/apt/sources.list.d/cuda-{platform.cuda_repo_distro}-"
+        f"{platform.cuda_repo_arch}.list",
+        present=False,
+    )
+    return apt.update(
+        name="apt-get update (CUDA source changed)",
+        _if=any_changed(keyring, listing),
+        **download_args(),
+    )
+
+
+def _cuda_dnf_repo(platform: Platform):
+    digest = knob("cuda_rpm_key_sha256")
+    require(bool(digest), "cuda_rpm_key_sha256", "required to use NVIDIA's CUDA dnf repo")
+    key_path = f"/etc/pki/rpm-gpg/inferops-cuda-{platform.cuda_repo_distro}.pub"
+    key_url = knob("cuda_rpm_key_url").format(
+        repo=knob("cuda_repo_url"),
+        distro=platform.cuda_repo_distro,
+        arch=platform.cuda_repo_arch,
+    )
+    files.download(
+        name="Download the CUDA RPM signing key (sha256-verified)",
+        src=key_url,
+        dest=key_path,
+        sha256sum=digest,
+        mode="644",
+        **download_args(),
+    )
+    return files.template(
+        name="Add the CUDA dnf repo (gpgcheck)",
+        src=template("cuda.repo.j2"),
+        dest=f"/etc/yum.repos.d/inferops-cuda-{platform.cuda_repo_distro}.repo",
+        mode="644",
+        url=repo_base(platform),
+        key_path=key_path,
+    )
+
+
+def debian_nonfree(platform: Platform):
+    """Enable contrib/non-free/non-free-firmware on Debian (the distro NVIDIA driver)."""
+    return _once("debian_nonfree", lambda: _debian_nonfree(platform))
+
+
+def _debian_nonfree(platform: Platform):
+    listing = files.template(
+        name="Enable Debian contrib, non-free, non-free-firmware",
+        src=template("debian-nonfree.list.j2"),
+        dest=NONFREE_LIST,
+        mode="644",
+        mirror=knob("debian_mirror_url"),
+        security=knob("debian_security_url"),
+        codename=platform.codename or "bookworm",
+    )
+    return apt.update(
+        name="apt-get update (Debian components changed)",
+        _if=listing.did_change,
+        **download_args(),
+    )
