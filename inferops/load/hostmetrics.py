@@ -351,15 +351,19 @@ class HostSampler(_Sampler):
 
         Each process counts its own time plus its reaped children's
         (children_user/system), so an exiting child's time moves to its parent
-        and differences between two calls stay right.
+        and differences between two calls stay right. This sampler's own
+        process is left out when it is a descendant (sampler_process.py).
         """
         ps = self._psutil
         try:
             procs = [self._proc, *self._proc.children(recursive=True)]
         except ps.Error:
             return None  # the generator itself is gone
+        me = os.getpid()
         total = 0.0
         for proc in procs:
+            if proc.pid == me and proc is not self._proc:
+                continue  # a sampler running as the generator's child is not load
             try:
                 t = proc.cpu_times()
             except ps.Error:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import psutil
@@ -320,3 +322,26 @@ def test_node_exporter_dying_mid_run_leaves_a_gap_not_a_crash(node_exporter):
     assert before >= 1
     assert len(sampler.samples()) == before
     assert sampler.errors >= 1
+
+
+def test_sampler_in_a_child_of_the_generator_does_not_count_itself():
+    # The engine runs the sampler as a child of the load generator (sampler_process.py).
+    script = textwrap.dedent(
+        """
+        import json, os, time
+        from inferops.load.hostmetrics import HostSampler
+        s = HostSampler(0.3, gpu=False, process_pid=os.getppid())
+        s._open()
+        me = s._psutil.Process()
+        before_tree, before_me = s._tree_cpu_seconds(), sum(me.cpu_times()[:2])
+        end = time.monotonic() + 0.8
+        while time.monotonic() < end:
+            pass
+        print(json.dumps([s._tree_cpu_seconds() - before_tree,
+                          sum(me.cpu_times()[:2]) - before_me]))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    tree_delta, own_delta = json.loads(out.stdout)
+    assert own_delta > 0.2  # the child really burned CPU...
+    assert tree_delta < own_delta / 2  # ...and none of it is the generator's
