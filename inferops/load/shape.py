@@ -1,0 +1,42 @@
+"""The scenario as a Locust ``LoadTestShape`` (steady, step, ramp, spike, soak).
+
+Open loop (``--arrival-rate``): one scheduler user per worker (one in local
+mode) for the whole run; the scenario varies the *arrival rate* inside each
+scheduler, and each user's share of the rate is ``1 / users``. Closed loop:
+the scenario varies the user count between 1 and ``-u``. The run ends at
+``--run-time`` (unset: runs until stopped; step/ramp/spike then stay at peak).
+"""
+
+from __future__ import annotations
+
+import math
+
+from locust import LoadTestShape
+
+from inferops.load.users import ClosedLoopUser, OpenLoopUser
+
+
+class ScenarioShape(LoadTestShape):
+    abstract = True
+    use_common_options = True
+
+    def tick(self):
+        from inferops.load.locust_plugin import config_from_options
+
+        env = self.runner.environment
+        o = env.parsed_options
+        config = config_from_options(env)
+        t = self.get_run_time()
+        run_time = getattr(o, "run_time", None)
+        if run_time and t >= run_time:
+            return None
+        classes = self.runner.user_classes
+        if config.rate:
+            n = max(1, getattr(self.runner, "worker_count", 1) or 1)
+            o.inferops_open_users = n  # travels to workers with the spawn message
+            users = [c for c in classes if issubclass(c, OpenLoopUser)]
+            return n, n, users
+        peak = max(1, int(getattr(o, "num_users", None) or 1))
+        users = max(1, math.ceil(peak * config.scenario.level(t)))
+        rate = getattr(o, "spawn_rate", None) or peak
+        return users, rate, [c for c in classes if issubclass(c, ClosedLoopUser)]
