@@ -30,6 +30,56 @@ inferops/deploy/validate.py and docs/provisioning.md.
 # seconds to wait for a host to come back after reboot
 # reboot_timeout = 600
 
+# ---- nvidia_repos ----
+# NVIDIA CUDA repo base (mirror for air-gap)
+# cuda_repo_url = 'https://developer.download.nvidia.com/compute/cuda/repos'
+# cuda-keyring package version
+# cuda_keyring_version = '1.1-1'
+# sha256 of the cuda-keyring .deb
+# cuda_keyring_sha256 = None
+# CUDA RPM signing key URL template ({repo}, {distro}, {arch})
+# cuda_rpm_key_url = '{repo}/{distro}/{arch}/D42D0685.pub'
+# sha256 of the CUDA RPM signing key
+# cuda_rpm_key_sha256 = None
+# Debian mirror for contrib/non-free (distro driver)
+# debian_mirror_url = 'http://deb.debian.org/debian'
+# Debian security mirror
+# debian_security_url = 'http://security.debian.org/debian-security'
+
+# ---- nvidia_driver ----
+# driver branch
+# nvidia_driver_branch = '570'
+# where the driver comes from ('auto' | 'cuda_repo' | 'distro')
+# nvidia_driver_source = 'auto'
+# open kernel modules
+# nvidia_driver_open = False
+# install even when no NVIDIA GPU is detected
+# nvidia_driver_force = False
+# enable nvidia-persistenced
+# nvidia_persistenced = True
+# reboot when the driver package changed
+# nvidia_reboot = True
+# on kernel/library version mismatch ('fail' | 'reboot')
+# nvidia_mismatch_action = 'fail'
+
+# ---- cuda ----
+# CUDA toolkit version
+# cuda_version = '12.6'
+# where the toolkit comes from ('auto' | 'cuda_repo' | 'distro')
+# cuda_source = 'auto'
+
+# ---- container_toolkit ----
+# install docker + NVIDIA container toolkit
+# container_toolkit = False
+# runtime nvidia-ctk configures ('docker' | 'containerd')
+# container_runtime = 'docker'
+# libnvidia-container repo base
+# container_toolkit_repo_url = 'https://nvidia.github.io/libnvidia-container'
+# libnvidia-container signing key
+# container_toolkit_key_url = 'https://nvidia.github.io/libnvidia-container/gpgkey'
+# sha256 of that key
+# container_toolkit_key_sha256 = None
+
 # ---- python_env ----
 # how the Python environment is built ('venv' | 'conda')
 # python_env = 'venv'
@@ -119,3 +169,17 @@ inferops/deploy/validate.py and docs/provisioning.md.
 # node_exporter_sha256 = {}
 # listen address
 # node_exporter_listen = ':9100'
+
+# ---- dcgm_exporter ----
+# run dcgm-exporter
+# dcgm_exporter = False
+# how dcgm-exporter runs ('container' | 'binary')
+# dcgm_exporter_mode = 'container'
+# dcgm-exporter image
+# dcgm_exporter_image = 'nvcr.io/nvidia/k8s/dcgm-exporter:3.3.8-3.6.0-ubuntu22.04'
+# dcgm-exporter binary URL
+# dcgm_exporter_binary_url = None
+# dcgm-exporter binary sha256
+# dcgm_exporter_binary_sha256 = None
+# listen address
+# dcgm_exporter_listen = ':9400'

@@ -145,3 +145,15 @@ def parse_pip_freeze(lines) -> dict[str, str]:
             continue
         installed[normalize_dist_name(name.strip())] = version.strip()
     return installed
+
+
+class AptHolds(FactBase):
+    """Packages pinned with ``apt-mark hold``."""
+
+    default = list
+
+    def command(self) -> str:
+        return "apt-mark showhold 2>/dev/null || true"
+
+    def process(self, output) -> list[str]:
+        return [line.strip() for line in output if line.strip()]

@@ -229,15 +229,18 @@ def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60) -> None:
 
 
 def verify_command(service: str, address: str, port: int, attempts: int = 60) -> str:
-    """Shell that waits for the unit to be active and the port to accept a TCP connection;
-    on timeout prints status + journal and exits 1 (a failing check, not a log line)."""
-    probe = f"python3 -c \"import socket; socket.create_connection(('{address}', {port}), 1)\""
+    """Shell that waits until the unit is active and ``GET /v2/health/ready`` answers 200
+    (KServe v2, served by both inferops and Triton); on timeout it prints status + journal
+    and exits 1 - a failing check, not a log line."""
+    hostport = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    url = f"http://{hostport}/v2/health/ready"
+    probe = f"python3 -c \"import urllib.request as u; u.urlopen('{url}', timeout=2)\""
     return (
         f"for i in $(seq {attempts}); do "
         f"if systemctl is-active --quiet {service} && {probe} 2>/dev/null; then "
-        f"echo '{service} is up on {address}:{port}'; exit 0; fi; sleep 1; done; "
+        f"echo '{service} ready at {url}'; exit 0; fi; sleep 1; done; "
         f"systemctl status {service} --no-pager; journalctl -u {service} -n 40 --no-pager; "
-        f"echo '{service} did not come up on {address}:{port}' >&2; exit 1"
+        f"echo '{service} not ready at {url}' >&2; exit 1"
     )
 
 

@@ -22,7 +22,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from inferops.deploy import ops
-from inferops.deploy.common import install_packages, knob
+from inferops.deploy.common import download_args, install_packages, knob
 from inferops.deploy.facts import NvidiaGpus, NvidiaLibraryVersion, NvidiaLoadedModuleVersion
 from inferops.deploy.nvidia_repos import cuda_repo, debian_nonfree, resolve_source
 from inferops.deploy.platform import Platform, detect
@@ -142,6 +142,7 @@ def _dnf_driver(platform: Platform):
         stream=stream,
         package="nvidia-driver",
         version_prefix=f"{branch}.",
+        **download_args(),
     )
 
 

@@ -83,7 +83,9 @@ def _cuda_repo(platform: Platform):
         mode="644",
         **download_args(),
     )
-    keyring = apt.deb(name="Install cuda-keyring (NVIDIA repo signing key)", src=deb)
+    keyring = apt.deb(
+        name="Install cuda-keyring (NVIDIA repo signing key)", src=deb, **download_args()
+    )
     # Our own list (mirror-aware, signed-by the keyring); the package's own list would
     # point at NVIDIA directly and duplicate the source, so it goes.
     listing = files.template(

@@ -11,9 +11,8 @@ import re
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.facts.rpm import RpmPackages
-from pyinfra.facts.server import Command
 
-from inferops.deploy.facts import FileText, PipFreeze, normalize_dist_name
+from inferops.deploy.facts import AptHolds, FileText, PipFreeze, normalize_dist_name
 
 _SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?:==(.+))?$")
 
@@ -89,7 +88,7 @@ def run_once_per_version(command: str, marker: str, version: str):
 @operation()
 def apt_hold(packages: list[str]):
     """``apt-mark hold`` the packages not held yet (pins them against unattended upgrades)."""
-    held = set(host.get_fact(Command, command="apt-mark showhold 2>/dev/null || true").split())
+    held = set(host.get_fact(AptHolds))
     missing = [p for p in packages if p not in held]
     if not missing:
         host.noop(f"already held: {', '.join(packages)}")

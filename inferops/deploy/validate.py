@@ -297,8 +297,14 @@ SCHEMA: dict[str, Knob] = {
         "cuda-keyring package version", pattern=r"^[\w.+~-]+$", what="a version"
     ),
     "cuda_keyring_sha256": sha256("sha256 of the cuda-keyring .deb"),
-    "cuda_rpm_key_url": url("CUDA RPM signing key URL template ({repo}, {distro}, {arch})"),
+    "cuda_rpm_key_url": string(
+        "CUDA RPM signing key URL template ({repo}, {distro}, {arch})",
+        pattern=r"^(\{repo\}|https?://|file://)\S+$",
+        what="a URL or a {repo}/... template",
+    ),
     "cuda_rpm_key_sha256": sha256("sha256 of the CUDA RPM signing key"),
+    "debian_mirror_url": url("Debian mirror for contrib/non-free (distro driver)"),
+    "debian_security_url": url("Debian security mirror"),
     # --- CUDA ---
     "cuda_version": string("CUDA toolkit version", pattern=r"^\d+\.\d+$", what="like 12.6"),
     "cuda_source": choice("auto", "cuda_repo", "distro", doc="where the toolkit comes from"),
@@ -345,6 +351,14 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[str, str]]:
                 "required with python_env=conda (sha256 of the installer per arch)",
             )
         )
+    if data.get("server_runtime") == "triton" and not data.get("container_toolkit"):
+        problems.append(("container_toolkit", "must be true for server_runtime=triton (docker)"))
+    if (
+        data.get("dcgm_exporter")
+        and data.get("dcgm_exporter_mode") == "container"
+        and not data.get("container_toolkit")
+    ):
+        problems.append(("container_toolkit", "must be true for dcgm_exporter_mode=container"))
     if data.get("dcgm_exporter") and data.get("dcgm_exporter_mode") == "binary":
         if not data.get("dcgm_exporter_binary_url") or not data.get("dcgm_exporter_binary_sha256"):
             problems.append(

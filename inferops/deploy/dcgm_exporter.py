@@ -1,0 +1,112 @@
+"""dcgm_exporter on GPU nodes: NVIDIA's DCGM exporter as a systemd unit, pinned.
+
+``container`` mode runs the pinned NGC image with docker (needs
+``container_toolkit``); ``binary`` mode runs a dcgm-exporter binary from a URL +
+sha256 you provide (mirror/air-gap) against DCGM from NVIDIA's CUDA repo.
+After a change ``/metrics`` must show ``DCGM_FI_`` series.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from inferops.deploy.common import download_args, install_packages, knob, template
+from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
+from inferops.deploy.nvidia_repos import cuda_repo
+from inferops.deploy.platform import detect
+
+SERVICE = "inferops-dcgm-exporter"
+BINARY = "/usr/local/bin/dcgm-exporter"
+
+DEFAULTS = {
+    "dcgm_exporter": False,
+    "dcgm_exporter_mode": "container",
+    "dcgm_exporter_image": "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.8-3.6.0-ubuntu22.04",
+    "dcgm_exporter_binary_url": None,
+    "dcgm_exporter_binary_sha256": None,
+    "dcgm_exporter_listen": ":9400",
+}
+
+
+def metrics_check_command(listen: str, attempts: int) -> str:
+    host_part, port = listen.rsplit(":", 1)
+    url = f"http://{host_part or '127.0.0.1'}:{port}/metrics"
+    return (
+        f"for i in $(seq {attempts}); do "
+        f"curl -fsS {url} 2>/dev/null | grep -q '^DCGM_FI_' && "
+        f"echo 'dcgm-exporter serving {url}' && exit 0; sleep 1; done; "
+        f"journalctl -u {SERVICE} -n 40 --no-pager; "
+        f"echo 'dcgm-exporter not serving GPU metrics at {url}' >&2; exit 1"
+    )
+
+
+@deploy("dcgm-exporter", data_defaults=DEFAULTS)
+def dcgm_exporter():
+    """Run dcgm-exporter under systemd; check it exports GPU metrics after a change."""
+    if not knob("dcgm_exporter"):
+        host.noop("dcgm-exporter: disabled (dcgm_exporter = false)")
+        return
+    if not gpu_present():
+        host.noop(NO_GPU.format(what="dcgm-exporter"))
+        return
+    platform = detect(host)
+    listen = knob("dcgm_exporter_listen")
+    inputs = []
+    if knob("dcgm_exporter_mode") == "binary":
+        cuda_repo(platform)
+        inputs.append(install_packages(platform, ["datacenter-gpu-manager"], name="Install DCGM"))
+        systemd.service(
+            name="Run nvidia-dcgm (hostengine)", service="nvidia-dcgm", running=True, enabled=True
+        )
+        inputs.append(
+            files.download(
+                name="Download dcgm-exporter (sha256-verified)",
+                src=knob("dcgm_exporter_binary_url"),
+                dest=BINARY,
+                sha256sum=knob("dcgm_exporter_binary_sha256"),
+                mode="755",
+                **download_args(),
+            )
+        )
+        exec_start = f"{BINARY} -a {listen}"
+        needs = ""
+        attempts = 60
+    else:
+        port = listen.rsplit(":", 1)[1]
+        bind = listen.rsplit(":", 1)[0]
+        publish = f"{bind}:{port}:9400" if bind else f"{port}:9400"
+        exec_start = (
+            f"/usr/bin/docker run --rm --name {SERVICE} --gpus all --cap-add SYS_ADMIN "
+            f"-p {publish} {knob('dcgm_exporter_image')}"
+        )
+        needs = "docker.service"
+        attempts = 600  # first start pulls the image
+    unit = files.template(
+        name=f"Write {SERVICE}.service",
+        src=template("dcgm-exporter.service.j2"),
+        dest=f"/etc/systemd/system/{SERVICE}.service",
+        mode="644",
+        exec_start=exec_start,
+        needs=needs,
+        image=knob("dcgm_exporter_image") if needs else None,
+        container=SERVICE,
+    )
+    inputs.append(unit)
+    systemd.daemon_reload(name="Reload systemd (dcgm-exporter unit changed)", _if=unit.did_change)
+    changed = any_changed(*inputs)
+    systemd.service(name=f"Enable and start {SERVICE}", service=SERVICE, running=True, enabled=True)
+    systemd.service(
+        name=f"Restart {SERVICE} (changed)",
+        service=SERVICE,
+        running=True,
+        restarted=True,
+        _if=changed,
+    )
+    server.shell(
+        name="Check dcgm-exporter exports GPU metrics",
+        commands=[metrics_check_command(listen, attempts)],
+        _if=changed,
+    )
