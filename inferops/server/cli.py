@@ -124,6 +124,13 @@ def is_loopback(host: str) -> bool:
         return False  # a hostname may resolve anywhere: treat it as exposed
 
 
+def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """Refuse a non-loopback address without a token, unless the user said --insecure."""
+    if token is None and not is_loopback(host) and not insecure:
+        raise UsageError(f"refusing to listen on {host} without a token: set --token, "
+                         f"--token-file or ${TOKEN_ENV}, or pass --insecure")
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -131,9 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from inferops.server.app import InferenceServer, ServerConfig
 
     token = resolve_token(args.token, args.token_file)
-    if token is None and not is_loopback(args.host) and not args.insecure:
-        raise UsageError(f"refusing to listen on {args.host} without a token: set --token, "
-                         f"--token-file or ${TOKEN_ENV}, or pass --insecure")
+    check_exposure(args.host, token, args.insecure)
     path = resolve(args.model)
     name = args.name or (args.model if args.model in EMBEDDED and not Path(args.model).is_file()
                          else path.stem)
