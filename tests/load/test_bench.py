@@ -1,0 +1,218 @@
+"""``inferops bench`` against real law servers: accuracy, CO correction, exit codes, sweep.
+
+The law servers (tests/load/lawserver.py) are real HTTP processes on
+127.0.0.1 whose latency law has a known P99, so every check compares the
+engine's numbers with ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from inferops.load.runfolder import read_hdr
+from tests.load.lawserver import p99_ms
+from tests.load.procs import PY, ROOT, LawServer, kill_group, run_bench
+
+pytestmark = pytest.mark.slow
+
+#: the shared 2-core machine delays sends by scheduler noise; tests that are not
+#: about late sends allow 20 ms so their verdicts do not depend on the neighbours
+TOLERANT = ["--late-tolerance-ms", "20"]
+
+
+def _summary(folder) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+def _thresholds(tmp_path, text: str):
+    path = tmp_path / "thresholds.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_open_loop_p99_matches_ground_truth(law_server, tmp_path):
+    law = "exp:4"  # exponential service, mean 4 ms: P99 = 4 ln 100 = 18.4 ms
+    server = law_server(law)
+    out = tmp_path / "run"
+    res = run_bench(["--target", server.url, "--model", "law", "--rate", "250",
+                     "--duration", "4s", "--warmup", "1s", "--out", str(out), *TOLERANT,
+                     "--thresholds", _thresholds(tmp_path, "p99_latency_ms = 200\n")])
+    assert res.returncode == 0, res.stderr
+    s = _summary(out)
+    truth = p99_ms(law)
+    # sampling error of a P99 from ~1000 samples is ~5 %; the server adds < 2 ms
+    assert truth * 0.85 <= s["latency_ms"]["p99"] <= truth * 1.15 + 2.0
+    assert s["latency_ms"]["p50"] == pytest.approx(4 * 0.693, abs=1.5)
+    assert s["valid"] and s["passed"] and s["early_stopping"]["ok"]
+    assert read_hdr(out / "latency.hdr").get_total_count() == s["requests"]
+    assert res.stdout.strip().splitlines()[-1] == f"run folder: {out}"
+    for name in ("manifest.json", "timeseries.csv", "service_time.hdr", "locust_stats.csv",
+                 "locust_stats_history.csv", "locust.html"):
+        assert (out / name).is_file(), name
+    header = (out / "timeseries.csv").read_text().splitlines()[0]
+    assert header.startswith("t_s,offered_qps,achieved_qps,p50_ms,p99_ms,errors,cpu_pct")
+
+
+def test_open_loop_sees_stalls_closed_loop_hides_them(law_server, tmp_path):
+    law = "stall:1000:200:1"  # frozen 200 ms of every second: true P99 = 191 ms
+    server = law_server(law)
+    truth = p99_ms(law)
+    open_out, closed_out = tmp_path / "open", tmp_path / "closed"
+    res = run_bench(["--target", server.url, "--model", "law", "--rate", "200",
+                     "--duration", "5s", "--warmup", "0.5s", "--out", str(open_out), *TOLERANT])
+    assert res.returncode in (0, 1), res.stderr
+    res = run_bench(["--target", server.url, "--model", "law", "--users", "2",
+                     "--duration", "5s", "--warmup", "0.5s", "--out", str(closed_out)])
+    assert res.returncode in (0, 1, 3), res.stderr
+    open_p99 = _summary(open_out)["latency_ms"]["p99"]
+    closed = _summary(closed_out)
+    assert truth * 0.85 <= open_p99 <= truth * 1.1 + 5
+    # the closed loop's two users sit out each freeze: few samples see it
+    assert closed["mode"] == "closed" and closed["offered_qps"] is None
+    assert closed["latency_ms"]["p99"] < truth * 0.5
+    assert closed["latency_ms"]["max"] >= 150  # the stall is there, just under-weighted
+
+
+def test_exit_codes(law_server, tmp_path):
+    server = law_server("fixed:2")
+    common = ["--target", server.url, "--model", "law", "--duration", "2s", "--warmup", "0.5s",
+              *TOLERANT]
+    ok = _thresholds(tmp_path, "p99_latency_ms = 500\nmax_error_rate = 0.01\n")
+    res = run_bench([*common, "--rate", "300", "--out", str(tmp_path / "a"),
+                     "--thresholds", ok])
+    assert res.returncode == 0, res.stderr
+    # P99 limit 1 ms against a 2 ms server: breach (1), and named
+    tight = _thresholds(tmp_path, "p99_latency_ms = 1\n")
+    res = run_bench([*common, "--rate", "300", "--out", str(tmp_path / "b"),
+                     "--thresholds", tight])
+    assert res.returncode == 1, res.stderr
+    assert "breach: p99_latency_ms" in res.stderr
+    assert _summary(tmp_path / "b")["passed"] is False
+    # too few samples for a P99 claim: invalid (3)
+    res = run_bench([*common, "--rate", "20", "--out", str(tmp_path / "c"),
+                     "--thresholds", ok])
+    assert res.returncode == 3
+    assert "too few samples" in res.stderr
+    assert _summary(tmp_path / "c")["valid"] is False
+
+
+def test_usage_errors_exit_2_and_write_nothing(tmp_path):
+    out = tmp_path / "never"
+    bad_key = _thresholds(tmp_path, "p99_latncy_ms = 5\n")
+    cases = [
+        (["--rate", "10", "--thresholds", bad_key], "p99_latncy_ms"),
+        (["--rate", "-5"], "--rate must be > 0"),
+        (["--rate", "10", "--duration", "soon"], "--duration"),
+        (["--rate", "10", "--users", "3"], "not allowed with"),
+        ([], "one of --rate"),
+        (["--rate", "10", "--protocol", "grpc"], "--protocol"),
+    ]
+    for extra, needle in cases:
+        res = run_bench(["--target", "http://127.0.0.1:9", "--model", "m", "--out", str(out),
+                         *extra], timeout=60)
+        assert res.returncode == 2, (extra, res.stderr)
+        assert needle in res.stderr, (extra, res.stderr)
+        assert len(res.stderr.strip().splitlines()) <= 2, res.stderr
+    res = run_bench(["--target", "127.0.0.1:80", "--model", "m", "--rate", "5"])
+    assert res.returncode == 2 and "--target" in res.stderr
+    assert not out.exists()
+
+
+def test_unreachable_target_is_invalid(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dead"
+    res = run_bench(["--target", f"http://127.0.0.1:{port}", "--model", "law", "--rate", "10",
+                     "--duration", "1s", "--out", str(out)])
+    assert res.returncode == 3
+    s = _summary(out)
+    assert s["partial"] is True and s["valid"] is False
+    assert any("unreachable" in r for r in s["validity"])
+
+
+def _start_bench(args):
+    return subprocess.Popen([PY, "-m", "inferops", "bench", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_progress(proc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if "req, p99" in line:  # the engine's progress line: the load is running
+            return
+    raise AssertionError("bench never reported progress")
+
+
+def test_sigint_leaves_a_partial_folder(law_server, tmp_path):
+    server = law_server("fixed:1")
+    out = tmp_path / "int"
+    proc = _start_bench(["--target", server.url, "--model", "law", "--rate", "100",
+                         "--duration", "60s", "--warmup", "0s", "--out", str(out)])
+    try:
+        _wait_for_progress(proc)
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 3, stderr
+    s = _summary(out)
+    assert s["partial"] is True and s["requests"] > 0
+    assert any("SIGINT" in r for r in s["validity"])
+    assert stdout.strip().splitlines()[-1] == f"run folder: {out}"
+    for name in ("manifest.json", "timeseries.csv", "latency.hdr", "locust_stats.csv"):
+        assert (out / name).is_file()
+    assert s["duration_s"] < 30
+
+
+def test_server_dying_mid_run_leaves_a_partial_folder(tmp_path):
+    server = LawServer("fixed:1")
+    out = tmp_path / "died"
+    proc = _start_bench(["--target", server.url, "--model", "law", "--rate", "100",
+                         "--duration", "60s", "--warmup", "0s", "--out", str(out)])
+    try:
+        _wait_for_progress(proc)
+        time.sleep(1.0)
+        server.stop()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+        server.stop()
+    assert proc.returncode == 3, stderr
+    s = _summary(out)
+    assert s["partial"] is True and s["failures"] > 0
+    assert any("stopped answering" in r for r in s["validity"])
+
+
+def test_sweep_finds_a_known_capacity(law_server, tmp_path):
+    server = law_server("serial:3")  # one at a time, 3 ms each: at most 333 req/s
+    capacity = 1000 / 3
+    out = tmp_path / "sweep"
+    res = run_bench(["--target", server.url, "--model", "law", "--sweep", "--slo-p99-ms", "60",
+                     "--sweep-start", "100", "--sweep-precision", "0.05", "--duration", "2s",
+                     "--warmup", "0.5s", "--out", str(out), *TOLERANT,
+                     "--thresholds", _thresholds(tmp_path, "max_error_rate = 0.01\n")],
+                    timeout=240)
+    assert res.returncode == 0, res.stderr
+    s = _summary(out)
+    slo = s["slo"]
+    assert s["mode"] == "sweep" and slo["converged"]
+    assert 0.55 * capacity <= slo["max_qps"] <= 1.02 * capacity
+    steps = slo["steps"]
+    assert any(not st["ok"] for st in steps)  # the search saw the SLO break
+    for st in steps:
+        assert (out / st["dir"] / "summary.json").is_file()
+        if st["offered_qps"] > capacity * 1.05:
+            assert not st["ok"]
+    assert s["offered_qps"] == slo["max_qps"]
