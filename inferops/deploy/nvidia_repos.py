@@ -33,15 +33,17 @@ DEFAULTS = {
     "debian_security_url": "http://security.debian.org/debian-security",
 }
 
-_done: dict[tuple[int, str, str], object] = {}
-
 
 def _once(name: str, build):
-    """Run ``build`` once per (state, host, name); later calls get the first result."""
-    key = (id(host.state), host.name, name)
-    if key not in _done:
-        _done[key] = build()
-    return _done[key]
+    """Run ``build`` once per (run, host, name); later calls get the first result.
+
+    The memo lives on the pyinfra State, so a new run (or test) starts afresh.
+    """
+    done = host.state.__dict__.setdefault("_inferops_once", {})
+    key = (host.name, name)
+    if key not in done:
+        done[key] = build()
+    return done[key]
 
 
 def resolve_source(platform: Platform, knob_name: str) -> str:

@@ -77,6 +77,7 @@ class Result:
     ops: list[Op]
     noops: list[str]
     fact_calls: list
+    uploads: dict[str, str] = field(default_factory=dict)  # dest -> text of rendered files
 
     @property
     def commands(self) -> list[str]:
@@ -101,10 +102,14 @@ class Result:
         return any(fragment in c for c in self.commands)
 
 
-def _render(command) -> str:
+def _render(command, uploads: dict[str, str]) -> str:
     if isinstance(command, FileUploadCommand):
-        src = command.src if isinstance(command.src, str) else "<memory>"
-        return f"upload {src} -> {command.dest}"
+        if isinstance(command.src, str):
+            return f"upload {command.src} -> {command.dest}"
+        command.src.seek(0)
+        content = command.src.read()
+        uploads[command.dest] = content.decode() if isinstance(content, bytes) else content
+        return f"upload <memory> -> {command.dest}"
     if isinstance(command, FileDownloadCommand):
         return f"download {command.src} -> {command.dest}"
     if isinstance(command, FunctionCommand):
@@ -113,9 +118,17 @@ def _render(command) -> str:
 
 
 def run(
-    deploys, facts: dict[str, Any], data: dict[str, Any] | None = None, host_name: str = "node1"
+    deploys,
+    facts: dict[str, Any],
+    data: dict[str, Any] | None = None,
+    host_name: str = "node1",
+    assume_unchanged: tuple[str, ...] = (),
 ) -> Result:
-    """Prepare ``deploys`` (list of @deploy functions) for one fake host and simulate execution."""
+    """Prepare ``deploys`` (list of @deploy functions) for one fake host and simulate execution.
+
+    ``assume_unchanged``: operation-name fragments whose operations are simulated as
+    having found nothing to do (a converged resource), to exercise ``_if`` wiring.
+    """
     inventory = Inventory(([(host_name, dict(data or {}))], {}))
     state = State(inventory, Config())
     host = inventory.get_host(host_name)
@@ -132,28 +145,33 @@ def run(
     state.set_stage(StateStage.Execute)
     state.is_executing = True
     ops = []
+    uploads: dict[str, str] = {}
     try:
         with ctx_state.use(state), ctx_host.use(host):
-            _execute(state, host, ops)
+            _execute(state, host, ops, uploads, assume_unchanged)
     finally:
         state.is_executing = False
-    return Result(ops=ops, noops=noops, fact_calls=calls)
+    return Result(ops=ops, noops=noops, fact_calls=calls, uploads=uploads)
 
 
-def _execute(state, host, ops: list) -> None:
+def _execute(state, host, ops: list, uploads: dict, assume_unchanged) -> None:
     if True:
         for op_hash in state.get_op_order():
             op_data = state.get_op_data_for_host(host, op_hash)
             if op_data is None:
                 continue
             meta = state.get_op_meta(op_hash)
-            commands = list(op_data.command_generator())
+            name = ", ".join(sorted(meta.names))
+            if any(fragment in name for fragment in assume_unchanged):
+                commands = []
+            else:
+                commands = list(op_data.command_generator())
             op_data.operation_meta.set_complete(True, commands, CommandOutput([]))
             args = op_data.global_arguments
             ops.append(
                 Op(
-                    name=", ".join(sorted(meta.names)),
-                    commands=[_render(c) for c in commands],
+                    name=name,
+                    commands=[_render(c, uploads) for c in commands],
                     env=dict(args.get("_env") or {}),
                     sudo=bool(args.get("_sudo")),
                     ran=bool(commands),

@@ -1,0 +1,130 @@
+"""Data-driven operation-level tests: ``cases/<component>/<case>.json`` (facts + data in,
+expected commands out), run on a fake host by ``harness.run`` - no host is contacted.
+
+Case keys:
+
+- ``deploys``: component names, in order; ``distro`` / ``arch`` / ``gpu``: the fact profile;
+  ``facts``: extra facts over the profile; ``data``: host data (knobs);
+  ``assume_unchanged``: op-name fragments simulated as "nothing to do";
+- ``expect``:
+  ``commands`` (fragments that must appear in some command), ``no_commands``,
+  ``ran`` / ``skipped`` (op-name fragments: produced commands / produced none),
+  ``absent_ops``, ``noops`` (fragments of no-op messages), ``env`` ({op fragment:
+  {var: value}}), ``no_env`` (op fragments whose env must be empty), ``uploads``
+  ({remote path: [fragments of the rendered file]}), ``no_uploads`` ({path: [fragments]}),
+  ``order`` (fragments whose first matching commands appear in this order),
+  ``error`` (fragment of the PyinfraError raised before any change).
+
+``$MODEL`` / ``$WHEEL`` become the fixture paths, ``$WHEEL_SHA256`` the wheel's digest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pyinfra.api.exceptions import PyinfraError
+
+from inferops.deploy.accelerators import accelerators
+from inferops.deploy.artifacts import sha256_file
+from inferops.deploy.base import base
+from inferops.deploy.container_toolkit import container_toolkit
+from inferops.deploy.cuda import cuda
+from inferops.deploy.dcgm_exporter import dcgm_exporter
+from inferops.deploy.inference_server import inference_server
+from inferops.deploy.node_exporter import node_exporter
+from inferops.deploy.nvidia_driver import nvidia_driver
+from inferops.deploy.python_env import python_env
+
+from .harness import run
+from .profiles import merge, profile
+
+COMPONENTS = {
+    "base": base,
+    "nvidia_driver": nvidia_driver,
+    "cuda": cuda,
+    "container_toolkit": container_toolkit,
+    "python_env": python_env,
+    "accelerators": accelerators,
+    "inference_server": inference_server,
+    "node_exporter": node_exporter,
+    "dcgm_exporter": dcgm_exporter,
+}
+
+CASES = sorted((Path(__file__).parent / "cases").glob("*/*.json"))
+
+
+def _substitute(value, mapping):
+    if isinstance(value, str):
+        for key, replacement in mapping.items():
+            value = value.replace(key, replacement)
+        return value
+    if isinstance(value, list):
+        return [_substitute(v, mapping) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, mapping) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("case_path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_case(case_path, tiny_model, fake_wheel):
+    case = json.loads(case_path.read_text())
+    mapping = {
+        "$MODEL": str(tiny_model),
+        "$WHEEL_SHA256": sha256_file(fake_wheel),
+        "$WHEEL": str(fake_wheel),
+    }
+    data = {"server_model_path": str(tiny_model), "inferops_wheel": str(fake_wheel)}
+    data.update(_substitute(case.get("data", {}), mapping))
+    facts = merge(
+        profile(case["distro"], case.get("arch", "x86_64"), case.get("gpu", False)),
+        _substitute(case.get("facts", {}), mapping),
+    )
+    deploys = [COMPONENTS[name] for name in case["deploys"]]
+    expect = case["expect"]
+
+    if "error" in expect:
+        with pytest.raises(PyinfraError) as info:
+            run(deploys, facts, data, assume_unchanged=tuple(case.get("assume_unchanged", ())))
+        assert expect["error"] in str(info.value)
+        return
+
+    result = run(deploys, facts, data, assume_unchanged=tuple(case.get("assume_unchanged", ())))
+    listing = "\n".join(f"[{op.name}] {c}" for op in result.ops for c in op.commands)
+
+    for fragment in expect.get("commands", []):
+        assert result.has_command(fragment), f"missing command {fragment!r} in:\n{listing}"
+    for fragment in expect.get("no_commands", []):
+        assert not result.has_command(fragment), f"unexpected {fragment!r} in:\n{listing}"
+    for fragment in expect.get("ran", []):
+        assert result.op(fragment).commands, f"op {fragment!r} did nothing:\n{listing}"
+    for fragment in expect.get("skipped", []):
+        op = result.op(fragment)
+        assert not op.commands, f"op {fragment!r} ran: {op.commands}"
+    for fragment in expect.get("absent_ops", []):
+        assert not [op for op in result.ops if fragment in op.name], f"op {fragment!r} exists"
+    for fragment in expect.get("noops", []):
+        assert any(fragment in n for n in result.noops), f"no noop {fragment!r}: {result.noops}"
+    for fragment, env in expect.get("env", {}).items():
+        op_env = result.op(fragment).env
+        for key, value in env.items():
+            assert op_env.get(key) == value, f"{fragment}: env {op_env}"
+    for fragment in expect.get("no_env", []):
+        assert result.op(fragment).env == {}, f"{fragment}: env {result.op(fragment).env}"
+    for path, fragments in expect.get("uploads", {}).items():
+        assert path in result.uploads, f"{path} not rendered; rendered: {sorted(result.uploads)}"
+        for fragment in fragments:
+            assert fragment in result.uploads[path], (
+                f"{path} lacks {fragment!r}:\n" + (result.uploads[path])
+            )
+    for path, fragments in expect.get("no_uploads", {}).items():
+        for fragment in fragments:
+            assert fragment not in result.uploads.get(path, ""), f"{path} has {fragment!r}"
+    if "order" in expect:
+        positions = []
+        for fragment in expect["order"]:
+            found = [i for i, c in enumerate(result.commands) if fragment in c]
+            assert found, f"missing {fragment!r} in:\n{listing}"
+            positions.append(found[0])
+        assert positions == sorted(positions), f"order {expect['order']} broken:\n{listing}"
