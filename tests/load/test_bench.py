@@ -216,3 +216,56 @@ def test_sweep_finds_a_known_capacity(law_server, tmp_path):
         if st["offered_qps"] > capacity * 1.05:
             assert not st["ok"]
     assert s["offered_qps"] == slo["max_qps"]
+
+
+def test_bearer_token(law_server, tmp_path):
+    server = law_server("fixed:1", token="s3cret")
+    common = ["--target", server.url, "--model", "law", "--rate", "50", "--duration", "1s",
+              "--warmup", "0s"]
+    res = run_bench([*common, "--out", str(tmp_path / "no")])
+    assert res.returncode == 2 and "--token" in res.stderr
+    res = run_bench([*common, "--out", str(tmp_path / "yes"), "--token", "s3cret"])
+    s = _summary(tmp_path / "yes")
+    assert s["requests"] > 0 and s["failures"] == 0, res.stderr
+
+
+def test_step_scenario_shapes_the_offered_rate(law_server, tmp_path):
+    server = law_server("fixed:1")
+    out = tmp_path / "step"
+    run_bench(["--target", server.url, "--model", "law", "--rate", "300", "--scenario", "step",
+               "--steps", "2", "--arrivals", "constant", "--duration", "4s", "--warmup", "0s",
+               "--out", str(out)])
+    import csv
+
+    with open(out / "timeseries.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if 0 <= float(r["t_s"]) < 4]
+    # rows are whole epoch seconds; take those lying wholly inside each plateau
+    first = [int(r["offered_qps"]) for r in rows if float(r["t_s"]) + 1 <= 2]
+    second = [int(r["offered_qps"]) for r in rows if 2 <= float(r["t_s"]) <= 3]
+    assert first and second
+    assert all(v == pytest.approx(150, abs=3) for v in first), first
+    assert all(v == pytest.approx(300, abs=3) for v in second), second
+
+
+def test_saturated_generator_is_invalid(law_server, tmp_path):
+    server = law_server("fixed:0")
+    out = tmp_path / "flood"
+    # far beyond what one Python process can send: late sends and a busy CPU
+    res = run_bench(["--target", server.url, "--model", "law", "--rate", "30000",
+                     "--duration", "1.5s", "--warmup", "0s", "--out", str(out)])
+    assert res.returncode == 3
+    s = _summary(out)
+    assert s["valid"] is False and s["late_sends_pct"] > 1
+    assert any("load generator limited" in r for r in s["validity"])
+
+
+def test_inflight_cap_invalidates(law_server, tmp_path):
+    server = law_server("stall:1000:500:1")
+    out = tmp_path / "cap"
+    res = run_bench(["--target", server.url, "--model", "law", "--rate", "200",
+                     "--max-inflight", "5", "--duration", "1.5s", "--warmup", "0s",
+                     "--out", str(out), *TOLERANT])
+    assert res.returncode == 3
+    s = _summary(out)
+    assert s["dropped"] > 0
+    assert any("in-flight cap (5) reached" in r for r in s["validity"])

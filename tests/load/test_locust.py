@@ -81,3 +81,37 @@ def test_locust_headless_against_the_reference_server(mlp_server, tmp_path):
     res = _locust(["-H", mlp_server.url, "--model", "mlp", "--arrival-rate", "200", "-t", "3s",
                    "--late-tolerance-ms", "20", "--thresholds", str(tight)])
     assert res.returncode == 1, res.stderr[-2000:]
+
+
+def test_web_ui_mode_runs_the_same_scenario(law_server, tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    from tests.load.procs import kill_group
+
+    server = law_server("fixed:1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ui"
+    proc = subprocess.Popen(
+        [LOCUST, "-f", str(ROOT / "loadtests"), "-H", server.url, "--model", "law",
+         "--arrival-rate", "100", "-t", "3s", "--autostart", "--autoquit", "0",
+         "--web-host", "127.0.0.1", "--web-port", str(port), "--run-folder", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        page = b""
+        deadline = time.time() + 20
+        while time.time() < deadline and not page:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+            except OSError:
+                time.sleep(0.2)
+        assert b"locust" in page.lower()
+        proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["requests"] > 0 and s["mode"] == "open"
