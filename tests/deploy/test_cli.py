@@ -1,0 +1,109 @@
+"""The real ``pyinfra`` CLI with this repo's ``inventory.py`` and deploy files.
+
+Bad data must stop the run with ``host: key: problem`` and exit 2 before pyinfra
+connects (fleet/group data) or before any operation (``--data`` overrides). The
+dry-run test uses pyinfra's own ``@fake`` connector with scripted fact outputs:
+a fake host, nothing is contacted.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PYINFRA = Path(sys.executable).parent / "pyinfra"
+
+
+def _pyinfra(fleet: Path, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "INFEROPS_FLEET": str(fleet),
+        "INFEROPS_STATE_DIR": str(tmp_path / "state"),
+        "PYINFRA_FAKE_DELAY": "0",
+        "PYINFRA_FAKE_DELAY_JITTER": "0",
+    }
+    return subprocess.run(
+        [str(PYINFRA), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_bad_fleet_data_stops_before_connecting(tmp_path):
+    fleet = tmp_path / "fleet.toml"
+    # TEST-NET-1 address: had pyinfra tried to connect, it would say so (and fail).
+    fleet.write_text(
+        '[[hosts]]\nname = "cpu-bad"\naddress = "192.0.2.1"\ngroups = ["cpu_nodes"]\n'
+        '[hosts.data]\nserver_port = "eighty"\nserver_backend = "tensorflow"\n'
+    )
+    result = _pyinfra(fleet, "-y", "inventory.py", "deploys/cpu_node.py", tmp_path=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "cpu-bad: server_port: expected an integer, got str 'eighty'" in result.stderr
+    assert "cpu-bad: server_backend: unknown value 'tensorflow'" in result.stderr
+    assert "Connecting to hosts" not in output
+    assert "Starting operation" not in output
+
+
+def test_bad_fleet_structure_is_a_config_error(tmp_path):
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text('[[hosts]]\nname = "x"\ngroups = ["cpu_nodes"]\nssh_usr = "root"\n')
+    result = _pyinfra(fleet, "inventory.py", "deploys/cpu_node.py", "--dry", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "hosts[0]: unknown field(s) ['ssh_usr']" in result.stderr
+    assert "Connecting to hosts" not in result.stdout + result.stderr
+
+
+DEBIAN12_FACTS = """
+[hosts.data.fake_responses]
+"*-release" = ["/etc/os-release", "ID=debian", "VERSION_ID=\\"12\\"", "VERSION_CODENAME=bookworm", "---"]
+"uname -m" = "x86_64"
+"uname -s" = "Linux"
+"command -v curl" = "/usr/bin/curl"
+"command -v useradd" = "/usr/sbin/useradd"
+"command -v groupadd" = "/usr/sbin/groupadd"
+"""
+
+
+def _fake_fleet(tmp_path, tiny_model, fake_wheel) -> Path:
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        '[[hosts]]\nname = "@fake/cpu1"\ngroups = ["cpu_nodes"]\n[hosts.data]\n'
+        f'server_model_path = "{tiny_model}"\ninferops_wheel = "{fake_wheel}"\n'
+        "fake_delay = 0\nfake_delay_jitter = 0\n" + DEBIAN12_FACTS
+    )
+    return fleet
+
+
+def test_data_override_is_validated_before_any_operation(tmp_path, tiny_model, fake_wheel):
+    fleet = _fake_fleet(tmp_path, tiny_model, fake_wheel)
+    result = _pyinfra(
+        fleet, "inventory.py", "deploys/cpu_node.py", "--dry",
+        "--data", "server_max_batch_size=0", tmp_path=tmp_path,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "@fake/cpu1: server_max_batch_size: must be >= 1, got 0" in result.stderr
+    assert "Detected changes" not in output and "Starting operation" not in output
+
+
+def test_dry_run_plans_the_cpu_node_and_changes_nothing(tmp_path, tiny_model, fake_wheel):
+    fleet = _fake_fleet(tmp_path, tiny_model, fake_wheel)
+    result = _pyinfra(fleet, "inventory.py", "deploys/cpu_node.py", "--dry", tmp_path=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for planned in (
+        "inferops base | Install base packages",
+        "inferops python environment | Create venv /opt/inferops/venv",
+        "inferops inference server | Write /etc/systemd/system/inferops-server.service",
+        "node_exporter | Install prometheus-node-exporter",
+    ):
+        assert planned in output
+    assert "Detected changes" in output
+    assert "Starting operation" not in output  # --dry: nothing executed
