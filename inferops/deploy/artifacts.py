@@ -36,13 +36,22 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _source_files(repo: Path) -> list[Path]:
+    paths = {p for glob in _SOURCE_GLOBS for p in repo.glob(glob) if p.is_file()}
+    return sorted(p for p in paths if "__pycache__" not in p.parts)
+
+
+def _copy_sources(repo: Path, dest: Path) -> None:
+    for path in _source_files(repo):
+        target = dest / path.relative_to(repo)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
 def source_digest(repo: Path = REPO_ROOT) -> str:
     """sha256 over the package sources (paths + contents), ignoring caches."""
     digest = hashlib.sha256()
-    paths = sorted({p for glob in _SOURCE_GLOBS for p in repo.glob(glob) if p.is_file()})
-    for path in paths:
-        if "__pycache__" in path.parts:
-            continue
+    for path in _source_files(repo):
         digest.update(str(path.relative_to(repo)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -76,7 +85,11 @@ def build_wheel(repo: Path = REPO_ROOT, cache: Path | None = None) -> Path:
             if _has_build_backend():
                 # Air-gapped control machines: use the installed setuptools, fetch nothing.
                 command.append("--no-build-isolation")
-            command.append(str(repo))
+            # Build from a private copy of exactly the digested files: concurrent builds
+            # never share setuptools' in-tree build/ dir, and the wheel matches its key.
+            source = tmp / "src"
+            _copy_sources(repo, source)
+            command.append(str(source))
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise PyinfraError(
@@ -86,6 +99,7 @@ def build_wheel(repo: Path = REPO_ROOT, cache: Path | None = None) -> Path:
             built = sorted(tmp.glob("inferops-*.whl"))
             if not built:
                 raise PyinfraError(f"pip wheel produced no inferops wheel in {tmp}")
+            shutil.rmtree(source)
             os.replace(tmp, target)  # atomic: a half-built dir is never picked up
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
