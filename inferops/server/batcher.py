@@ -48,6 +48,11 @@ def _settle(future: asyncio.Future, result=None, error: BaseException | None = N
         future.set_result(result)
 
 
+def _settle_all(entries: list) -> None:
+    for future, result, error in entries:
+        _settle(future, result, error)
+
+
 class Batcher:
     """Queue + worker thread in front of ``run(feeds) -> {name: array}``.
 
@@ -150,17 +155,26 @@ class Batcher:
                              for name in batch[0].feeds}
                 outputs = self._run(feeds)
             except Exception as exc:  # engine failure: every caller in the batch gets it
-                for item in batch:
-                    item.loop.call_soon_threadsafe(_settle, item.future, None, exc)
+                self._hand_back([(item, None, exc) for item in batch])
                 continue
             compute = time.perf_counter() - started
             if self._observe is not None:
                 self._observe(sum(item.rows for item in batch), waits, compute)
-            offset = 0
+            settled, offset = [], 0
             for item in batch:
                 if len(batch) == 1:
                     mine = outputs
                 else:
                     mine = {name: out[offset:offset + item.rows] for name, out in outputs.items()}
                 offset += item.rows
-                item.loop.call_soon_threadsafe(_settle, item.future, mine)
+                settled.append((item, mine, None))
+            self._hand_back(settled)
+
+    @staticmethod
+    def _hand_back(settled: list) -> None:
+        # One wake-up of each event loop per batch, not one per request.
+        by_loop: dict = {}
+        for item, result, error in settled:
+            by_loop.setdefault(item.loop, []).append((item.future, result, error))
+        for loop, entries in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, entries)

@@ -1,0 +1,250 @@
+"""Dynamic batching vs the per-request server vs the raw engine, for each embedded model.
+
+    .venv/bin/python benchmarks/server_batching.py [--models mlp,cnn,dense] [--step 3]
+
+Setup: the server (or the raw engine) runs pinned to one core (``taskset -c 1``,
+one engine thread); this script's load generator is pinned to the other core.
+For each model it finds, by an exponential-then-bisection search over offered
+rates, the highest open-loop Poisson rate whose P99 latency stays under the
+model's bound with under 1 % errors, and reports the goodput there for:
+
+  * ``batching``  - ``inferops serve`` with dynamic batching (defaults: max batch 32, 2 ms delay)
+  * ``per-request`` - ``inferops serve --max-batch-size 1``
+  * ``raw``       - ONNX Runtime in-process, no HTTP, at its best batch size whose per-batch
+                    P99 stays under the same bound
+
+The client speaks HTTP/1.1 over raw asyncio streams (keep-alive connections, a
+new one whenever all are busy) and sends v2 binary tensors, asking for binary
+outputs. Latency is measured from each request's scheduled time, so a client
+falling behind shows up as latency (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from inferops.models import resolve  # noqa: E402
+from inferops.server import codec  # noqa: E402
+from inferops.server.process import ServerProcess  # noqa: E402
+
+#: P99 bound (ms) and the input sample shape per model.
+MODELS = {
+    "mlp": {"p99_ms": 20.0, "shape": (64,)},
+    "cnn": {"p99_ms": 150.0, "shape": (3, 64, 64)},
+    "dense": {"p99_ms": 60.0, "shape": (4096,)},
+}
+RAW_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+
+
+# -- raw engine (runs in a child pinned to the server core) --------------------------------
+
+def raw_engine(model: str, bound_ms: float, seconds: float) -> dict:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(resolve(model)), opts, providers=["CPUExecutionProvider"])
+    shape = MODELS[model]["shape"]
+    rows = []
+    for batch in RAW_BATCHES:
+        x = np.random.RandomState(0).uniform(0, 1, (batch, *shape)).astype(np.float32)
+        session.run(None, {"input": x})
+        lat = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds or len(lat) < 5:
+            t = time.perf_counter()
+            session.run(None, {"input": x})
+            lat.append(time.perf_counter() - t)
+        rows.append({"batch": batch, "samples_per_s": batch * len(lat) / sum(lat),
+                     "p99_ms": float(np.percentile(lat, 99)) * 1000})
+    ok = [r for r in rows if r["p99_ms"] <= bound_ms] or rows[:1]
+    best = max(ok, key=lambda r: r["samples_per_s"])
+    return {"best": best, "all": rows}
+
+
+# -- open-loop HTTP client -------------------------------------------------------------------
+
+class Client:
+    """Open-loop Poisson arrivals over keep-alive HTTP/1.1 connections."""
+
+    def __init__(self, host: str, port: int, request: bytes):
+        self.host, self.port, self.request = host, port, request
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def _one(self, scheduled: float, results: list) -> None:
+        try:
+            conn = self.idle.pop() if self.idle else await asyncio.open_connection(
+                self.host, self.port)
+            reader, writer = conn
+            writer.write(self.request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            results.append((time.perf_counter() - scheduled, status))
+            self.idle.append(conn)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            results.append((time.perf_counter() - scheduled, 0))
+
+    async def run(self, rate: float, seconds: float, seed: int) -> dict:
+        rng = np.random.default_rng(seed)
+        gaps = rng.exponential(1.0 / rate, int(rate * seconds * 1.2) + 10)
+        results: list = []
+        tasks = []
+        start = time.perf_counter()
+        t = start
+        for gap in gaps:
+            t += gap
+            if t - start > seconds:
+                break
+            delay = t - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(self._one(t, results)))
+        await asyncio.gather(*tasks)
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+        lat = np.array([r[0] for r in results]) * 1000
+        ok = sum(1 for r in results if r[1] == 200)
+        return {"offered": rate, "sent": len(results), "goodput": ok / seconds,
+                "errors": (len(results) - ok) / max(1, len(results)),
+                "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("inf")}
+
+
+def _arun(coro):
+    try:
+        import uvloop  # comes with uvicorn[standard]; a cheaper loop leaves more client headroom
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def request_bytes(model: str, name: str, port: int) -> bytes:
+    x = np.random.RandomState(1).uniform(0, 1, (1, *MODELS[model]["shape"])).astype(np.float32)
+    body, headers = codec.encode_v2_request({"input": x}, binary=True, binary_output=True)
+    head = (f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: {headers['content-type']}\r\n"
+            f"Inference-Header-Content-Length: {headers[codec.HEADER_LENGTH]}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def passes(step: dict, bound_ms: float) -> bool:
+    # Open loop: a server that cannot keep up shows it as latency, so P99 + errors suffice.
+    return step["p99_ms"] <= bound_ms and step["errors"] < 0.01
+
+
+def max_rate_under_bound(client: Client, start_rate: float, bound_ms: float,
+                         step_s: float) -> tuple[dict | None, list[dict]]:
+    """Exponential search up from ``start_rate``, then bisection; returns the best passing step."""
+    steps: list[dict] = []
+    best, rate, failed = None, start_rate, None
+
+    def measure(r: float) -> dict:
+        _arun(client.run(r, 0.5, seed=len(steps) + 1000))  # warm connections, caches
+        result = _arun(client.run(r, step_s, seed=len(steps)))
+        result["pass"] = passes(result, bound_ms)
+        steps.append(result)
+        print(f"    offered {r:8.1f}/s -> goodput {result['goodput']:8.1f}/s  "
+              f"p99 {result['p99_ms']:8.1f} ms  errors {result['errors']:.1%}  "
+              f"{'ok' if result['pass'] else 'over'}", flush=True)
+        return result
+
+    while failed is None and rate < 1e6:
+        result = measure(rate)
+        if result["pass"]:
+            best, rate = result, rate * 1.6
+        else:
+            failed = rate
+    if best is None:  # even the first rate failed: walk down
+        rate = start_rate
+        while best is None and rate > 1:
+            rate /= 2
+            result = measure(rate)
+            best = result if result["pass"] else None
+        return best, steps
+    low, high = best["offered"], failed
+    for _ in range(3):
+        mid = (low + high) / 2
+        result = measure(mid)
+        if result["pass"]:
+            low = mid
+            if result["goodput"] > best["goodput"]:
+                best = result
+        else:
+            high = mid
+    return best, steps
+
+
+def serve_and_search(model: str, path: Path, label: str, batch: int, start_rate: float,
+                     bound_ms: float, step_s: float, cpus: str) -> dict | None:
+    print(f"  {label}: inferops serve --max-batch-size {batch} (taskset -c {cpus})", flush=True)
+    with ServerProcess(path, max_batch_size=batch, cpus=cpus,
+                       extra_args=["--max-queue-size", "4096"]) as server:
+        client = Client(server.host, server.port, request_bytes(model, path.stem, server.port))
+        best, _ = max_rate_under_bound(client, start_rate, bound_ms, step_s)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mlp,cnn,dense")
+    parser.add_argument("--step", type=float, default=3.0, help="seconds per offered rate")
+    parser.add_argument("--server-cpus", default="1")
+    parser.add_argument("--client-cpus", default="0")
+    parser.add_argument("--raw", help=argparse.SUPPRESS)  # internal: raw engine in a child
+    args = parser.parse_args()
+
+    if args.raw:
+        print(json.dumps(raw_engine(args.raw, MODELS[args.raw]["p99_ms"], 1.0)))
+        return 0
+
+    os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
+    summary = []
+    for model in args.models.split(","):
+        bound = MODELS[model]["p99_ms"]
+        path = resolve(model)
+        print(f"== {model} (P99 bound {bound:.0f} ms)", flush=True)
+        raw = json.loads(subprocess.run(
+            ["taskset", "-c", args.server_cpus, sys.executable, __file__, "--raw", model],
+            check=True, capture_output=True, text=True).stdout)
+        best_raw = raw["best"]
+        print("  raw engine: " + ", ".join(f"b{r['batch']} {r['samples_per_s']:.0f}/s "
+                                           f"(p99 {r['p99_ms']:.1f} ms)" for r in raw["all"]))
+        start = min(raw["all"][0]["samples_per_s"] * 0.3, 500.0)
+        naive = serve_and_search(model, path, "per-request", 1, start, bound, args.step,
+                                 args.server_cpus)
+        batching = serve_and_search(model, path, "batching", 32, start, bound, args.step,
+                                    args.server_cpus)
+        summary.append((model, bound, batching, naive, best_raw))
+
+    print("\nthroughput at the P99 bound (requests or samples per second):")
+    print(f"{'model':6} {'p99 ≤':>7} {'batching':>9} {'per-req':>9} {'raw (batch)':>14} "
+          f"{'batch/per-req':>14} {'batch/raw':>10}")
+    for model, bound, batching, naive, raw in summary:
+        b = batching["goodput"] if batching else 0.0
+        n = naive["goodput"] if naive else 0.0
+        r = raw["samples_per_s"]
+        print(f"{model:6} {bound:5.0f}ms {b:9.0f} {n:9.0f} {r:8.0f} (b{raw['batch']:<2}) "
+              f"{(b / n if n else float('inf')):13.2f}x {b / r:9.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
