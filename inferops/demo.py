@@ -1,0 +1,206 @@
+"""``inferops demo``: the whole pipeline on this machine, no GPU and no downloads.
+
+Builds the embedded model, serves it in two configurations as two "profiles"
+(dynamic batching vs per-request ``--max-batch-size 1``), sweeps each for the
+highest QPS whose P99 meets the SLO, and renders ``reports/demo/index.html``.
+It uses the same code paths as a fleet run: ``ServerProcess`` for the servers,
+``inferops bench --sweep`` (a subprocess, as in CI) for the load, and the
+report package for the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from inferops.exitcodes import INVALID, InvalidMeasurement, UsageError
+
+#: (profile label, ServerProcess keyword arguments, what it is)
+PROFILES: list[tuple[str, dict, str]] = [
+    ("cpu-dynamic-batching", {"max_batch_size": 32}, "dynamic batching, up to 32 per batch"),
+    ("cpu-batch-1", {"max_batch_size": 1}, "one request per inference (--max-batch-size 1)"),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("reports/demo"),
+                        help="folder for the run folders and index.html (default reports/demo)")
+    parser.add_argument("--model", default="cnn", choices=("mlp", "cnn", "dense"),
+                        help="embedded model to serve (default cnn)")
+    parser.add_argument("--slo-p99-ms", type=float, default=100.0,
+                        help="P99 SLO the sweeps search against, ms (default 100)")
+    parser.add_argument("--target-qps", type=float, default=1000.0,
+                        help="fleet throughput to size for, req/s (default 1000)")
+    parser.add_argument("--step-duration", default="3s",
+                        help="measured window per sweep step (default 3s; the engine "
+                             "lengthens low-rate steps to get enough samples)")
+    parser.add_argument("--sweep-budget", type=float, default=100.0, metavar="SECONDS",
+                        help="longest one profile's sweep may take before it is interrupted "
+                             "and reported as partial (default 100)")
+    parser.add_argument("--server-cpus", default="1",
+                        help="CPUs each server is pinned to (default 1; the rest drive the load)")
+
+
+def _bench(cmd: list[str], *, on_line, budget_s: float) -> int:
+    """Run ``inferops bench`` as a subprocess, streaming its stderr lines to ``on_line``.
+
+    After ``budget_s`` it gets SIGINT, as from Ctrl-C: bench then writes what it has
+    as a partial run (exit 3), which the report shows but does not size. That
+    keeps the demo bounded on a slow or busy machine.
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    timer = threading.Timer(budget_s, _interrupt, args=(proc, on_line, budget_s))
+    timer.start()
+    try:
+        for line in proc.stderr:
+            on_line(line.rstrip())
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            _stop(proc)
+    return proc.returncode
+
+
+def _interrupt(proc: subprocess.Popen, on_line, budget_s: float) -> None:
+    if proc.poll() is None:
+        on_line(f"time budget of {budget_s:.0f} s spent: interrupting (the run will be partial)")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        # give it time to write its partial run folder, then insist
+        threading.Timer(30, _stop, args=(proc,)).start()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _bench_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "inferops", "bench", "--quiet", "--overwrite", *args]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from inferops.units import parse_duration
+
+    parse_duration(args.step_duration, name="--step-duration")
+    if not args.slo_p99_ms > 0 or not args.target_qps > 0:
+        raise UsageError("--slo-p99-ms and --target-qps must be positive")
+    try:
+        from inferops.server.process import ServerProcess
+    except ImportError as exc:
+        raise UsageError(f"the reference server is not available in this checkout ({exc})") from None
+
+    console = Console(stderr=True)
+    out: Path = args.out
+    runs_dir = out / "runs"
+    started = time.monotonic()
+    total = 2 + 2 * len(PROFILES)
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        overall = progress.add_task("demo", total=total)
+        detail = progress.add_task("", total=None)
+
+        progress.update(detail, description=f"building the embedded {args.model} model")
+        from inferops.models import resolve
+
+        model_path = resolve(args.model)
+        progress.advance(overall)
+        console.print(f"model {args.model}: {model_path}")
+
+        folders = []
+        for profile, server_kwargs, what in PROFILES:
+            progress.update(detail, description=f"{profile}: starting server ({what})")
+            with ServerProcess(model=args.model, port=None, cpus=args.server_cpus,
+                               **server_kwargs) as server:
+                # 1. calibrate: one closed-loop user measures the unloaded service rate,
+                #    so the sweep starts near this machine's capacity instead of guessing
+                progress.update(detail, description=f"{profile}: calibrating (1 user, 3 s)")
+                calib = runs_dir / "calibration" / profile
+                code = _bench(_bench_cmd("--target", server.url, "--model", args.model,
+                                         "--users", "1", "--duration", "3s", "--warmup", "1s",
+                                         "--out", str(calib), "--profile", profile),
+                              on_line=lambda _line: None, budget_s=60)
+                start_qps = _calibrated_start(calib, code)
+                progress.advance(overall)
+
+                # 2. the SLO sweep, exactly as `inferops bench --sweep` runs in a fleet
+                folder = runs_dir / profile
+                progress.update(detail, description=f"{profile}: sweep from {start_qps:.0f} req/s")
+
+                def show(line: str, profile=profile) -> None:
+                    if line.startswith(("sweep step", "time budget")):
+                        progress.update(detail, description=f"{profile}: {line}")
+                        console.print(f"  {profile}: {line}")
+
+                code = _bench(_bench_cmd(
+                    "--target", server.url, "--model", args.model, "--sweep",
+                    "--slo-p99-ms", f"{args.slo_p99_ms:g}", "--sweep-start", f"{start_qps:.1f}",
+                    "--sweep-precision", "0.1", "--sweep-max-steps", "10",
+                    "--duration", args.step_duration, "--warmup", "1s",
+                    "--out", str(folder), "--profile", profile), on_line=show,
+                    budget_s=args.sweep_budget)
+                if code == 2:
+                    raise UsageError(f"inferops bench --sweep rejected its arguments ({profile})")
+                if (folder / "summary.json").exists():
+                    folders.append(folder)
+                else:
+                    console.print(f"[red]{profile}: the sweep left no summary.json "
+                                  f"(bench exit {code}); leaving it out of the report[/red]")
+                progress.advance(overall)
+
+        if not folders:
+            raise InvalidMeasurement("no sweep finished: nothing to report")
+        progress.update(detail, description="rendering the report")
+        from inferops.report import catalog
+        from inferops.report.analysis import Options
+        from inferops.report.render import write_report
+        from inferops.report.runs import load_runs
+
+        options = Options(target_qps=args.target_qps, catalog=catalog.load(),
+                          catalog_source=str(catalog.DEFAULT_PATH))
+        runs = load_runs(folders)
+        written = write_report(runs, options, out / "index.html")
+        progress.advance(overall)
+        progress.update(detail, description="done", total=1, completed=1)
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+    invalid = [r.profile for r in runs if not r.valid]
+    missing = len(PROFILES) - len(runs)
+    if invalid or missing:
+        console.print(f"[yellow]{len(invalid) + missing} of {len(PROFILES)} sweeps did not give "
+                      "a valid measurement (see the report's Verdict); exit 3[/yellow]")
+    print(f"report written to {written.resolve()}")
+    return INVALID if invalid or missing else 0
+
+
+def _calibrated_start(folder: Path, code: int) -> float:
+    """Half the single-user throughput: a rate the server surely sustains."""
+    import json
+
+    summary = folder / "summary.json"
+    if code == 2 or not summary.exists():
+        raise UsageError(f"calibration run failed (inferops bench exit {code}); see {folder}")
+    achieved = json.loads(summary.read_text()).get("achieved_qps") or 0
+    if achieved <= 0:
+        raise UsageError(f"calibration run measured no throughput; see {folder}")
+    return max(5.0, 0.5 * achieved)
