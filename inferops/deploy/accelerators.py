@@ -7,12 +7,11 @@ at 0 changes) and prints the imported version into the pyinfra output.
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from inferops.deploy import ops
-from inferops.deploy.common import download_args, knob
+from inferops.deploy.common import download_args, knob, notice
 from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
 from inferops.deploy.python_env import env_pip, env_prefix
 
@@ -46,7 +45,7 @@ def accelerators():
         if not knob(enabled_knob):
             continue
         if module == "tensorrt" and not gpu_present():
-            host.noop(NO_GPU.format(what="TensorRT"))
+            notice(NO_GPU.format(what="TensorRT"))
             continue
         package = package or knob("tensorrt_package")
         version = knob(version_knob)

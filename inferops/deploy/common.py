@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
@@ -121,3 +121,10 @@ def require(condition: bool, key: str, problem: str) -> None:
     """Stop during preparation (before any change) with ``host: key: problem``."""
     if not condition:
         raise PyinfraError(f"{host.name}: {key}: {problem}")
+
+
+def notice(message: str) -> None:
+    """A no-op the operator must see (skipped GPU parts, reboot needed): shown even without -v."""
+    if not getattr(host.state, "print_noop_info", False):
+        logger.warning(f"{host.print_prefix}{message}")
+    host.noop(message)

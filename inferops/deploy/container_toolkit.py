@@ -14,7 +14,7 @@ from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from inferops.deploy.common import download_args, install_packages, knob, require, template
+from inferops.deploy.common import download_args, install_packages, knob, notice, require, template
 from inferops.deploy.facts import FileText
 from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
 from inferops.deploy.platform import detect
@@ -43,7 +43,7 @@ def container_toolkit():
         host.noop("container toolkit: disabled (container_toolkit = false)")
         return
     if not gpu_present():
-        host.noop(NO_GPU.format(what="the NVIDIA container toolkit"))
+        notice(NO_GPU.format(what="the NVIDIA container toolkit"))
         return
     platform = detect(host)
     digest = knob("container_toolkit_key_sha256")

@@ -11,7 +11,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from inferops.deploy.common import install_packages, knob, template
+from inferops.deploy.common import install_packages, knob, notice, template
 from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
 from inferops.deploy.nvidia_repos import cuda_repo, debian_nonfree, resolve_source
 from inferops.deploy.platform import detect
@@ -40,7 +40,7 @@ def cuda_home(source: str) -> str:
 def cuda():
     """Install the pinned toolkit and its profile script; check ``nvcc`` after a change."""
     if not gpu_present():
-        host.noop(NO_GPU.format(what="the CUDA toolkit"))
+        notice(NO_GPU.format(what="the CUDA toolkit"))
         return
     platform = detect(host)
     source = resolve_source(platform, "cuda_source")

@@ -13,7 +13,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from inferops.deploy.common import download_args, install_packages, knob, template
+from inferops.deploy.common import download_args, install_packages, knob, notice, template
 from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
 from inferops.deploy.nvidia_repos import cuda_repo
 from inferops.deploy.platform import detect
@@ -50,7 +50,7 @@ def dcgm_exporter():
         host.noop("dcgm-exporter: disabled (dcgm_exporter = false)")
         return
     if not gpu_present():
-        host.noop(NO_GPU.format(what="dcgm-exporter"))
+        notice(NO_GPU.format(what="dcgm-exporter"))
         return
     platform = detect(host)
     listen = knob("dcgm_exporter_listen")

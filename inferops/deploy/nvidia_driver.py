@@ -22,7 +22,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from inferops.deploy import ops
-from inferops.deploy.common import download_args, install_packages, knob
+from inferops.deploy.common import download_args, install_packages, knob, notice
 from inferops.deploy.facts import NvidiaGpus, NvidiaLibraryVersion, NvidiaLoadedModuleVersion
 from inferops.deploy.nvidia_repos import cuda_repo, debian_nonfree, resolve_source
 from inferops.deploy.platform import Platform, detect
@@ -50,7 +50,7 @@ def gpu_present() -> bool:
     if host.get_fact(NvidiaGpus):
         return True
     if knob("nvidia_driver_force"):
-        host.noop("no NVIDIA GPU detected; continuing because nvidia_driver_force = true")
+        notice("no NVIDIA GPU detected; continuing because nvidia_driver_force = true")
         return True
     return False
 
@@ -92,7 +92,7 @@ def driver_packages(platform: Platform, source: str) -> list[str]:
 def nvidia_driver():
     """Install the pinned driver; reboot + ``nvidia-smi`` only when it changed."""
     if not gpu_present():
-        host.noop(NO_GPU.format(what="the NVIDIA driver"))
+        notice(NO_GPU.format(what="the NVIDIA driver"))
         return
     platform = detect(host)
     source = resolve_source(platform, "nvidia_driver_source")
@@ -101,7 +101,7 @@ def nvidia_driver():
     elif platform.distro == "debian":
         debian_nonfree(platform)
         if knob("nvidia_driver_branch") != DEBIAN_DISTRO_BRANCH:
-            host.noop(
+            notice(
                 f"Debian 12's non-free driver is branch {DEBIAN_DISTRO_BRANCH}; "
                 f"nvidia_driver_branch = {knob('nvidia_driver_branch')} needs the cuda_repo source"
             )
