@@ -107,3 +107,28 @@ def test_dry_run_plans_the_cpu_node_and_changes_nothing(tmp_path, tiny_model, fa
         assert planned in output
     assert "Detected changes" in output
     assert "Starting operation" not in output  # --dry: nothing executed
+
+
+def test_dry_run_plans_the_gpu_node_from_pci_facts(tmp_path, tiny_model, fake_wheel):
+    """A fake Debian 12 host whose PCI scan shows an NVIDIA GPU: the driver is planned
+    from Debian's non-free archive (no checksums configured), nothing executes."""
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        '[[hosts]]\nname = "@fake/gpu1"\ngroups = ["gpu_nodes"]\n[hosts.data]\n'
+        f'server_model_path = "{tiny_model}"\ninferops_wheel = "{fake_wheel}"\n'
+        'python_env = "venv"\nfake_delay = 0\nfake_delay_jitter = 0\n'
+        + DEBIAN12_FACTS
+        + '"/sys/bus/pci/devices" = ["0000:00:02.0 0x8086 0x030000", "0000:01:00.0 0x10de 0x030200"]\n'
+    )
+    result = _pyinfra(fleet, "inventory.py", "deploys/gpu_node.py", "--dry", tmp_path=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "no NVIDIA GPU detected" not in output
+    for planned in (
+        "NVIDIA driver | Enable Debian contrib, non-free, non-free-firmware",
+        "NVIDIA driver | Install NVIDIA driver (distro: linux-headers-amd64, nvidia-kernel-dkms",
+        "CUDA toolkit | Install nvidia-cuda-toolkit (distro)",
+        "inferops accelerators | Install tensorrt-cu12",
+    ):
+        assert planned in output, planned
+    assert "Starting operation" not in output
