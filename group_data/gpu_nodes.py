@@ -24,9 +24,9 @@ onnxruntime_package = "onnxruntime-gpu"
 tensorrt = True
 openvino = False
 
-# docker + NVIDIA container toolkit: needed by dcgm-exporter (container mode) and Triton.
-# REQUIRED when enabled: container_toolkit_key_sha256 = "...".
-container_toolkit = False
-dcgm_exporter = False
+# docker + NVIDIA container toolkit: runs dcgm-exporter (container mode) and Triton.
+# REQUIRED on hosts with a GPU: container_toolkit_key_sha256 = "..." (sha256 of the repo key).
+container_toolkit = True
+dcgm_exporter = True
 # dcgm_exporter_mode = "container"   # or "binary" with dcgm_exporter_binary_url + _sha256
 # server_runtime = "triton"          # NGC Triton instead of the inferops server

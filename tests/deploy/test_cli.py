@@ -117,6 +117,7 @@ def test_dry_run_plans_the_gpu_node_from_pci_facts(tmp_path, tiny_model, fake_wh
         '[[hosts]]\nname = "@fake/gpu1"\ngroups = ["gpu_nodes"]\n[hosts.data]\n'
         f'server_model_path = "{tiny_model}"\ninferops_wheel = "{fake_wheel}"\n'
         'python_env = "venv"\nfake_delay = 0\nfake_delay_jitter = 0\n'
+        f'container_toolkit_key_sha256 = "{"ab" * 32}"\n'
         + DEBIAN12_FACTS
         + '"/sys/bus/pci/devices" = ["0000:00:02.0 0x8086 0x030000", "0000:01:00.0 0x10de 0x030200"]\n'
     )
@@ -129,6 +130,8 @@ def test_dry_run_plans_the_gpu_node_from_pci_facts(tmp_path, tiny_model, fake_wh
         "NVIDIA driver | Install NVIDIA driver (distro: linux-headers-amd64, nvidia-kernel-dkms",
         "CUDA toolkit | Install nvidia-cuda-toolkit (distro)",
         "inferops accelerators | Install tensorrt-cu12",
+        "NVIDIA container toolkit | Register the NVIDIA runtime with docker (nvidia-ctk)",
+        "dcgm-exporter | Write inferops-dcgm-exporter.service",
     ):
         assert planned in output, planned
     assert "Starting operation" not in output
