@@ -132,3 +132,11 @@ def test_all_py_documents_every_knob_at_its_default():
     assert set(documented) == set(SCHEMA)
     for key, value in documented.items():
         assert value == ALL_DEFAULTS[key], key
+
+
+def test_example_fleet_with_shipped_group_data_is_valid():
+    from inferops.deploy.fleet import load_file
+
+    groups = load_file(REPO / "fleet.example.toml")
+    names = ["all", "cpu_nodes", "gpu_nodes", "monitoring", "loadgen"]
+    assert check_fleet(groups, {name: _group_data(name) for name in names}) == []
