@@ -39,6 +39,7 @@ TOKEN_PATH = f"{CONFIG_DIR}/token"
 MODEL_DIR = f"{STATE_DIR}/models"
 WHEEL_DIR = "/opt/inferops/wheels"
 TRITON_SERVICE = "inferops-triton"
+VERIFY_SCRIPT = "/opt/inferops/bin/inferops-verify"
 
 DEFAULTS = {
     # inferops (reference server) or triton (NGC container; needs container_toolkit).
@@ -205,7 +206,7 @@ def _inferops():
     _run_and_verify(SERVICE, unit_op, [unit_op, env_op, model_op, wheel_op, token_op])
 
 
-def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60) -> None:
+def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60, owner_port=True) -> None:
     changed = any_changed(*inputs)
     systemd.daemon_reload(name="Reload systemd (unit changed)", _if=unit_op.did_change)
     systemd.service(name=f"Enable and start {service}", service=service, running=True, enabled=True)
@@ -217,31 +218,39 @@ def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60) -> None:
         _if=changed,
     )
     if knob("server_verify"):
+        files.put(
+            name="Upload the readiness checker",
+            src=template("inferops-verify.py"),
+            dest=VERIFY_SCRIPT,
+            mode="755",
+        )
+        port = knob("server_port")
         server.shell(
             name=f"Check {service} is up and listening",
             commands=[
                 verify_command(
-                    service, probe_address(knob("server_bind")), knob("server_port"), attempts
+                    service,
+                    probe_address(knob("server_bind")),
+                    port,
+                    attempts,
+                    owner_port=owner_port,
                 )
             ],
             _if=changed,
         )
 
 
-def verify_command(service: str, address: str, port: int, attempts: int = 60) -> str:
-    """Shell that waits until the unit is active and ``GET /v2/health/ready`` answers 200
-    (KServe v2, served by both inferops and Triton); on timeout it prints status + journal
-    and exits 1 - a failing check, not a log line."""
+def verify_command(
+    service: str, address: str, port: int, attempts: int = 60, owner_port: bool = True
+) -> str:
+    """Run the uploaded checker: the unit must stay active on one PID, answer
+    ``GET /v2/health/ready`` with 200 (KServe v2, served by inferops and Triton) and, with
+    ``owner_port``, own the listening socket itself - so a crash-looping server or another
+    daemon on the port fails the run, with status and journal printed."""
     hostport = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     url = f"http://{hostport}/v2/health/ready"
-    probe = f"python3 -c \"import urllib.request as u; u.urlopen('{url}', timeout=2)\""
-    return (
-        f"for i in $(seq {attempts}); do "
-        f"if systemctl is-active --quiet {service} && {probe} 2>/dev/null; then "
-        f"echo '{service} ready at {url}'; exit 0; fi; sleep 1; done; "
-        f"systemctl status {service} --no-pager; journalctl -u {service} -n 40 --no-pager; "
-        f"echo '{service} not ready at {url}' >&2; exit 1"
-    )
+    command = f"python3 {VERIFY_SCRIPT} --unit {service}.service --url {url} --attempts {attempts}"
+    return command + (f" --port {port}" if owner_port else "")
 
 
 def _triton():
@@ -271,4 +280,7 @@ def _triton():
         port=knob("server_port"),
     )
     # The first start pulls a multi-GB image: allow 15 minutes before calling it failed.
-    _run_and_verify(TRITON_SERVICE, unit_op, [unit_op, config_op, model_op], attempts=900)
+    # docker-proxy owns the published port, not the unit's cgroup: no owner check.
+    _run_and_verify(
+        TRITON_SERVICE, unit_op, [unit_op, config_op, model_op], attempts=900, owner_port=False
+    )
