@@ -14,13 +14,19 @@ from pathlib import Path
 
 from tests.hosts.fleet import Fleet
 
-MANUAL_SLOT = 0  # pytest uses slot 1 and the provision benchmark slot 2
+MANUAL_SLOT = 0  # pytest claims a free slot in 1-6, the provision benchmark in 20-25
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.hosts", description=__doc__)
     parser.add_argument("action", choices=("up", "down", "status"))
     parser.add_argument("-n", "--hosts", type=int, default=2, help="how many hosts (up)")
+    parser.add_argument(
+        "--slot",
+        type=int,
+        default=MANUAL_SLOT,
+        help="subnet 10.231.SLOT.0/24 (default 0; pytest takes 1-6)",
+    )
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -31,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.hosts <= 50:
         print(f"error: --hosts must be between 1 and 50, got {args.hosts}", file=sys.stderr)
         return 2
-    fleet = Fleet("node", MANUAL_SLOT, args.workdir.resolve(), size=args.hosts)
+    if not 0 <= args.slot <= 255:
+        print(f"error: --slot must be between 0 and 255, got {args.slot}", file=sys.stderr)
+        return 2
+    fleet = Fleet("node", args.slot, args.workdir.resolve(), size=args.hosts)
     try:
         if args.action == "up":
             fleet.up()

@@ -19,6 +19,7 @@ The workdir receives what a user or a test needs to reach the hosts:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -57,6 +58,15 @@ def _resolv_conf() -> str:
     return "\n".join(servers or ["nameserver 1.1.1.1"]) + "\n"
 
 
+def claim_free_fleet(name: str, slots: range, workdir: Path, size: int, log=print) -> Fleet:
+    """A Fleet on the first slot in ``slots`` that no other live process holds."""
+    for slot in slots:
+        fleet = Fleet(name, slot, workdir, size=size, log=log)
+        if fleet.claim_slot():
+            return fleet
+    raise RuntimeError(f"every fleet slot in {slots.start}..{slots.stop - 1} is in use")
+
+
 class Fleet:
     def __init__(self, name: str, slot: int, workdir: Path, size: int = 1, log=print):
         self.name = name
@@ -65,11 +75,12 @@ class Fleet:
         self.size = size
         self.log = log
         self.hosts: list[Host] = []
+        self._slot_lock = None
 
     # --- where things live -------------------------------------------------
     @property
     def overlay_dir(self) -> Path:
-        return rootfs.cache_root() / "fleets" / self.name
+        return rootfs.cache_root() / "fleets" / f"slot{self.net.slot}"
 
     @property
     def key_path(self) -> Path:
@@ -101,6 +112,11 @@ class Fleet:
         if problems:
             raise RuntimeError("cannot boot test hosts: " + "; ".join(problems))
         lower = rootfs.ensure_rootfs(log=self.log)
+        if not self.claim_slot():
+            raise RuntimeError(
+                f"slot {self.net.slot} ({self.net.cidr}) is held by another running process "
+                "(a pytest session or benchmark); stop it or use another slot"
+            )
         self.cleanup_stale()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.overlay_dir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +154,29 @@ class Fleet:
         self.cleanup_stale()
         self.state_path.unlink(missing_ok=True)
         self.hosts = []
+        if self._slot_lock is not None:
+            self._slot_lock.close()
+            self._slot_lock = None
+
+    def claim_slot(self) -> bool:
+        """Take this slot's lock for the life of this process; False if another holds it.
+
+        A crashed process drops its lock with it, so whatever is left on a slot we
+        can lock is stale and safe to clear. ``make hosts`` exits after booting and
+        so never holds one: its slot (0) is simply replaced by the next ``up``.
+        """
+        if self._slot_lock is not None:
+            return True
+        locks = rootfs.cache_root() / "fleets"
+        locks.mkdir(parents=True, exist_ok=True)
+        handle = open(locks / f"slot-{self.net.slot}.lock", "w")  # held until down()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._slot_lock = handle
+        return True
 
     def cleanup_stale(self) -> None:
         """Remove whatever a previous (possibly crashed) run of this slot left behind."""
@@ -245,3 +284,58 @@ class Fleet:
             "",
         ]
         self.inventory_path.write_text("\n".join(lines))
+        self.write_fleet_toml(self.fleet_toml)
+
+    def write_fleet_toml(
+        self,
+        path: Path,
+        groups: tuple[str, ...] = ("cpu_nodes",),
+        data: dict | None = None,
+        host_groups: dict[str, tuple[str, ...]] | None = None,
+        host_data: dict[str, dict] | None = None,
+    ) -> Path:
+        """Write the hosts in the ``INFEROPS_FLEET`` format read by the repo's inventory.py.
+
+        ``groups`` applies to every host unless ``host_groups[name]`` says otherwise;
+        ``data`` becomes ``[defaults.data]`` and ``host_data[name]`` a host's ``[hosts.data]``.
+        """
+        out = [
+            "# Test fleet written by tests.hosts; see docs/test-hosts.md.",
+            "[defaults]",
+            f"ssh_user = {_toml(DEPLOY_USER)}",
+            "sudo = true",
+            f"ssh_key = {_toml(str(self.key_path))}",
+            f"ssh_known_hosts_file = {_toml(str(self.known_hosts))}",
+            'ssh_strict_host_key_checking = "yes"',
+        ]
+        if data:
+            out += ["", "[defaults.data]", *(f"{k} = {_toml(v)}" for k, v in data.items())]
+        for host in self.hosts:
+            member_of = (host_groups or {}).get(host.name, groups)
+            out += [
+                "",
+                "[[hosts]]",
+                f"name = {_toml(host.name)}",
+                f"address = {_toml(host.ip)}",
+                f"groups = {_toml(list(member_of))}",
+            ]
+            extra = (host_data or {}).get(host.name)
+            if extra:
+                out += ["[hosts.data]", *(f"{k} = {_toml(v)}" for k, v in extra.items())]
+        path.write_text("\n".join(out) + "\n")
+        return path
+
+
+def _toml(value) -> str:
+    """A TOML literal for the plain values fleet files hold."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic strings
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")

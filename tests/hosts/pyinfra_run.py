@@ -101,17 +101,18 @@ def run_and_kill(
     inventory: Path | str,
     deploy: Path | str,
     *,
-    after_changes: int,
-    grace: float = 2.0,
+    during: str,
+    grace: float = 5.0,
     env: dict[str, str] | None = None,
     timeout: float = 600,
 ) -> tuple[str, int]:
-    """Start a deploy and SIGKILL its process group mid-run.
+    """Start a deploy and SIGKILL its whole process group in the middle of an operation.
 
-    The kill comes ``grace`` seconds after the operation that follows the
-    ``after_changes``-th changed operation has started, i.e. while the deploy
-    is busy with real work on the host. Returns (output so far, changes seen).
-    Raises if the deploy finished before it could be killed.
+    The kill comes ``grace`` seconds after pyinfra announces the first operation
+    whose name contains ``during`` (pick a long one, e.g. a package install), so
+    the host is left half-changed, as when a control machine dies. Returns the
+    output up to the kill and how many changed operations it reported. Raises if
+    the deploy ended before it could be killed.
     """
     proc = subprocess.Popen(
         command(inventory, deploy),
@@ -132,15 +133,15 @@ def run_and_kill(
             clean = _ANSI.sub("", line)
             if re.search(r"\]\s+Success\s*$", clean):
                 changes += 1
-            if changes >= after_changes and "--> Starting operation" in clean:
+            if "--> Starting operation" in clean and during in clean:
                 time.sleep(grace)
                 break
             if time.monotonic() > deadline:
                 break
         if proc.poll() is not None:
             raise RuntimeError(
-                f"deploy ended (rc={proc.returncode}) before it could be killed after "
-                f"{after_changes} changes:\n" + "".join(lines[-30:])
+                f"deploy ended (rc={proc.returncode}) before an operation matching {during!r} "
+                "could be interrupted:\n" + "".join(lines[-30:])
             )
         os.killpg(proc.pid, signal.SIGKILL)
     finally:

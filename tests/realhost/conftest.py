@@ -1,6 +1,6 @@
 """Fixtures for the real-host tier: a booted nspawn fleet shared by the whole session.
 
-The fleet (slot 1, 10.231.1.0/24) is booted once per session and torn down by
+The fleet (first free slot from 1, i.e. 10.231.1.0/24) is booted once per session and torn down by
 a finalizer. Missing prerequisites (root, debootstrap, nspawn, nft) fail the
 tests with the reason; they skip only on a developer box that is neither root
 nor CI, where they could not run anyway.
@@ -12,9 +12,10 @@ import os
 
 import pytest
 
-from tests.hosts.fleet import Fleet, missing_prerequisites
+from tests.hosts.fleet import claim_free_fleet, missing_prerequisites
 
-PYTEST_SLOT = 1  # `make hosts` uses slot 0 and the provision benchmark slot 2
+# `make hosts` uses slot 0; concurrent pytest sessions each claim their own slot.
+PYTEST_SLOTS = range(1, 7)
 FLEET_SIZE = 2
 
 
@@ -31,8 +32,8 @@ def fleet(tmp_path_factory):
         if os.geteuid() != 0 and not _in_ci():
             pytest.skip(reason + " (skipped: not root and not CI)")
         pytest.fail(reason, pytrace=False)
-    fleet = Fleet(
-        "t", PYTEST_SLOT, tmp_path_factory.mktemp("fleet"), size=FLEET_SIZE, log=lambda _: None
+    fleet = claim_free_fleet(
+        "t", PYTEST_SLOTS, tmp_path_factory.mktemp("fleet"), size=FLEET_SIZE, log=lambda _: None
     )
     fleet.up()
     try:

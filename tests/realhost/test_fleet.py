@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.hosts import machine, network, pyinfra_run
-from tests.hosts.fleet import Fleet
+from tests.hosts.fleet import Fleet, claim_free_fleet
 
 pytestmark = pytest.mark.realhost
 
-SCRATCH_SLOT = 3  # a throwaway fleet for the teardown/crash tests
+SCRATCH_SLOTS = range(10, 16)  # throwaway fleets for the teardown/crash tests
+
+
+def _scratch(workdir) -> Fleet:
+    return claim_free_fleet("s", SCRATCH_SLOTS, workdir, size=1, log=lambda _: None)
 
 
 def test_hosts_are_distinct_booted_machines(fleet):
@@ -80,7 +84,7 @@ def _leftovers(fleet: Fleet) -> list[str]:
 
 
 def test_teardown_removes_machines_network_and_mounts(fleet, tmp_path):
-    scratch = Fleet("s", SCRATCH_SLOT, tmp_path, size=1, log=lambda _: None).up()
+    scratch = _scratch(tmp_path).up()
     pid = scratch.hosts[0].pid
     assert scratch.ssh(scratch.hosts[0], "hostname").stdout.strip() == "s0"
     assert _leftovers(scratch)  # sanity: the probe does see a live fleet
@@ -93,16 +97,22 @@ def test_teardown_removes_machines_network_and_mounts(fleet, tmp_path):
 
 
 def test_up_recovers_from_a_crashed_run(tmp_path):
-    crashed = Fleet("s", SCRATCH_SLOT, tmp_path / "a", size=1, log=lambda _: None).up()
+    crashed = _scratch(tmp_path / "a").up()
     stale_pid = crashed.hosts[0].pid
+    # While its owner lives, the slot is refused to anyone else ...
+    rival = Fleet("s", crashed.net.slot, tmp_path / "b", size=1, log=lambda _: None)
+    with pytest.raises(RuntimeError, match="held by another running process"):
+        rival.up()
+    # ... a crash drops the lock (as the kernel would) and leaves everything else behind.
+    crashed._slot_lock.close()
     # A new process knows nothing of the old one (no state file, new workdir).
-    fresh = Fleet("s", SCRATCH_SLOT, tmp_path / "b", size=1, log=lambda _: None)
+    fresh = Fleet("s", crashed.net.slot, tmp_path / "b", size=1, log=lambda _: None)
     try:
         fresh.up()
         assert not machine.is_nspawn(stale_pid)
         assert fresh.ssh(fresh.hosts[0], "sudo -n true").returncode == 0
         state = json.loads(fresh.state_path.read_text())
-        assert [h["ip"] for h in state["hosts"]] == ["10.231.3.10"]
+        assert [h["ip"] for h in state["hosts"]] == [f"10.231.{crashed.net.slot}.10"]
     finally:
         fresh.down()
     assert _leftovers(fresh) == []
