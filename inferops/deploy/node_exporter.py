@@ -85,8 +85,9 @@ def node_exporter():
 
 
 def _from_package(platform):
+    # curl: the metrics check (this component also runs alone, without base).
     package = install_packages(
-        platform, ["prometheus-node-exporter"], name="Install prometheus-node-exporter"
+        platform, ["prometheus-node-exporter", "curl"], name="Install prometheus-node-exporter"
     )
     defaults = files.template(
         name="Configure node_exporter listen address",
@@ -106,6 +107,8 @@ def _from_tarball(platform):
     stem = f"node_exporter-{version}.linux-{arch}"
     tarball = f"{DOWNLOAD_DIR}/{stem}.tar.gz"
 
+    # curl: files.download and the metrics check (this component also runs alone).
+    install_packages(platform, ["curl", "tar"], name="Install curl and tar")
     files.directory(name=f"Create {DOWNLOAD_DIR}", path=DOWNLOAD_DIR, mode="755")
     files.download(
         name=f"Download node_exporter {version} (sha256-verified)",
