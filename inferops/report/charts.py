@@ -75,7 +75,9 @@ def latency_curve(series: list[dict], slo_ms: float, *, title: str) -> str:
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     for i, item in enumerate(series):
         color = _PALETTE[i % len(_PALETTE)]
-        pts = [p for p in item["curve"] if p["p99_ms"] is not None]
+        # drawn left to right: sweep steps are stored in search order, not rate order
+        pts = sorted((p for p in item["curve"] if p["p99_ms"] is not None),
+                     key=lambda p: p["achieved_qps"])
         xs = [p["achieved_qps"] for p in pts]
         ys = [p["p99_ms"] for p in pts]
         ax.plot(xs, ys, "-", color=color, label=item["label"])
