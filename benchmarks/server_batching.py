@@ -105,6 +105,7 @@ class Client:
         rng = np.random.default_rng(seed)
         gaps = rng.exponential(1.0 / rate, int(rate * seconds * 1.2) + 10)
         results: list = []
+        lags: list[float] = []  # how late each request left: the client's own saturation
         tasks = []
         start = time.perf_counter()
         t = start
@@ -115,6 +116,7 @@ class Client:
             delay = t - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            lags.append(-delay)
             tasks.append(asyncio.ensure_future(self._one(t, results)))
         await asyncio.gather(*tasks)
         for _, writer in self.idle:
@@ -124,7 +126,8 @@ class Client:
         ok = sum(1 for r in results if r[1] == 200)
         return {"offered": rate, "sent": len(results), "goodput": ok / seconds,
                 "errors": (len(results) - ok) / max(1, len(results)),
-                "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("inf")}
+                "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("inf"),
+                "lag_p99_ms": float(np.percentile(lags, 99)) * 1000 if lags else 0.0}
 
 
 def _arun(coro):
@@ -163,6 +166,7 @@ def max_rate_under_bound(client: Client, start_rate: float, bound_ms: float,
         steps.append(result)
         print(f"    offered {r:8.1f}/s -> goodput {result['goodput']:8.1f}/s  "
               f"p99 {result['p99_ms']:8.1f} ms  errors {result['errors']:.1%}  "
+              f"client lag p99 {result['lag_p99_ms']:5.1f} ms  "
               f"{'ok' if result['pass'] else 'over'}", flush=True)
         return result
 
@@ -202,18 +206,36 @@ def serve_and_search(model: str, path: Path, label: str, batch: int, start_rate:
     return best
 
 
+def run_raw(model: str, cpus: str) -> dict:
+    raw = json.loads(subprocess.run(
+        ["taskset", "-c", cpus, sys.executable, __file__, "--raw", model,
+         "--p99-ms", f"{model}={MODELS[model]['p99_ms']}"],
+        check=True, capture_output=True, text=True).stdout)
+    print("  raw engine: " + ", ".join(f"b{r['batch']} {r['samples_per_s']:.0f}/s "
+                                       f"(p99 {r['p99_ms']:.1f} ms)" for r in raw["all"]),
+          flush=True)
+    return raw
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mlp,cnn,dense")
     parser.add_argument("--step", type=float, default=3.0, help="seconds per offered rate")
     parser.add_argument("--server-cpus", default="1")
     parser.add_argument("--client-cpus", default="0")
+    parser.add_argument("--p99-ms", default="",
+                        help="override bounds, e.g. dense=100,cnn=200 (defaults: "
+                             + ", ".join(f"{m}={v['p99_ms']:.0f}" for m, v in MODELS.items()) + ")")
     parser.add_argument("--raw", help=argparse.SUPPRESS)  # internal: raw engine in a child
     args = parser.parse_args()
 
+    for item in filter(None, args.p99_ms.split(",")):
+        model, _, ms = item.partition("=")
+        MODELS[model]["p99_ms"] = float(ms)
     if args.raw:
         print(json.dumps(raw_engine(args.raw, MODELS[args.raw]["p99_ms"], 1.0)))
         return 0
+    print(f"load average before: {os.getloadavg()}")
 
     os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     summary = []
@@ -221,17 +243,16 @@ def main() -> int:
         bound = MODELS[model]["p99_ms"]
         path = resolve(model)
         print(f"== {model} (P99 bound {bound:.0f} ms)", flush=True)
-        raw = json.loads(subprocess.run(
-            ["taskset", "-c", args.server_cpus, sys.executable, __file__, "--raw", model],
-            check=True, capture_output=True, text=True).stdout)
-        best_raw = raw["best"]
-        print("  raw engine: " + ", ".join(f"b{r['batch']} {r['samples_per_s']:.0f}/s "
-                                           f"(p99 {r['p99_ms']:.1f} ms)" for r in raw["all"]))
+        raw = run_raw(model, args.server_cpus)
         start = min(raw["all"][0]["samples_per_s"] * 0.3, 500.0)
         naive = serve_and_search(model, path, "per-request", 1, start, bound, args.step,
                                  args.server_cpus)
         batching = serve_and_search(model, path, "batching", 32, start, bound, args.step,
                                     args.server_cpus)
+        # Other load on the machine only ever slows a run down, so the raw engine's
+        # capability is the better of a measurement before and one after the servers.
+        again = run_raw(model, args.server_cpus)
+        best_raw = max(raw["best"], again["best"], key=lambda r: r["samples_per_s"])
         summary.append((model, bound, batching, naive, best_raw))
 
     print("\nthroughput at the P99 bound (requests or samples per second):")
@@ -243,6 +264,7 @@ def main() -> int:
         r = raw["samples_per_s"]
         print(f"{model:6} {bound:5.0f}ms {b:9.0f} {n:9.0f} {r:8.0f} (b{raw['batch']:<2}) "
               f"{(b / n if n else float('inf')):13.2f}x {b / r:9.0%}")
+    print(f"load average after: {os.getloadavg()}")
     return 0
 
 
