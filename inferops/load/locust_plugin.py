@@ -200,24 +200,28 @@ def finish(environment) -> dict | None:
     if samples:
         _host_rows(samples, rows)
     bound = o.slo_p99_ms or limits.get("p99_latency_ms")
+    # stopped well before --run-time (Ctrl-C, web UI stop): an incomplete run
+    run_time = getattr(o, "run_time", None)
+    partial = bool(run_time) and duration < run_time - 1.0
     summary = summary_mod.build(
         recorder=state.recorder, target=config.target, protocol=config.protocol,
         model=config.model, mode="open" if config.rate else "closed", started_at=state.started,
         duration_s=duration, warmup_s=0.0, offered_qps=config.rate, host=host,
         generator_cpu_pct_max=gen_cpu, limits=limits, bound_ms=bound or None, rows=rows,
-        max_inflight=config.max_inflight,
+        max_inflight=config.max_inflight, partial=partial,
+        reasons=[f"partial run: stopped after {duration:.1f} s of {run_time} s"] if partial else [],
     )
     print("inferops: " + summary_mod.headline(summary), file=sys.stderr)
     for reason in summary["validity"]:
         print(f"inferops: invalid: {reason}", file=sys.stderr)
-    if o.thresholds or o.slo_p99_ms:
+    if o.thresholds or o.slo_p99_ms or partial:
         environment.process_exit_code = summary_mod.exit_code(summary)
     if o.run_folder:
-        _write_folder(environment, o, summary, rows, limits)
+        _write_folder(environment, o, summary, rows, limits, partial)
     return summary
 
 
-def _write_folder(environment, o, summary, rows, limits) -> None:
+def _write_folder(environment, o, summary, rows, limits, partial) -> None:
     from locust.html import get_html_report
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
@@ -242,5 +246,5 @@ def _write_folder(environment, o, summary, rows, limits) -> None:
         method(csv.writer(buf))
         folder.write_text(name, buf.getvalue())
     folder.write_text("locust.html", get_html_report(environment, show_download_link=False))
-    folder.finish(summary, partial=False)
+    folder.finish(summary, partial=partial)
     print(f"inferops: run folder: {folder.path}", file=sys.stderr)
