@@ -21,8 +21,11 @@ from pyinfra.api.exceptions import PyinfraError
 
 from inferops.deploy.common import REPO_ROOT, local_state_dir
 
-# What goes into the wheel: the cache key hashes exactly these.
-_SOURCE_GLOBS = ("inferops/**/*.py", "inferops/**/py.typed", "pyproject.toml", "README.md")
+# What goes into the wheel: the cache key hashes exactly these. README.md is copied
+# too (pyproject's readme) but only feeds the wheel's description, so editing it does
+# not rebuild the wheel and restart every server.
+_SOURCE_GLOBS = ("inferops/**/*.py", "inferops/**/py.typed", "pyproject.toml")
+_METADATA_ONLY = ("README.md",)
 
 
 @contextmanager
@@ -42,7 +45,8 @@ def _source_files(repo: Path) -> list[Path]:
 
 
 def _copy_sources(repo: Path, dest: Path) -> None:
-    for path in _source_files(repo):
+    extra = [repo / name for name in _METADATA_ONLY if (repo / name).is_file()]
+    for path in _source_files(repo) + extra:
         target = dest / path.relative_to(repo)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)

@@ -62,3 +62,13 @@ def test_embedded_model_is_built_once(tmp_path):
     onnx.checker.check_model(onnx.load(model))
     mtime = model.stat().st_mtime_ns
     assert artifacts.build_model("mlp", cache=cache).stat().st_mtime_ns == mtime
+
+
+def test_readme_edits_do_not_change_the_digest(tmp_path):
+    (tmp_path / "inferops").mkdir()
+    (tmp_path / "inferops" / "a.py").write_text("x = 1\n")
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    (tmp_path / "README.md").write_text("one\n")
+    before = artifacts.source_digest(tmp_path)
+    (tmp_path / "README.md").write_text("two\n")
+    assert artifacts.source_digest(tmp_path) == before
