@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep-max-steps", type=int, default=25)
     p.add_argument("--token", help="bearer token (default: $INFEROPS_TOKEN)")
     p.add_argument("--profile", metavar="LABEL", help="label stored in manifest.json for reports")
+    p.add_argument("--node-exporter", metavar="URL",
+                   help="take host metrics from the target's node_exporter (e.g. http://HOST:9100)"
+                   " instead of this machine")
     p.add_argument("--max-inflight", type=int, default=10_000,
                    help="open-loop safety cap on requests in flight; hitting it invalidates")
     p.add_argument("--timeout", default="30s", help="per-request timeout (default 30s)")
@@ -119,8 +122,18 @@ def _spec(args):
         from inferops.load.payloads import bodies_from_file
 
         bodies_from_file(args.input_file, args.protocol)  # fail fast (exit 2) on a bad file
+    if args.node_exporter:
+        from inferops.load.hostmetrics import NodeExporterSampler
+
+        exporter = NodeExporterSampler(args.node_exporter)
+        try:  # one scrape now: a wrong address is a usage error (exit 2) before any load
+            exporter.scrape()
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise UsageError(f"--node-exporter: cannot read {exporter.url}: {reason}") from None
+        args.node_exporter = exporter.url
     return RunSpec(config=config, users=args.users, duration_s=duration, warmup_s=warmup,
-                   limits=limits, slo_p99_ms=args.slo_p99_ms,
+                   limits=limits, slo_p99_ms=args.slo_p99_ms, node_exporter=args.node_exporter,
                    command=["inferops", "bench", *sys.argv[2:]] if len(sys.argv) > 1 else [],
                    profile=args.profile, progress=not args.quiet)
 

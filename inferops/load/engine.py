@@ -39,6 +39,7 @@ class RunSpec:
     command: list[str] = field(default_factory=list)
     profile: str | None = None
     progress: bool = True
+    node_exporter: str | None = None  # host metrics from the target's node_exporter
 
     @property
     def bound_ms(self) -> float | None:
@@ -211,7 +212,7 @@ def measure(spec: RunSpec, folder) -> dict:
 
     handlers = [gevent.signal_handler(sig, stop, name) for sig, name in
                 ((signal.SIGINT, "interrupted (SIGINT)"), (signal.SIGTERM, "terminated (SIGTERM)"))]
-    sampler = ProcessSampler(os.getpid())
+    sampler = ProcessSampler(os.getpid(), node_exporter=spec.node_exporter)
     sampler.start()
     label = (f"{spec.users} users" if spec.users else f"{config.rate:g} req/s") + \
         f" -> {config.target}"
@@ -280,7 +281,8 @@ def _manifest(spec: RunSpec) -> dict:
                  "rate": cfg.rate, "users": spec.users, "arrivals": cfg.arrivals,
                  "scenario": cfg.scenario.name, "duration_s": spec.duration_s,
                  "warmup_s": spec.warmup_s, "slo_p99_ms": spec.slo_p99_ms,
-                 "max_inflight": cfg.max_inflight, "input_file": cfg.input_file},
+                 "max_inflight": cfg.max_inflight, "input_file": cfg.input_file,
+                 "host_metrics_from": spec.node_exporter or "load generator host"},
     })
 
 

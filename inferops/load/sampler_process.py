@@ -5,7 +5,11 @@ whose psutil calls block the event loop for milliseconds every second — enough
 to make ~1 % of open-loop sends late. In its own process it cannot disturb the
 schedule. Same interface: ``start()``, ``stop()``, ``samples()``, ``peaks()``.
 
-Child usage: ``python -m inferops.load.sampler_process PID OUTFILE [INTERVAL]``
+With ``node_exporter`` (a URL), host fields come from that exporter — the
+*target's* machine in a fleet run — while ``gen_cpu_pct`` still measures the
+local load generator.
+
+Child usage: ``python -m inferops.load.sampler_process PID OUTFILE [INTERVAL [URL]]``
 appends one JSON sample per line to OUTFILE until SIGTERM.
 """
 
@@ -23,8 +27,10 @@ import time
 class ProcessSampler:
     """Samples the host, and ``pid``'s CPU as the generator CPU, from a child process."""
 
-    def __init__(self, pid: int | None = None, interval: float = 1.0):
+    def __init__(self, pid: int | None = None, interval: float = 1.0, *,
+                 node_exporter: str | None = None):
         self.pid = pid or os.getpid()
+        self.node_exporter = node_exporter
         self.interval = interval
         self._proc: subprocess.Popen | None = None
         fd, self._path = tempfile.mkstemp(prefix="inferops-host-", suffix=".jsonl")
@@ -34,7 +40,8 @@ class ProcessSampler:
     def start(self) -> ProcessSampler:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "inferops.load.sampler_process", str(self.pid), self._path,
-             str(self.interval)], stdin=subprocess.DEVNULL, start_new_session=True)
+             str(self.interval), *([self.node_exporter] if self.node_exporter else [])],
+            stdin=subprocess.DEVNULL, start_new_session=True)
         return self
 
     def stop(self) -> None:
@@ -78,26 +85,43 @@ class ProcessSampler:
         return out
 
 
-def _child(pid: int, path: str, interval: float) -> None:
-    from inferops.load.hostmetrics import HostSampler
+def _child(pid: int, path: str, interval: float, node_exporter: str | None = None) -> None:
+    from inferops.load.hostmetrics import HostSampler, NodeExporterSampler
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
-    sampler = HostSampler(interval, process_pid=pid)
-    sampler.start()
+    local = HostSampler(interval, gpu=node_exporter is None, process_pid=pid)
+    local.start()
+    remote = NodeExporterSampler(node_exporter, interval) if node_exporter else None
+    if remote is not None:
+        remote.start()
     written = 0
+
+    def rows() -> list[dict]:
+        if remote is None:
+            return local.samples()
+        gen = local.samples()
+        out = []
+        for s in remote.samples():  # the generator's CPU from the nearest local sample
+            near = min(gen, key=lambda g: abs(g["t"] - s["t"]), default=None)
+            out.append({**s, "gen_cpu_pct": near.get("gen_cpu_pct") if near else None})
+        return out
+
     with open(path, "a", encoding="utf-8") as fh:
         while not stop["now"]:
             time.sleep(min(0.2, interval / 2))
-            new = sampler.samples()[written:]
+            new = rows()[written:]
             for s in new:
                 fh.write(json.dumps(s) + "\n")
             written += len(new)
             fh.flush()
-        sampler.stop()
-        for s in sampler.samples()[written:]:
+        local.stop()
+        if remote is not None:
+            remote.stop()
+        for s in rows()[written:]:
             fh.write(json.dumps(s) + "\n")
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 1.0)
+    _child(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 1.0,
+           sys.argv[4] if len(sys.argv) > 4 else None)

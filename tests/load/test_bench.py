@@ -269,3 +269,42 @@ def test_inflight_cap_invalidates(law_server, tmp_path):
     s = _summary(out)
     assert s["dropped"] > 0
     assert any("in-flight cap (5) reached" in r for r in s["validity"])
+
+
+def test_host_metrics_from_the_targets_node_exporter(law_server, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exporter = subprocess.Popen(
+        ["prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = law_server("fixed:1")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        import urllib.request
+
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(url + "/metrics", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        out = tmp_path / "ne"
+        res = run_bench(["--target", server.url, "--model", "law", "--rate", "100",
+                         "--duration", "3s", "--warmup", "0s", "--out", str(out),
+                         "--node-exporter", url])
+        assert res.returncode in (0, 1, 3), res.stderr
+        s = _summary(out)
+        assert s["host"]["cpu_pct_max"] is not None and s["host"]["memory_pct_max"] > 0
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["load"]["host_metrics_from"] == url + "/metrics"
+    finally:
+        kill_group(exporter)
+    # a dead exporter address is a usage error before any load
+    res = run_bench(["--target", server.url, "--model", "law", "--rate", "10",
+                     "--out", str(tmp_path / "x"), "--node-exporter", url])
+    assert res.returncode == 2 and "--node-exporter" in res.stderr
+    assert not (tmp_path / "x").exists()
