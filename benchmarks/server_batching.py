@@ -50,6 +50,7 @@ RAW_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 
 # -- raw engine (runs in a child pinned to the server core) --------------------------------
 
+
 def raw_engine(model: str, bound_ms: float, seconds: float) -> dict:
     import onnxruntime as ort
 
@@ -67,14 +68,20 @@ def raw_engine(model: str, bound_ms: float, seconds: float) -> dict:
             t = time.perf_counter()
             session.run(None, {"input": x})
             lat.append(time.perf_counter() - t)
-        rows.append({"batch": batch, "samples_per_s": batch * len(lat) / sum(lat),
-                     "p99_ms": float(np.percentile(lat, 99)) * 1000})
+        rows.append(
+            {
+                "batch": batch,
+                "samples_per_s": batch * len(lat) / sum(lat),
+                "p99_ms": float(np.percentile(lat, 99)) * 1000,
+            }
+        )
     ok = [r for r in rows if r["p99_ms"] <= bound_ms] or rows[:1]
     best = max(ok, key=lambda r: r["samples_per_s"])
     return {"best": best, "all": rows}
 
 
 # -- open-loop HTTP client -------------------------------------------------------------------
+
 
 class Client:
     """Open-loop Poisson arrivals over keep-alive HTTP/1.1 connections."""
@@ -85,8 +92,11 @@ class Client:
 
     async def _one(self, scheduled: float, results: list) -> None:
         try:
-            conn = self.idle.pop() if self.idle else await asyncio.open_connection(
-                self.host, self.port)
+            conn = (
+                self.idle.pop()
+                if self.idle
+                else await asyncio.open_connection(self.host, self.port)
+            )
             reader, writer = conn
             writer.write(self.request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -124,10 +134,14 @@ class Client:
         self.idle.clear()
         lat = np.array([r[0] for r in results]) * 1000
         ok = sum(1 for r in results if r[1] == 200)
-        return {"offered": rate, "sent": len(results), "goodput": ok / seconds,
-                "errors": (len(results) - ok) / max(1, len(results)),
-                "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("inf"),
-                "lag_p99_ms": float(np.percentile(lags, 99)) * 1000 if lags else 0.0}
+        return {
+            "offered": rate,
+            "sent": len(results),
+            "goodput": ok / seconds,
+            "errors": (len(results) - ok) / max(1, len(results)),
+            "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("inf"),
+            "lag_p99_ms": float(np.percentile(lags, 99)) * 1000 if lags else 0.0,
+        }
 
 
 def _arun(coro):
@@ -141,10 +155,12 @@ def _arun(coro):
 def request_bytes(model: str, name: str, port: int) -> bytes:
     x = np.random.RandomState(1).uniform(0, 1, (1, *MODELS[model]["shape"])).astype(np.float32)
     body, headers = codec.encode_v2_request({"input": x}, binary=True, binary_output=True)
-    head = (f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: {headers['content-type']}\r\n"
-            f"Inference-Header-Content-Length: {headers[codec.HEADER_LENGTH]}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: {headers['content-type']}\r\n"
+        f"Inference-Header-Content-Length: {headers[codec.HEADER_LENGTH]}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -153,8 +169,9 @@ def passes(step: dict, bound_ms: float) -> bool:
     return step["p99_ms"] <= bound_ms and step["errors"] < 0.01
 
 
-def max_rate_under_bound(client: Client, start_rate: float, bound_ms: float,
-                         step_s: float) -> tuple[dict | None, list[dict]]:
+def max_rate_under_bound(
+    client: Client, start_rate: float, bound_ms: float, step_s: float
+) -> tuple[dict | None, list[dict]]:
     """Exponential search up from ``start_rate``, then bisection; returns the best passing step."""
     steps: list[dict] = []
     best, rate, failed = None, start_rate, None
@@ -164,10 +181,13 @@ def max_rate_under_bound(client: Client, start_rate: float, bound_ms: float,
         result = _arun(client.run(r, step_s, seed=len(steps)))
         result["pass"] = passes(result, bound_ms)
         steps.append(result)
-        print(f"    offered {r:8.1f}/s -> goodput {result['goodput']:8.1f}/s  "
-              f"p99 {result['p99_ms']:8.1f} ms  errors {result['errors']:.1%}  "
-              f"client lag p99 {result['lag_p99_ms']:5.1f} ms  "
-              f"{'ok' if result['pass'] else 'over'}", flush=True)
+        print(
+            f"    offered {r:8.1f}/s -> goodput {result['goodput']:8.1f}/s  "
+            f"p99 {result['p99_ms']:8.1f} ms  errors {result['errors']:.1%}  "
+            f"client lag p99 {result['lag_p99_ms']:5.1f} ms  "
+            f"{'ok' if result['pass'] else 'over'}",
+            flush=True,
+        )
         return result
 
     while failed is None and rate < 1e6:
@@ -196,24 +216,52 @@ def max_rate_under_bound(client: Client, start_rate: float, bound_ms: float,
     return best, steps
 
 
-def serve_and_search(model: str, path: Path, label: str, batch: int, start_rate: float,
-                     bound_ms: float, step_s: float, cpus: str) -> dict | None:
+def serve_and_search(
+    model: str,
+    path: Path,
+    label: str,
+    batch: int,
+    start_rate: float,
+    bound_ms: float,
+    step_s: float,
+    cpus: str,
+) -> dict | None:
     print(f"  {label}: inferops serve --max-batch-size {batch} (taskset -c {cpus})", flush=True)
-    with ServerProcess(path, max_batch_size=batch, cpus=cpus,
-                       extra_args=["--max-queue-size", "4096"]) as server:
+    with ServerProcess(
+        path, max_batch_size=batch, cpus=cpus, extra_args=["--max-queue-size", "4096"]
+    ) as server:
         client = Client(server.host, server.port, request_bytes(model, path.stem, server.port))
         best, _ = max_rate_under_bound(client, start_rate, bound_ms, step_s)
     return best
 
 
 def run_raw(model: str, cpus: str) -> dict:
-    raw = json.loads(subprocess.run(
-        ["taskset", "-c", cpus, sys.executable, __file__, "--raw", model,
-         "--p99-ms", f"{model}={MODELS[model]['p99_ms']}"],
-        check=True, capture_output=True, text=True).stdout)
-    print("  raw engine: " + ", ".join(f"b{r['batch']} {r['samples_per_s']:.0f}/s "
-                                       f"(p99 {r['p99_ms']:.1f} ms)" for r in raw["all"]),
-          flush=True)
+    raw = json.loads(
+        subprocess.run(
+            [
+                "taskset",
+                "-c",
+                cpus,
+                sys.executable,
+                __file__,
+                "--raw",
+                model,
+                "--p99-ms",
+                f"{model}={MODELS[model]['p99_ms']}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    print(
+        "  raw engine: "
+        + ", ".join(
+            f"b{r['batch']} {r['samples_per_s']:.0f}/s (p99 {r['p99_ms']:.1f} ms)"
+            for r in raw["all"]
+        ),
+        flush=True,
+    )
     return raw
 
 
@@ -223,9 +271,13 @@ def main() -> int:
     parser.add_argument("--step", type=float, default=3.0, help="seconds per offered rate")
     parser.add_argument("--server-cpus", default="1")
     parser.add_argument("--client-cpus", default="0")
-    parser.add_argument("--p99-ms", default="",
-                        help="override bounds, e.g. dense=100,cnn=200 (defaults: "
-                             + ", ".join(f"{m}={v['p99_ms']:.0f}" for m, v in MODELS.items()) + ")")
+    parser.add_argument(
+        "--p99-ms",
+        default="",
+        help="override bounds, e.g. dense=100,cnn=200 (defaults: "
+        + ", ".join(f"{m}={v['p99_ms']:.0f}" for m, v in MODELS.items())
+        + ")",
+    )
     parser.add_argument("--raw", help=argparse.SUPPRESS)  # internal: raw engine in a child
     args = parser.parse_args()
 
@@ -245,10 +297,12 @@ def main() -> int:
         print(f"== {model} (P99 bound {bound:.0f} ms)", flush=True)
         raw = run_raw(model, args.server_cpus)
         start = min(raw["all"][0]["samples_per_s"] * 0.3, 500.0)
-        naive = serve_and_search(model, path, "per-request", 1, start, bound, args.step,
-                                 args.server_cpus)
-        batching = serve_and_search(model, path, "batching", 32, start, bound, args.step,
-                                    args.server_cpus)
+        naive = serve_and_search(
+            model, path, "per-request", 1, start, bound, args.step, args.server_cpus
+        )
+        batching = serve_and_search(
+            model, path, "batching", 32, start, bound, args.step, args.server_cpus
+        )
         # Other load on the machine only ever slows a run down, so the raw engine's
         # capability is the better of a measurement before and one after the servers.
         again = run_raw(model, args.server_cpus)
@@ -256,14 +310,18 @@ def main() -> int:
         summary.append((model, bound, batching, naive, best_raw))
 
     print("\nthroughput at the P99 bound (requests or samples per second):")
-    print(f"{'model':6} {'p99 ≤':>7} {'batching':>9} {'per-req':>9} {'raw (batch)':>14} "
-          f"{'batch/per-req':>14} {'batch/raw':>10}")
+    print(
+        f"{'model':6} {'p99 ≤':>7} {'batching':>9} {'per-req':>9} {'raw (batch)':>14} "
+        f"{'batch/per-req':>14} {'batch/raw':>10}"
+    )
     for model, bound, batching, naive, raw in summary:
         b = batching["goodput"] if batching else 0.0
         n = naive["goodput"] if naive else 0.0
         r = raw["samples_per_s"]
-        print(f"{model:6} {bound:5.0f}ms {b:9.0f} {n:9.0f} {r:8.0f} (b{raw['batch']:<2}) "
-              f"{(b / n if n else float('inf')):13.2f}x {b / r:9.0%}")
+        print(
+            f"{model:6} {bound:5.0f}ms {b:9.0f} {n:9.0f} {r:8.0f} (b{raw['batch']:<2}) "
+            f"{(b / n if n else float('inf')):13.2f}x {b / r:9.0%}"
+        )
     print(f"load average after: {os.getloadavg()}")
     return 0
 

@@ -49,13 +49,28 @@ class _Graph:
         y = self.node("Gemm", [x, w, b], f"{name}.out")
         return self.node("Relu", [y], f"{name}.relu") if relu else y
 
-    def conv(self, x: str, name: str, c_in: int, c_out: int, k: int, stride: int, relu: bool,
-             gain: float = 1.0) -> str:
+    def conv(
+        self,
+        x: str,
+        name: str,
+        c_in: int,
+        c_out: int,
+        k: int,
+        stride: int,
+        relu: bool,
+        gain: float = 1.0,
+    ) -> str:
         w = self.weight(f"{name}.weight", (c_out, c_in, k, k), c_in * k * k, gain)
         b = self.bias(f"{name}.bias", c_out)
         pad = k // 2
-        y = self.node("Conv", [x, w, b], f"{name}.out", kernel_shape=[k, k],
-                      strides=[stride, stride], pads=[pad, pad, pad, pad])
+        y = self.node(
+            "Conv",
+            [x, w, b],
+            f"{name}.out",
+            kernel_shape=[k, k],
+            strides=[stride, stride],
+            pads=[pad, pad, pad, pad],
+        )
         return self.node("Relu", [y], f"{name}.relu") if relu else y
 
     def model(self, name: str, inputs, outputs, doc: str) -> onnx.ModelProto:
@@ -82,12 +97,17 @@ def mlp(features: int = 64, hidden: int = 256, classes: int = 10) -> onnx.ModelP
     x = g.dense(x, "fc2", hidden, hidden, relu=True)
     x = g.dense(x, "fc3", hidden, classes, relu=False)
     g.node("Identity", [x], "logits")
-    return g.model("mlp", [_tensor("input", features)], [_tensor("logits", classes)],
-                   "inferops embedded mlp: a small MLP, well under 1 ms per sample")
+    return g.model(
+        "mlp",
+        [_tensor("input", features)],
+        [_tensor("logits", classes)],
+        "inferops embedded mlp: a small MLP, well under 1 ms per sample",
+    )
 
 
-def cnn(size: int = 64, widths: tuple[int, ...] = (32, 64, 128), blocks: int = 2,
-        classes: int = 10) -> onnx.ModelProto:
+def cnn(
+    size: int = 64, widths: tuple[int, ...] = (32, 64, 128), blocks: int = 2, classes: int = 10
+) -> onnx.ModelProto:
     """ResNet-style classifier: NCHW [batch, 3, 64, 64] float32 -> [batch, 10] logits.
 
     A 3x3 stem, then ``blocks`` residual blocks per stage; every stage after the
@@ -115,8 +135,12 @@ def cnn(size: int = 64, widths: tuple[int, ...] = (32, 64, 128), blocks: int = 2
     x = g.node("Flatten", [x], "flat", axis=1)
     x = g.dense(x, "head", c_in, classes, relu=False)
     g.node("Identity", [x], "logits")
-    return g.model("cnn", [_tensor("input", 3, size, size)], [_tensor("logits", classes)],
-                   "inferops embedded cnn: a small ResNet-style image classifier (NCHW)")
+    return g.model(
+        "cnn",
+        [_tensor("input", 3, size, size)],
+        [_tensor("logits", classes)],
+        "inferops embedded cnn: a small ResNet-style image classifier (NCHW)",
+    )
 
 
 def dense(width: int = 4096, out: int = 1024) -> onnx.ModelProto:
@@ -130,8 +154,12 @@ def dense(width: int = 4096, out: int = 1024) -> onnx.ModelProto:
     x = g.dense(x, "fc2", width, width, relu=True)
     x = g.dense(x, "fc3", width, out, relu=False)
     g.node("Identity", [x], "output")
-    return g.model("dense", [_tensor("input", width)], [_tensor("output", out)],
-                   "inferops embedded dense: a wide memory-bound feed-forward model")
+    return g.model(
+        "dense",
+        [_tensor("input", width)],
+        [_tensor("output", out)],
+        "inferops embedded dense: a wide memory-bound feed-forward model",
+    )
 
 
 BUILDERS = {"mlp": mlp, "cnn": cnn, "dense": dense}

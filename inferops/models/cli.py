@@ -1,7 +1,7 @@
 """``inferops model``: build the embedded ONNX models.
 
-    inferops model build NAME --out PATH    write NAME (mlp, cnn, dense) to PATH
-    inferops model list                     show the embedded models and the cache
+inferops model build NAME --out PATH    write NAME (mlp, cnn, dense) to PATH
+inferops model list                     show the embedded models and the cache
 """
 
 from __future__ import annotations
@@ -13,12 +13,17 @@ from inferops.models import EMBEDDED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                    parser_class=type(parser))
+    actions = parser.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=type(parser)
+    )
     build = actions.add_parser("build", help="write an embedded model to an .onnx file")
     build.add_argument("name", choices=EMBEDDED, help="embedded model name")
-    build.add_argument("--out", type=Path, default=None,
-                       help="output file (default: NAME.onnx in the current directory)")
+    build.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output file (default: NAME.onnx in the current directory)",
+    )
     actions.add_parser("list", help="list the embedded models and where they are cached")
 
 

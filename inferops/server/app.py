@@ -54,8 +54,12 @@ class _TooLarge(Exception):
 
 
 def _json(doc, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), status,
-                    headers=headers, media_type="application/json")
+    return Response(
+        orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY),
+        status,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> Response:
@@ -164,6 +168,7 @@ class InferenceServer:
 
     def _measured(self, handler: Callable[[Request], Awaitable[Response]]):
         """Wrap an inference route with the in-flight gauge and the per-code counters."""
+
         async def wrapper(request: Request) -> Response:
             started = time.perf_counter()
             in_flight = self.metrics.in_flight.labels(self.name)
@@ -174,9 +179,9 @@ class InferenceServer:
                 in_flight.dec()
             name = request.path_params.get("name", self.name)
             label = name if name == self.name else "_unknown"  # bounded label set
-            self.metrics.observe_request(label, response.status_code,
-                                         time.perf_counter() - started)
+            self.metrics.observe_request(label, response.status_code, time.perf_counter() - started)
             return response
+
         return wrapper
 
     async def _not_found(self, request: Request, exc) -> Response:
@@ -195,13 +200,19 @@ class InferenceServer:
 
     def _model_problem(self, request: Request, auth: bool = True) -> Response | None:
         if auth and not self._authorized(request):
-            return _error(401, "missing or wrong bearer token",
-                          {"WWW-Authenticate": 'Bearer realm="inferops"'})
+            return _error(
+                401,
+                "missing or wrong bearer token",
+                {"WWW-Authenticate": 'Bearer realm="inferops"'},
+            )
         name = request.path_params.get("name", self.name)
         version = request.path_params.get("version", MODEL_VERSION)
         if name != self.name or version != MODEL_VERSION:
-            return _error(404, f"unknown model {name!r:.100} version {version!r:.20}; "
-                               f"this server serves {self.name!r} version {MODEL_VERSION}")
+            return _error(
+                404,
+                f"unknown model {name!r:.100} version {version!r:.20}; "
+                f"this server serves {self.name!r} version {MODEL_VERSION}",
+            )
         return None
 
     async def _body(self, request: Request) -> bytes:
@@ -229,8 +240,15 @@ class InferenceServer:
         try:
             body = await self._body(request)
         except _TooLarge:
-            return _error(413, f"request body is over the {self.config.max_body_bytes} "
-                               "byte limit (--max-body-bytes)"), None, None
+            return (
+                _error(
+                    413,
+                    f"request body is over the {self.config.max_body_bytes} "
+                    "byte limit (--max-body-bytes)",
+                ),
+                None,
+                None,
+            )
         try:
             parsed = parse(body, request)
         except codec.BadRequest as exc:
@@ -252,9 +270,12 @@ class InferenceServer:
 
     async def infer(self, request: Request) -> Response:
         """POST /v2/models/{name}/infer: v2 JSON or binary tensors in, same out."""
+
         def parse(body, req):
-            return codec.parse_v2(body, req.headers.get(codec.HEADER_LENGTH),
-                                  self.inputs, self.outputs)
+            return codec.parse_v2(
+                body, req.headers.get(codec.HEADER_LENGTH), self.inputs, self.outputs
+            )
+
         error, parsed, results = await self._run(request, parse)
         if error is not None:
             return error
@@ -264,15 +285,17 @@ class InferenceServer:
     async def predict(self, request: Request) -> Response:
         """POST /predict: ``{"inputs": [...]}`` -> ``{"model": name, "outputs": [...]}``."""
         error, _, results = await self._run(
-            request, lambda body, req: codec.parse_predict(body, self.inputs))
+            request, lambda body, req: codec.parse_predict(body, self.inputs)
+        )
         if error is not None:
             return error
         outputs = next(iter(results.values())) if len(results) == 1 else results
         return _json({"model": self.name, "outputs": outputs})
 
     async def server_metadata(self, request: Request) -> Response:
-        return _json({"name": "inferops", "version": __version__,
-                      "extensions": ["binary_tensor_data"]})
+        return _json(
+            {"name": "inferops", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def live(self, request: Request) -> Response:
         return _json({"live": True})
@@ -284,8 +307,11 @@ class InferenceServer:
 
     async def simple_ready(self, request: Request) -> Response:
         ready = self.ready.is_set()
-        return _json({"ready": ready}, 200 if ready else 503,
-                     None if ready else {"Retry-After": RETRY_AFTER_S})
+        return _json(
+            {"ready": ready},
+            200 if ready else 503,
+            None if ready else {"Retry-After": RETRY_AFTER_S},
+        )
 
     async def model_ready(self, request: Request) -> Response:
         problem = self._model_problem(request, auth=False)
@@ -300,14 +326,17 @@ class InferenceServer:
             return problem
         if not self.ready.is_set():
             return _unavailable("model is not ready")
-        return _json({
-            "name": self.name,
-            "versions": [MODEL_VERSION],
-            "platform": self.backend.platform,
-            "inputs": [s.metadata() for s in self.inputs.values()],
-            "outputs": [s.metadata() for s in self.outputs.values()],
-        })
+        return _json(
+            {
+                "name": self.name,
+                "versions": [MODEL_VERSION],
+                "platform": self.backend.platform,
+                "inputs": [s.metadata() for s in self.inputs.values()],
+                "outputs": [s.metadata() for s in self.outputs.values()],
+            }
+        )
 
     async def prometheus(self, request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry),
-                        headers={"content-type": CONTENT_TYPE_LATEST})
+        return Response(
+            generate_latest(self.metrics.registry), headers={"content-type": CONTENT_TYPE_LATEST}
+        )

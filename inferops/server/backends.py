@@ -25,15 +25,32 @@ PROVIDER_PREFERENCE = (
 )
 
 _ORT_TYPES = {
-    "tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16)": "FP16",
-    "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32",
-    "tensor(int64)": "INT64", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16",
-    "tensor(uint32)": "UINT32", "tensor(uint64)": "UINT64", "tensor(bool)": "BOOL",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(float16)": "FP16",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(bool)": "BOOL",
 }
 _OV_TYPES = {
-    "f32": "FP32", "f64": "FP64", "f16": "FP16", "i8": "INT8", "i16": "INT16",
-    "i32": "INT32", "i64": "INT64", "u8": "UINT8", "u16": "UINT16", "u32": "UINT32",
-    "u64": "UINT64", "boolean": "BOOL",
+    "f32": "FP32",
+    "f64": "FP64",
+    "f16": "FP16",
+    "i8": "INT8",
+    "i16": "INT16",
+    "i32": "INT32",
+    "i64": "INT64",
+    "u8": "UINT8",
+    "u16": "UINT16",
+    "u32": "UINT32",
+    "u64": "UINT64",
+    "boolean": "BOOL",
 }
 
 
@@ -67,8 +84,7 @@ class OnnxRuntimeBackend:
 
     platform = "onnxruntime_onnx"
 
-    def __init__(self, path: Path, threads: int | None = None,
-                 providers: list[str] | None = None):
+    def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -80,8 +96,9 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=self.providers)
         except Exception as exc:  # ORT raises its own exception types for bad files
-            raise UsageError(f"model {path}: not a loadable ONNX model "
-                             f"({_first_line(exc)})") from None
+            raise UsageError(
+                f"model {path}: not a loadable ONNX model ({_first_line(exc)})"
+            ) from None
         self.inputs = [self._spec(i) for i in self.session.get_inputs()]
         self.outputs = [self._spec(o) for o in self.session.get_outputs()]
         self._output_names = [o.name for o in self.outputs]
@@ -91,8 +108,9 @@ class OnnxRuntimeBackend:
     def _spec(arg) -> TensorSpec:
         datatype = _ORT_TYPES.get(arg.type)
         if datatype is None:
-            raise UsageError(f"model tensor {arg.name!r} has type {arg.type}, "
-                             "which this server does not serve")
+            raise UsageError(
+                f"model tensor {arg.name!r} has type {arg.type}, which this server does not serve"
+            )
         return TensorSpec(arg.name, datatype, _dims(arg.shape))
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -118,8 +136,9 @@ class OpenVinoBackend:
             model = core.read_model(str(path))
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses for bad files
-            raise UsageError(f"model {path}: not a loadable ONNX model "
-                             f"({_first_line(exc)})") from None
+            raise UsageError(
+                f"model {path}: not a loadable ONNX model ({_first_line(exc)})"
+            ) from None
         # OpenVINO folds Identity nodes, leaving a port several names; use the graph's own.
         names = _graph_io_names(path)
         self.inputs = [self._spec(p, names[0]) for p in self.compiled.inputs]
@@ -134,8 +153,10 @@ class OpenVinoBackend:
         name = own[0] if own else port.any_name
         datatype = _OV_TYPES.get(port.get_element_type().get_type_name())
         if datatype is None:
-            raise UsageError(f"model tensor {port.any_name!r} has type "
-                             f"{port.get_element_type()}, which this server does not serve")
+            raise UsageError(
+                f"model tensor {port.any_name!r} has type "
+                f"{port.get_element_type()}, which this server does not serve"
+            )
         shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
         return TensorSpec(name, datatype, _dims(shape))
 

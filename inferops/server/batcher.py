@@ -61,10 +61,16 @@ class Batcher:
     after each model run with (batch rows, [queue wait seconds per request]).
     """
 
-    def __init__(self, run: Callable[[dict], dict], *, max_batch_size: int = 32,
-                 max_queue_delay: float = 0.002, max_queue_size: int = 256,
-                 batched: bool = True,
-                 observe: Callable[[int, list[float], float], None] | None = None):
+    def __init__(
+        self,
+        run: Callable[[dict], dict],
+        *,
+        max_batch_size: int = 32,
+        max_queue_delay: float = 0.002,
+        max_queue_size: int = 256,
+        batched: bool = True,
+        observe: Callable[[int, list[float], float], None] | None = None,
+    ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
         self._run = run
@@ -151,8 +157,10 @@ class Batcher:
                 if len(batch) == 1:
                     feeds = batch[0].feeds
                 else:
-                    feeds = {name: np.concatenate([item.feeds[name] for item in batch])
-                             for name in batch[0].feeds}
+                    feeds = {
+                        name: np.concatenate([item.feeds[name] for item in batch])
+                        for name in batch[0].feeds
+                    }
                 outputs = self._run(feeds)
             except Exception as exc:  # engine failure: every caller in the batch gets it
                 self._hand_back([(item, None, exc) for item in batch])
@@ -165,7 +173,7 @@ class Batcher:
                 if len(batch) == 1:
                     mine = outputs
                 else:
-                    mine = {name: out[offset:offset + item.rows] for name, out in outputs.items()}
+                    mine = {name: out[offset : offset + item.rows] for name, out in outputs.items()}
                 offset += item.rows
                 settled.append((item, mine, None))
             self._hand_back(settled)

@@ -69,34 +69,66 @@ def _delay_ms(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from inferops.server.backends import BACKENDS
 
-    parser.add_argument("--model", required=True,
-                        help="an .onnx file, or an embedded model name (mlp, cnn, dense)")
+    parser.add_argument(
+        "--model", required=True, help="an .onnx file, or an embedded model name (mlp, cnn, dense)"
+    )
     parser.add_argument("--name", help="model name in URLs and metrics (default: file stem)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 = any)")
-    parser.add_argument("--backend", choices=BACKENDS, default="onnxruntime",
-                        help="inference engine (default onnxruntime)")
-    parser.add_argument("--max-batch-size", type=_positive_int, default=32,
-                        help="rows per model run after dynamic batching; 1 = no batching "
-                             "(default 32)")
-    parser.add_argument("--max-queue-delay-ms", type=_delay_ms, default=2.0,
-                        help="longest a request waits for others to batch with (default 2)")
-    parser.add_argument("--max-queue-size", type=_positive_int, default=256,
-                        help="requests allowed to wait; more get 503 (default 256)")
-    parser.add_argument("--max-body-bytes", type=parse_bytes, default=64 * 1024**2,
-                        help="largest request body; more gets 413 (default 64M)")
-    parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="engine threads (default: one per CPU this process may use)")
-    parser.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on model routes "
-                                        f"(or set ${TOKEN_ENV})")
-    parser.add_argument("--token-file", type=Path,
-                        help="read the token from this file (for systemd credentials)")
-    parser.add_argument("--insecure", action="store_true",
-                        help="allow binding a non-loopback address without a token")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="onnxruntime",
+        help="inference engine (default onnxruntime)",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=32,
+        help="rows per model run after dynamic batching; 1 = no batching (default 32)",
+    )
+    parser.add_argument(
+        "--max-queue-delay-ms",
+        type=_delay_ms,
+        default=2.0,
+        help="longest a request waits for others to batch with (default 2)",
+    )
+    parser.add_argument(
+        "--max-queue-size",
+        type=_positive_int,
+        default=256,
+        help="requests allowed to wait; more get 503 (default 256)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=parse_bytes,
+        default=64 * 1024**2,
+        help="largest request body; more gets 413 (default 64M)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="engine threads (default: one per CPU this process may use)",
+    )
+    parser.add_argument(
+        "--token",
+        help=f"require 'Authorization: Bearer TOKEN' on model routes (or set ${TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--token-file", type=Path, help="read the token from this file (for systemd credentials)"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow binding a non-loopback address without a token",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
 
 
-def resolve_token(token: str | None, token_file: Path | None, env: dict | None = None) -> str | None:
+def resolve_token(
+    token: str | None, token_file: Path | None, env: dict | None = None
+) -> str | None:
     """The token from --token, else --token-file, else $INFEROPS_TOKEN; None if none is set."""
     env = os.environ if env is None else env
     if token is not None and token_file is not None:
@@ -127,8 +159,10 @@ def is_loopback(host: str) -> bool:
 def check_exposure(host: str, token: str | None, insecure: bool) -> None:
     """Refuse a non-loopback address without a token, unless the user said --insecure."""
     if token is None and not is_loopback(host) and not insecure:
-        raise UsageError(f"refusing to listen on {host} without a token: set --token, "
-                         f"--token-file or ${TOKEN_ENV}, or pass --insecure")
+        raise UsageError(
+            f"refusing to listen on {host} without a token: set --token, "
+            f"--token-file or ${TOKEN_ENV}, or pass --insecure"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,22 +174,35 @@ def run(args: argparse.Namespace) -> int:
     token = resolve_token(args.token, args.token_file)
     check_exposure(args.host, token, args.insecure)
     path = resolve(args.model)
-    name = args.name or (args.model if args.model in EMBEDDED and not Path(args.model).is_file()
-                         else path.stem)
+    name = args.name or (
+        args.model if args.model in EMBEDDED and not Path(args.model).is_file() else path.stem
+    )
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise UsageError(f"--name {name!r}: use letters, digits, '_', '.', '-'")
     config = ServerConfig(
-        model_path=path, name=name, backend=args.backend,
-        max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
-        max_queue_size=args.max_queue_size, max_body_bytes=args.max_body_bytes,
-        token=token, threads=args.threads,
+        model_path=path,
+        name=name,
+        backend=args.backend,
+        max_batch_size=args.max_batch_size,
+        max_queue_delay_ms=args.max_queue_delay_ms,
+        max_queue_size=args.max_queue_size,
+        max_body_bytes=args.max_body_bytes,
+        token=token,
+        threads=args.threads,
     )
     server = InferenceServer(config)
-    uv = _draining_server(uvicorn.Config(
-        server.app, host=args.host, port=args.port, log_level="warning",
-        access_log=args.access_log, lifespan="on", timeout_graceful_shutdown=60,
-        server_header=False,
-    ))
+    uv = _draining_server(
+        uvicorn.Config(
+            server.app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=args.access_log,
+            lifespan="on",
+            timeout_graceful_shutdown=60,
+            server_header=False,
+        )
+    )
     failure: list[BaseException] = []
 
     def load() -> None:
@@ -170,16 +217,20 @@ def run(args: argparse.Namespace) -> int:
         if uv.started:
             port = uv.servers[0].sockets[0].getsockname()[1]
             host = f"[{args.host}]" if ":" in args.host else args.host
-            print(f"inferops serve: ready on http://{host}:{port} (model {name}, backend "
-                  f"{args.backend}, max batch {server.batcher.max_batch_size})", flush=True)
+            print(
+                f"inferops serve: ready on http://{host}:{port} (model {name}, backend "
+                f"{args.backend}, max batch {server.batcher.max_batch_size})",
+                flush=True,
+            )
 
     threading.Thread(target=load, name="inferops-load", daemon=True).start()
     try:
         uv.run()
     except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
         if exc.code:
-            raise UsageError(f"cannot listen on {args.host}:{args.port} (see the error above)") \
-                from None
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port} (see the error above)"
+            ) from None
         raise
     if failure:
         if isinstance(failure[0], UsageError):
@@ -205,8 +256,9 @@ def _draining_server(config):
             if threading.current_thread() is not threading.main_thread():
                 yield
                 return
-            previous = {s: signal.signal(s, self.handle_exit)
-                        for s in (signal.SIGINT, signal.SIGTERM)}
+            previous = {
+                s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)
+            }
             try:
                 yield
             finally:

@@ -72,8 +72,12 @@ def _numeric_array(data, dtype: np.dtype, what: str) -> np.ndarray:
     return raw.astype(dtype, copy=False)
 
 
-def parse_v2(body: bytes, header_length: str | None, inputs: dict[str, TensorSpec],
-             outputs: dict[str, TensorSpec]) -> InferRequest:
+def parse_v2(
+    body: bytes,
+    header_length: str | None,
+    inputs: dict[str, TensorSpec],
+    outputs: dict[str, TensorSpec],
+) -> InferRequest:
     """Parse a v2 ``/infer`` body, JSON or JSON + binary tensors (Triton's extension)."""
     binary = memoryview(b"")
     if header_length is not None:
@@ -82,8 +86,9 @@ def parse_v2(body: bytes, header_length: str | None, inputs: dict[str, TensorSpe
         except ValueError:
             raise BadRequest("Inference-Header-Content-Length must be an integer") from None
         if not 0 <= n <= len(body):
-            raise BadRequest(f"Inference-Header-Content-Length {n} is outside the body "
-                             f"({len(body)} bytes)")
+            raise BadRequest(
+                f"Inference-Header-Content-Length {n} is outside the body ({len(body)} bytes)"
+            )
         view = memoryview(body)
         header, binary = view[:n], view[n:]
     else:
@@ -113,8 +118,9 @@ def parse_v2(body: bytes, header_length: str | None, inputs: dict[str, TensorSpe
             raise BadRequest(f"input {name!r} given twice")
         datatype = item.get("datatype")
         if datatype != spec.datatype:
-            raise BadRequest(f"input {name!r}: datatype must be {spec.datatype}, "
-                             f"got {datatype!r:.40}")
+            raise BadRequest(
+                f"input {name!r}: datatype must be {spec.datatype}, got {datatype!r:.40}"
+            )
         shape = item.get("shape")
         if not isinstance(shape, list):
             raise BadRequest(f"input {name!r}: 'shape' must be a list of integers")
@@ -128,12 +134,14 @@ def parse_v2(body: bytes, header_length: str | None, inputs: dict[str, TensorSpe
         if "binary_data_size" in params:
             size = _int(params["binary_data_size"], f"input {name!r}: binary_data_size")
             if size != count * spec.dtype.itemsize:
-                raise BadRequest(f"input {name!r}: binary_data_size {size} does not match "
-                                 f"shape {shape} of {spec.datatype} "
-                                 f"({count * spec.dtype.itemsize} bytes)")
+                raise BadRequest(
+                    f"input {name!r}: binary_data_size {size} does not match "
+                    f"shape {shape} of {spec.datatype} "
+                    f"({count * spec.dtype.itemsize} bytes)"
+                )
             if offset + size > len(binary):
                 raise BadRequest(f"input {name!r}: binary data runs past the end of the body")
-            chunk = binary[offset:offset + size]
+            chunk = binary[offset : offset + size]
             offset += size
             array = np.frombuffer(chunk, dtype=spec.dtype.newbyteorder("<")).reshape(shape)
         else:
@@ -141,16 +149,19 @@ def parse_v2(body: bytes, header_length: str | None, inputs: dict[str, TensorSpe
                 raise BadRequest(f"input {name!r}: needs 'data' or binary_data_size")
             array = _numeric_array(item["data"], spec.dtype, f"input {name!r}")
             if array.size != count:
-                raise BadRequest(f"input {name!r}: shape {shape} needs {count} values, "
-                                 f"got {array.size}")
+                raise BadRequest(
+                    f"input {name!r}: shape {shape} needs {count} values, got {array.size}"
+                )
             array = array.reshape(shape)
         problem = spec.check(array)
         if problem:
             raise BadRequest(problem)
         arrays[name] = array
     if offset != len(binary):
-        raise BadRequest(f"{len(binary) - offset} bytes of binary data are not claimed by any "
-                         "input's binary_data_size")
+        raise BadRequest(
+            f"{len(binary) - offset} bytes of binary data are not claimed by any "
+            "input's binary_data_size"
+        )
     missing = sorted(set(inputs) - set(arrays))
     if missing:
         raise BadRequest(f"missing input(s) {missing}")
@@ -169,8 +180,9 @@ def parse_v2(body: bytes, header_length: str | None, inputs: dict[str, TensorSpe
         for i, out in enumerate(wanted):
             name = out.get("name") if isinstance(out, dict) else None
             if not isinstance(name, str) or name not in outputs:
-                raise BadRequest(f"outputs[{i}]: unknown output {name!r:.60}; "
-                                 f"the model has {sorted(outputs)}")
+                raise BadRequest(
+                    f"outputs[{i}]: unknown output {name!r:.60}; the model has {sorted(outputs)}"
+                )
             request.outputs.append(name)
             out_params = out.get("parameters") or {}
             if isinstance(out_params, dict) and out_params.get("binary_data") is True:
@@ -201,8 +213,10 @@ def parse_predict(body: bytes, inputs: dict[str, TensorSpec]) -> dict[str, np.nd
     elif len(inputs) == 1:
         named = {next(iter(inputs)): given}
     else:
-        raise BadRequest(f"the model takes several inputs {sorted(inputs)}; "
-                         "send 'inputs' as an object keyed by input name")
+        raise BadRequest(
+            f"the model takes several inputs {sorted(inputs)}; "
+            "send 'inputs' as an object keyed by input name"
+        )
     arrays = {}
     for name, data in named.items():
         spec = inputs.get(name)
@@ -225,8 +239,10 @@ def _fit(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     elif spec.batched and array.ndim == 1 and rank > 2 and -1 not in sample:
         per = math.prod(sample)
         if array.size == 0 or array.size % per:
-            raise BadRequest(f"input {spec.name!r}: {array.size} values are not a whole number "
-                             f"of samples of shape {list(sample)}")
+            raise BadRequest(
+                f"input {spec.name!r}: {array.size} values are not a whole number "
+                f"of samples of shape {list(sample)}"
+            )
         array = array.reshape(-1, *sample)
     problem = spec.check(array)
     if problem:
@@ -234,8 +250,9 @@ def _fit(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return array
 
 
-def encode_v2(model: str, version: str, request: InferRequest,
-              results: dict[str, np.ndarray]) -> tuple[bytes, dict[str, str]]:
+def encode_v2(
+    model: str, version: str, request: InferRequest, results: dict[str, np.ndarray]
+) -> tuple[bytes, dict[str, str]]:
     """Encode a v2 response; outputs asked for as binary go after the JSON header."""
     names = request.outputs if request.outputs is not None else list(results)
     outs, blobs = [], []
@@ -270,7 +287,7 @@ def decode_v2_response(body: bytes, header_length: str | None) -> dict[str, np.n
         dtype = V2_TO_NUMPY[entry["datatype"]]
         size = (entry.get("parameters") or {}).get("binary_data_size")
         if size is not None:
-            data = np.frombuffer(body[offset:offset + size], dtype=dtype.newbyteorder("<"))
+            data = np.frombuffer(body[offset : offset + size], dtype=dtype.newbyteorder("<"))
             offset += size
         else:
             data = np.asarray(entry["data"], dtype=dtype)
@@ -278,9 +295,13 @@ def decode_v2_response(body: bytes, header_length: str | None) -> dict[str, np.n
     return out
 
 
-def encode_v2_request(inputs: dict[str, np.ndarray], *, binary: bool = True,
-                      binary_output: bool = True, id: str | None = None
-                      ) -> tuple[bytes, dict[str, str]]:
+def encode_v2_request(
+    inputs: dict[str, np.ndarray],
+    *,
+    binary: bool = True,
+    binary_output: bool = True,
+    id: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
     """Client side: build a v2 request body and headers (binary tensors by default)."""
     items, blobs = [], []
     for name, array in inputs.items():

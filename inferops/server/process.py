@@ -37,11 +37,19 @@ class ServerProcess:
     environment (``INFEROPS_TOKEN``) so it never shows in ``ps``.
     """
 
-    def __init__(self, model: str | Path, host: str = "127.0.0.1", port: int | None = None,
-                 backend: str = "onnxruntime", max_batch_size: int | None = None,
-                 max_queue_delay_ms: float | None = None, token: str | None = None,
-                 extra_args: Sequence[str] = (), cpus: str | None = None,
-                 env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        model: str | Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        backend: str = "onnxruntime",
+        max_batch_size: int | None = None,
+        max_queue_delay_ms: float | None = None,
+        token: str | None = None,
+        extra_args: Sequence[str] = (),
+        cpus: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ):
         self.model = str(model)
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -71,8 +79,20 @@ class ServerProcess:
         return self.proc.poll() if self.proc else None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "inferops", "serve", "--model", self.model,
-               "--host", self.host, "--port", str(self.port), "--backend", self.backend]
+        cmd = [
+            sys.executable,
+            "-m",
+            "inferops",
+            "serve",
+            "--model",
+            self.model,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--backend",
+            self.backend,
+        ]
         if self.max_batch_size is not None:
             cmd += ["--max-batch-size", str(self.max_batch_size)]
         if self.max_queue_delay_ms is not None:
@@ -89,20 +109,28 @@ class ServerProcess:
         if self.token is not None:
             env["INFEROPS_TOKEN"] = self.token
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=err, env=env,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=out,
+                stderr=err,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             code = self.proc.poll()
             if code is not None:
-                raise RuntimeError(f"inferops serve exited with {code} before it was ready:\n"
-                                   f"{self.stderr_tail()}")
+                raise RuntimeError(
+                    f"inferops serve exited with {code} before it was ready:\n{self.stderr_tail()}"
+                )
             if self._ready():
                 return self
             if time.monotonic() > deadline:
                 self.stop(timeout=5)
-                raise RuntimeError(f"inferops serve not ready after {timeout:.0f}s:\n"
-                                   f"{self.stderr_tail()}")
+                raise RuntimeError(
+                    f"inferops serve not ready after {timeout:.0f}s:\n{self.stderr_tail()}"
+                )
             time.sleep(0.05)
 
     def _ready(self) -> bool:

@@ -47,12 +47,16 @@ class TensorSpec:
     def check(self, array: np.ndarray) -> str | None:
         """Return a message naming what is wrong with ``array`` for this input, or None."""
         if array.ndim != len(self.shape):
-            return (f"input {self.name!r}: expected {len(self.shape)} dimensions "
-                    f"{list(self.shape)}, got shape {list(array.shape)}")
+            return (
+                f"input {self.name!r}: expected {len(self.shape)} dimensions "
+                f"{list(self.shape)}, got shape {list(array.shape)}"
+            )
         for got, want in zip(array.shape, self.shape, strict=True):
             if want != -1 and got != want:
-                return (f"input {self.name!r}: expected shape {list(self.shape)}, "
-                        f"got {list(array.shape)}")
+                return (
+                    f"input {self.name!r}: expected shape {list(self.shape)}, "
+                    f"got {list(array.shape)}"
+                )
         if self.batched and array.shape[0] < 1:
             return f"input {self.name!r}: batch dimension must be at least 1"
         return None

@@ -30,8 +30,13 @@ def cache_env(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def mlp_server(model_dir, cache_env):
     """One mlp server shared by the read-only protocol and fuzz tests."""
-    server = ServerProcess(model_dir / "mlp.onnx", max_batch_size=8, max_queue_delay_ms=1,
-                           extra_args=["--max-body-bytes", "256k"], env=cache_env)
+    server = ServerProcess(
+        model_dir / "mlp.onnx",
+        max_batch_size=8,
+        max_queue_delay_ms=1,
+        extra_args=["--max-body-bytes", "256k"],
+        env=cache_env,
+    )
     server.start()
     yield server
     server.stop()

@@ -9,15 +9,22 @@ from inferops.exitcodes import UsageError
 from inferops.server import backends
 
 
-@pytest.mark.parametrize(("available", "expected"), [
-    (["CPUExecutionProvider"], ["CPUExecutionProvider"]),
-    (["CUDAExecutionProvider", "CPUExecutionProvider"],
-     ["CUDAExecutionProvider", "CPUExecutionProvider"]),
-    (["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"],
-     ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]),
-    (["AzureExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]),
-    ([], ["CPUExecutionProvider"]),
-])
+@pytest.mark.parametrize(
+    ("available", "expected"),
+    [
+        (["CPUExecutionProvider"], ["CPUExecutionProvider"]),
+        (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"],
+            ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (
+            ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"],
+            ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (["AzureExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]),
+        ([], ["CPUExecutionProvider"]),
+    ],
+)
 def test_provider_selection_prefers_tensorrt_then_cuda_then_cpu(available, expected):
     assert backends.select_providers(available) == expected
 

@@ -94,8 +94,9 @@ def test_max_batch_size_one_never_merges():
     async def main():
         b = Batcher(model, max_batch_size=1, max_queue_delay=0.2, max_queue_size=64)
         try:
-            return await asyncio.gather(*[b.submit({"x": np.ones((1, 2), np.float32)})
-                                          for _ in range(5)])
+            return await asyncio.gather(
+                *[b.submit({"x": np.ones((1, 2), np.float32)}) for _ in range(5)]
+            )
         finally:
             b.stop()
 

@@ -21,8 +21,9 @@ def _v2(**item):
 
 def test_flat_and_nested_data_give_the_same_tensor():
     flat = codec.parse_v2(_v2(), None, INPUTS, OUTPUTS).inputs["input"]
-    nested = codec.parse_v2(_v2(data=[[0, 1, 2, 3], [4, 5, 6, 7]]), None, INPUTS,
-                            OUTPUTS).inputs["input"]
+    nested = codec.parse_v2(_v2(data=[[0, 1, 2, 3], [4, 5, 6, 7]]), None, INPUTS, OUTPUTS).inputs[
+        "input"
+    ]
     assert flat.dtype == np.float32 and flat.shape == (2, 4)
     np.testing.assert_array_equal(flat, nested)
 
@@ -39,24 +40,30 @@ def test_binary_request_round_trip():
     np.testing.assert_array_equal(decoded["logits"], out["logits"])
 
 
-@pytest.mark.parametrize(("body", "header", "message"), [
-    (b"{not json", None, "not valid JSON"),
-    (b"[1, 2]", None, "must be a JSON object"),
-    (orjson.dumps({"inputs": []}), None, "non-empty list"),
-    (_v2(name="x"), None, "unknown input 'x'"),
-    (_v2(datatype="INT64"), None, "datatype must be FP32"),
-    (_v2(shape=[2, 5], data=list(range(10))), None, "expected shape [-1, 4]"),
-    (_v2(shape=[8]), None, "expected 2 dimensions"),
-    (_v2(data=[1, 2, 3]), None, "needs 8 values, got 3"),
-    (_v2(data=["a"] * 8), None, "not FP32"),
-    (_v2(data=[[1, 2], [3]]), None, "rectangular"),
-    (_v2(shape=[2, "4"]), None, "must be an integer"),
-    (_v2(parameters={"binary_data_size": 32}), str(len(_v2(parameters={"binary_data_size": 32}))),
-     "runs past the end"),
-    (_v2(parameters={"binary_data_size": 31}), None, "does not match"),
-    (_v2(), "abc", "must be an integer"),
-    (_v2(), "99999", "outside the body"),
-])
+@pytest.mark.parametrize(
+    ("body", "header", "message"),
+    [
+        (b"{not json", None, "not valid JSON"),
+        (b"[1, 2]", None, "must be a JSON object"),
+        (orjson.dumps({"inputs": []}), None, "non-empty list"),
+        (_v2(name="x"), None, "unknown input 'x'"),
+        (_v2(datatype="INT64"), None, "datatype must be FP32"),
+        (_v2(shape=[2, 5], data=list(range(10))), None, "expected shape [-1, 4]"),
+        (_v2(shape=[8]), None, "expected 2 dimensions"),
+        (_v2(data=[1, 2, 3]), None, "needs 8 values, got 3"),
+        (_v2(data=["a"] * 8), None, "not FP32"),
+        (_v2(data=[[1, 2], [3]]), None, "rectangular"),
+        (_v2(shape=[2, "4"]), None, "must be an integer"),
+        (
+            _v2(parameters={"binary_data_size": 32}),
+            str(len(_v2(parameters={"binary_data_size": 32}))),
+            "runs past the end",
+        ),
+        (_v2(parameters={"binary_data_size": 31}), None, "does not match"),
+        (_v2(), "abc", "must be an integer"),
+        (_v2(), "99999", "outside the body"),
+    ],
+)
 def test_bad_requests_name_the_problem(body, header, message):
     with pytest.raises(codec.BadRequest, match=message.replace("[", r"\[").replace("]", r"\]")):
         codec.parse_v2(body, header, INPUTS, OUTPUTS)

@@ -17,27 +17,42 @@ def _dumps(doc) -> bytes:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
-                                                                  max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 DATATYPES = st.sampled_from(["FP32", "FP64", "INT64", "BOOL", "BYTES", "fp32", "", 3])
-SHAPES = st.one_of(st.lists(st.integers(-3, 130), max_size=4),
-                   st.just([1, 64]), st.just([2, 64]), JSON)
-DATA = st.one_of(st.lists(st.floats(width=32, allow_nan=False), max_size=130),
-                 st.lists(st.lists(st.integers(-5, 5), max_size=65), max_size=3), JSON)
+SHAPES = st.one_of(
+    st.lists(st.integers(-3, 130), max_size=4), st.just([1, 64]), st.just([2, 64]), JSON
+)
+DATA = st.one_of(
+    st.lists(st.floats(width=32, allow_nan=False), max_size=130),
+    st.lists(st.lists(st.integers(-5, 5), max_size=65), max_size=3),
+    JSON,
+)
 INPUT = st.fixed_dictionaries(
     {"name": st.sampled_from(["input", "logits", "x"]) | st.text(max_size=5)},
-    optional={"datatype": DATATYPES, "shape": SHAPES, "data": DATA,
-              "parameters": st.dictionaries(st.sampled_from(["binary_data_size", "x"]),
-                                            st.integers(-10, 600) | JSON, max_size=2)},
+    optional={
+        "datatype": DATATYPES,
+        "shape": SHAPES,
+        "data": DATA,
+        "parameters": st.dictionaries(
+            st.sampled_from(["binary_data_size", "x"]), st.integers(-10, 600) | JSON, max_size=2
+        ),
+    },
 )
 V2_DOC = st.fixed_dictionaries(
     {},
-    optional={"inputs": st.lists(INPUT, max_size=3) | JSON, "id": JSON,
-              "outputs": st.lists(st.dictionaries(st.sampled_from(["name", "parameters"]), JSON),
-                                  max_size=2) | JSON,
-              "parameters": st.dictionaries(st.sampled_from(["binary_data_output"]), JSON)},
+    optional={
+        "inputs": st.lists(INPUT, max_size=3) | JSON,
+        "id": JSON,
+        "outputs": st.lists(
+            st.dictionaries(st.sampled_from(["name", "parameters"]), JSON), max_size=2
+        )
+        | JSON,
+        "parameters": st.dictionaries(st.sampled_from(["binary_data_output"]), JSON),
+    },
 )
 BODY = st.one_of(
     V2_DOC.map(_dumps),
@@ -59,12 +74,19 @@ def fuzz_client(mlp_server):
         yield c
 
 
-PATHS = st.sampled_from(["/v2/models/mlp/infer", "/v2/models/mlp/versions/1/infer", "/predict",
-                         "/v2/models/other/infer"])
+PATHS = st.sampled_from(
+    [
+        "/v2/models/mlp/infer",
+        "/v2/models/mlp/versions/1/infer",
+        "/predict",
+        "/v2/models/other/infer",
+    ]
+)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          derandomize=True)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
 @given(path=PATHS, body=BODY, headers=HEADERS)
 def test_malformed_requests_never_get_a_5xx(fuzz_client, path, body, headers):
     resp = fuzz_client.post(path, content=body, headers=headers)

@@ -32,15 +32,15 @@ def _rss_bytes(pid: int) -> int:
 
 
 def _reference(model_dir, name):
-    session = ort.InferenceSession(str(model_dir / f"{name}.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(model_dir / f"{name}.onnx"), providers=["CPUExecutionProvider"]
+    )
     return lambda x: session.run(None, {"input": x})[0]
 
 
 def _infer_model(url, model, x):
     body, headers = codec.encode_v2_request({"input": x})
-    return httpx.post(f"{url}/v2/models/{model}/infer", content=body, headers=headers,
-                      timeout=60)
+    return httpx.post(f"{url}/v2/models/{model}/infer", content=body, headers=headers, timeout=60)
 
 
 def _concurrently(fn, args_list):
@@ -57,10 +57,13 @@ def _concurrently(fn, args_list):
 def test_concurrent_requests_are_merged_and_each_caller_gets_its_rows(model_dir, cache_env):
     reference = _reference(model_dir, "mlp")
     rows = [1, 2, 3, 1, 1, 2]
-    xs = [np.random.RandomState(i).uniform(-1, 1, (n, 64)).astype(np.float32)
-          for i, n in enumerate(rows)]
-    with ServerProcess(model_dir / "mlp.onnx", max_batch_size=16, max_queue_delay_ms=400,
-                       env=cache_env) as server:
+    xs = [
+        np.random.RandomState(i).uniform(-1, 1, (n, 64)).astype(np.float32)
+        for i, n in enumerate(rows)
+    ]
+    with ServerProcess(
+        model_dir / "mlp.onnx", max_batch_size=16, max_queue_delay_ms=400, env=cache_env
+    ) as server:
         responses = _concurrently(_infer_model, [(server.url, "mlp", x) for x in xs])
         metrics = httpx.get(server.url + "/metrics").text
     for x, resp in zip(xs, responses, strict=True):
@@ -74,8 +77,9 @@ def test_concurrent_requests_are_merged_and_each_caller_gets_its_rows(model_dir,
 
 def test_max_batch_size_one_is_the_per_request_server(model_dir, cache_env):
     xs = [np.zeros((1, 64), np.float32)] * 4
-    with ServerProcess(model_dir / "mlp.onnx", max_batch_size=1, max_queue_delay_ms=400,
-                       env=cache_env) as server:
+    with ServerProcess(
+        model_dir / "mlp.onnx", max_batch_size=1, max_queue_delay_ms=400, env=cache_env
+    ) as server:
         responses = _concurrently(_infer_model, [(server.url, "mlp", x) for x in xs])
         metrics = httpx.get(server.url + "/metrics").text
     assert [r.status_code for r in responses] == [200] * 4
@@ -85,8 +89,12 @@ def test_max_batch_size_one_is_the_per_request_server(model_dir, cache_env):
 
 def test_overload_sheds_with_503_and_stays_up_with_bounded_memory(model_dir, cache_env):
     x = np.random.RandomState(0).uniform(0, 1, (1, 3, 64, 64)).astype(np.float32)
-    with ServerProcess(model_dir / "cnn.onnx", max_batch_size=1, env=cache_env,
-                       extra_args=["--max-queue-size", "2"]) as server:
+    with ServerProcess(
+        model_dir / "cnn.onnx",
+        max_batch_size=1,
+        env=cache_env,
+        extra_args=["--max-queue-size", "2"],
+    ) as server:
         rss_before = _rss_bytes(server.pid)
 
         body, headers = codec.encode_v2_request({"input": x})
@@ -95,8 +103,9 @@ def test_overload_sheds_with_503_and_stays_up_with_bounded_memory(model_dir, cac
             codes = []
             with httpx.Client(timeout=60) as c:
                 for _ in range(4):
-                    resp = c.post(f"{server.url}/v2/models/cnn/infer", content=body,
-                                  headers=headers)
+                    resp = c.post(
+                        f"{server.url}/v2/models/cnn/infer", content=body, headers=headers
+                    )
                     codes.append((resp.status_code, resp.headers.get("retry-after")))
             return codes
 
@@ -116,8 +125,9 @@ def test_overload_sheds_with_503_and_stays_up_with_bounded_memory(model_dir, cac
 def test_sigterm_drains_in_flight_requests_and_exits_0(model_dir, cache_env):
     reference = _reference(model_dir, "mlp")
     xs = [np.full((1, 64), i / 10, np.float32) for i in range(10)]
-    server = ServerProcess(model_dir / "mlp.onnx", max_batch_size=64, max_queue_delay_ms=1500,
-                           env=cache_env).start()
+    server = ServerProcess(
+        model_dir / "mlp.onnx", max_batch_size=64, max_queue_delay_ms=1500, env=cache_env
+    ).start()
     try:
         with ThreadPoolExecutor(len(xs)) as pool:
             futures = [pool.submit(_infer_model, server.url, "mlp", x) for x in xs]
@@ -150,20 +160,25 @@ def test_openvino_backend_serves_the_same_answers(model_dir, cache_env):
     assert meta["platform"] == "openvino" and meta["inputs"][0]["shape"] == [-1, 3, 64, 64]
     out = codec.decode_v2_response(resp.content, resp.headers[codec.HEADER_LENGTH])
     np.testing.assert_allclose(out["logits"], reference(x), atol=1e-4)
-    assert re.search(r"ready on http://127\.0\.0\.1:\d+ \(model cnn, backend openvino, "
-                     r"max batch 32\)", log)
+    assert re.search(
+        r"ready on http://127\.0\.0\.1:\d+ \(model cnn, backend openvino, "
+        r"max batch 32\)",
+        log,
+    )
 
 
 def test_token_guards_model_routes_but_not_health_or_metrics(tmp_path, cache_env):
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
-    with ServerProcess("mlp", env=cache_env,
-                       extra_args=["--token-file", str(token_file)]) as server:
+    with ServerProcess(
+        "mlp", env=cache_env, extra_args=["--token-file", str(token_file)]
+    ) as server:
         x = [0.0] * 64
         url = server.url
         assert httpx.post(url + "/predict", json={"inputs": x}).status_code == 401
-        wrong = httpx.post(url + "/predict", json={"inputs": x},
-                           headers={"Authorization": "Bearer s3cret-tokeN"})
+        wrong = httpx.post(
+            url + "/predict", json={"inputs": x}, headers={"Authorization": "Bearer s3cret-tokeN"}
+        )
         assert wrong.status_code == 401 and "bearer token" in wrong.json()["error"]
         assert wrong.headers["www-authenticate"].startswith("Bearer")
         assert httpx.get(url + "/v2/models/mlp").status_code == 401
@@ -175,8 +190,13 @@ def test_token_guards_model_routes_but_not_health_or_metrics(tmp_path, cache_env
 
 
 def _serve(*args, env=None, timeout=60):
-    return subprocess.run([sys.executable, "-m", "inferops", "serve", *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "inferops", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_startup_errors_exit_2_with_a_clear_message(tmp_path, model_dir, cache_env):

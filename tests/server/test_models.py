@@ -40,8 +40,9 @@ def test_passes_full_checker_and_batch_dim_is_dynamic(name, model_dir):
     for value in [*model.graph.input, *model.graph.output]:
         first = value.type.tensor_type.shape.dim[0]
         assert first.dim_param == builders.BATCH and not first.HasField("dim_value")
-    session = ort.InferenceSession(str(model_dir / f"{name}.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(model_dir / f"{name}.onnx"), providers=["CPUExecutionProvider"]
+    )
     shape = session.get_inputs()[0].shape[1:]
     for batch in (1, 3):
         (out,) = session.run(None, {"input": np.zeros([batch, *shape], np.float32)})
@@ -86,12 +87,20 @@ def test_resolve_rejects_unknown_models(tmp_path):
 
 def test_model_build_cli(tmp_path, model_dir):
     out = tmp_path / "sub" / "m.onnx"
-    done = subprocess.run([sys.executable, "-m", "inferops", "model", "build", "mlp",
-                           "--out", str(out)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "inferops", "model", "build", "mlp", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1].endswith(str(out))
     assert _sha(out) == _sha(model_dir / "mlp.onnx")
-    bad = subprocess.run([sys.executable, "-m", "inferops", "model", "build", "nope"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "inferops", "model", "build", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
     assert set(EMBEDDED) >= {"mlp", "cnn", "dense"}

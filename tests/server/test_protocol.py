@@ -20,8 +20,15 @@ def _x(rows: int, seed: int = 0) -> np.ndarray:
 
 
 def test_health_routes(client):
-    for path in ("/v2/health/live", "/v2/health/ready", "/health", "/live", "/ready",
-                 "/v2/models/mlp/ready", "/v2/models/mlp/versions/1/ready"):
+    for path in (
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/health",
+        "/live",
+        "/ready",
+        "/v2/models/mlp/ready",
+        "/v2/models/mlp/versions/1/ready",
+    ):
         assert client.get(path).status_code == 200, path
     assert client.get("/v2/models/mlp/ready").json() == {"name": "mlp", "ready": True}
 
@@ -35,7 +42,9 @@ def test_server_metadata(client):
 def test_model_metadata_reports_dynamic_batch_as_minus_one(client):
     meta = client.get("/v2/models/mlp").json()
     assert meta == {
-        "name": "mlp", "versions": ["1"], "platform": "onnxruntime_onnx",
+        "name": "mlp",
+        "versions": ["1"],
+        "platform": "onnxruntime_onnx",
         "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
     }
@@ -46,9 +55,13 @@ def test_model_metadata_reports_dynamic_batch_as_minus_one(client):
 def test_v2_infer_json(client, reference, nested):
     x = _x(3)
     data = x.tolist() if nested else x.ravel().tolist()
-    resp = client.post("/v2/models/mlp/infer", json={
-        "id": "req-7", "inputs": [{"name": "input", "datatype": "FP32", "shape": [3, 64],
-                                   "data": data}]})
+    resp = client.post(
+        "/v2/models/mlp/infer",
+        json={
+            "id": "req-7",
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [3, 64], "data": data}],
+        },
+    )
     assert resp.status_code == 200, resp.text
     doc = resp.json()
     assert doc["model_name"] == "mlp" and doc["id"] == "req-7"
@@ -64,7 +77,7 @@ def test_v2_infer_binary_extension(client, reference):
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/octet-stream"
     length = resp.headers[codec.HEADER_LENGTH]
-    header = resp.content[:int(length)]
+    header = resp.content[: int(length)]
     assert b'"binary_data_size":200' in header  # 5 x 10 float32
     out = codec.decode_v2_response(resp.content, length)["logits"]
     np.testing.assert_allclose(out, reference(x), atol=1e-6)
@@ -72,10 +85,15 @@ def test_v2_infer_binary_extension(client, reference):
 
 def test_v2_binary_output_for_named_output_only(client, reference):
     x = _x(2, seed=2)
-    resp = client.post("/v2/models/mlp/infer", json={
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 64],
-                    "data": x.ravel().tolist()}],
-        "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]})
+    resp = client.post(
+        "/v2/models/mlp/infer",
+        json={
+            "inputs": [
+                {"name": "input", "datatype": "FP32", "shape": [2, 64], "data": x.ravel().tolist()}
+            ],
+            "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+        },
+    )
     assert resp.status_code == 200
     out = codec.decode_v2_response(resp.content, resp.headers[codec.HEADER_LENGTH])
     np.testing.assert_allclose(out["logits"], reference(x), atol=1e-6)
@@ -92,25 +110,49 @@ def test_predict(client, reference):
     assert np.array(single["outputs"]).shape == (1, 10)
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "fragment"), [
-    ("POST", "/v2/models/nope/infer", {"inputs": []}, 404, "unknown model 'nope'"),
-    ("GET", "/v2/models/nope", None, 404, "unknown model"),
-    ("GET", "/v2/models/mlp/versions/2", None, 404, "version '2'"),
-    ("GET", "/no/such/route", None, 404, "no route"),
-    ("GET", "/v2/models/mlp/infer", None, 405, "not allowed"),
-    ("POST", "/v2/models/mlp/infer", {"inputs": [{"name": "input", "datatype": "FP32",
-                                                 "shape": [1, 63], "data": [0] * 63}]},
-     400, "expected shape [-1, 64]"),
-    ("POST", "/v2/models/mlp/infer", {"inputs": [{"name": "input", "datatype": "INT32",
-                                                 "shape": [1, 64], "data": [0] * 64}]},
-     400, "datatype must be FP32"),
-    ("POST", "/v2/models/mlp/infer", {"inputs": [{"name": "images", "datatype": "FP32",
-                                                 "shape": [1, 64], "data": [0] * 64}]},
-     400, "unknown input 'images'"),
-    ("POST", "/predict", {"inputs": [[1, 2]]}, 400, "expected shape"),
-])
-def test_errors_have_the_right_status_and_name_the_problem(client, method, path, body,
-                                                           status, fragment):
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "fragment"),
+    [
+        ("POST", "/v2/models/nope/infer", {"inputs": []}, 404, "unknown model 'nope'"),
+        ("GET", "/v2/models/nope", None, 404, "unknown model"),
+        ("GET", "/v2/models/mlp/versions/2", None, 404, "version '2'"),
+        ("GET", "/no/such/route", None, 404, "no route"),
+        ("GET", "/v2/models/mlp/infer", None, 405, "not allowed"),
+        (
+            "POST",
+            "/v2/models/mlp/infer",
+            {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 63], "data": [0] * 63}]},
+            400,
+            "expected shape [-1, 64]",
+        ),
+        (
+            "POST",
+            "/v2/models/mlp/infer",
+            {
+                "inputs": [
+                    {"name": "input", "datatype": "INT32", "shape": [1, 64], "data": [0] * 64}
+                ]
+            },
+            400,
+            "datatype must be FP32",
+        ),
+        (
+            "POST",
+            "/v2/models/mlp/infer",
+            {
+                "inputs": [
+                    {"name": "images", "datatype": "FP32", "shape": [1, 64], "data": [0] * 64}
+                ]
+            },
+            400,
+            "unknown input 'images'",
+        ),
+        ("POST", "/predict", {"inputs": [[1, 2]]}, 400, "expected shape"),
+    ],
+)
+def test_errors_have_the_right_status_and_name_the_problem(
+    client, method, path, body, status, fragment
+):
     resp = client.request(method, path, json=body)
     assert resp.status_code == status
     assert fragment in resp.json()["error"]
@@ -130,9 +172,14 @@ def test_metrics_exposition(client):
     client.post("/predict", json={"inputs": _x(1).tolist()})
     client.post("/predict", json={"inputs": [1]})
     text = client.get("/metrics").text
-    for family in ("inferops_request_duration_seconds_bucket", "inferops_requests_total",
-                   "inferops_queue_wait_seconds_bucket", "inferops_batch_size_bucket",
-                   "inferops_requests_in_flight", "inferops_model_loaded"):
+    for family in (
+        "inferops_request_duration_seconds_bucket",
+        "inferops_requests_total",
+        "inferops_queue_wait_seconds_bucket",
+        "inferops_batch_size_bucket",
+        "inferops_requests_in_flight",
+        "inferops_model_loaded",
+    ):
         assert family in text, family
     assert 'inferops_model_loaded{model="mlp"} 1.0' in text
     assert 'inferops_requests_total{code="400",model="mlp"}' in text
