@@ -6,7 +6,8 @@ Setup: the server (or the raw engine) runs pinned to one core (``taskset -c 1``,
 one engine thread); this script's load generator is pinned to the other core.
 For each model it finds, by an exponential-then-bisection search over offered
 rates, the highest open-loop Poisson rate whose P99 latency stays under the
-model's bound with under 1 % errors, and reports the goodput there for:
+model's bound with under 1 % errors (a rate must fail twice to count as failed:
+the machine may be shared), and reports the goodput there for:
 
   * ``batching``  - ``inferops serve`` with dynamic batching (defaults: max batch 32, 2 ms delay)
   * ``per-request`` - ``inferops serve --max-batch-size 1``
@@ -176,18 +177,23 @@ def max_rate_under_bound(
     steps: list[dict] = []
     best, rate, failed = None, start_rate, None
 
-    def measure(r: float) -> dict:
-        _arun(client.run(r, 0.5, seed=len(steps) + 1000))  # warm connections, caches
-        result = _arun(client.run(r, step_s, seed=len(steps)))
-        result["pass"] = passes(result, bound_ms)
-        steps.append(result)
-        print(
-            f"    offered {r:8.1f}/s -> goodput {result['goodput']:8.1f}/s  "
-            f"p99 {result['p99_ms']:8.1f} ms  errors {result['errors']:.1%}  "
-            f"client lag p99 {result['lag_p99_ms']:5.1f} ms  "
-            f"{'ok' if result['pass'] else 'over'}",
-            flush=True,
-        )
+    def measure(r: float, tries: int = 2) -> dict:
+        # On a shared machine a neighbour's burst can sink one step; a rate counts as
+        # over the bound only if it fails twice in a row.
+        for _ in range(tries):
+            _arun(client.run(r, 0.5, seed=len(steps) + 1000))  # warm connections, caches
+            result = _arun(client.run(r, step_s, seed=len(steps)))
+            result["pass"] = passes(result, bound_ms)
+            steps.append(result)
+            print(
+                f"    offered {r:8.1f}/s -> goodput {result['goodput']:8.1f}/s  "
+                f"p99 {result['p99_ms']:8.1f} ms  errors {result['errors']:.1%}  "
+                f"client lag p99 {result['lag_p99_ms']:5.1f} ms  "
+                f"{'ok' if result['pass'] else 'over'}",
+                flush=True,
+            )
+            if result["pass"]:
+                break
         return result
 
     while failed is None and rate < 1e6:
