@@ -135,16 +135,19 @@ def curve(run: Run, slo_ms: float, max_error_rate: float | None = None) -> list[
     slo = run.slo
     if slo and slo["steps"]:
         points = [
-            {"offered_qps": s["offered_qps"], "achieved_qps": float(s["achieved_qps"]),
+            {"offered_qps": s["offered_qps"], "achieved_qps": _float(s["achieved_qps"]),
              "p99_ms": s["p99_ms"], "valid": s["valid"], "dir": s.get("dir"),
              "error_rate": s.get("error_rate"), "recorded_ok": s["ok"]}
             for s in slo["steps"]
         ]
     else:
         s = run.summary
-        points = [{"offered_qps": s.get("offered_qps"), "achieved_qps": float(s["achieved_qps"]),
+        points = [{"offered_qps": s.get("offered_qps"), "achieved_qps": _float(s["achieved_qps"]),
                    "p99_ms": s["latency_ms"]["p99"], "valid": run.valid, "dir": None,
                    "error_rate": s.get("error_rate"), "recorded_ok": None}]
+    for p in points:
+        if p["achieved_qps"] is None:  # nothing completed (e.g. interrupted at once)
+            p["valid"] = False
     same_slo = slo is not None and abs(float(slo["p99_ms"]) - slo_ms) < 1e-9
     for p in points:
         if same_slo:
@@ -155,6 +158,10 @@ def curve(run: Run, slo_ms: float, max_error_rate: float | None = None) -> list[
         p["meets_slo"] = bool(p["valid"] and p["p99_ms"] is not None and p["p99_ms"] <= slo_ms
                               and err_ok)
     return points
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def max_qps_at_slo(points: list[dict]) -> dict | None:
@@ -182,11 +189,11 @@ def service_time_estimate(run: Run) -> tuple[float, str] | None:
     candidates = [s for s in run.steps if s.valid and s.service_time is not None
                   and s.service_time.get_total_count() > 0]
     if candidates:
-        lightest = min(candidates, key=lambda s: s.summary["achieved_qps"])
+        lightest = min(candidates, key=lambda s: s.summary["achieved_qps"] or 0.0)
         rel = lightest.path.relative_to(run.path)
         return lightest.service_time.get_mean_value() / 1000.0, (
             f"mean of {rel}/service_time.hdr (lightest valid step, "
-            f"{lightest.summary['achieved_qps']:.1f} req/s)"
+            f"{lightest.summary['achieved_qps'] or 0:.1f} req/s)"
         )
     if run.service_time is not None and run.service_time.get_total_count() > 0:
         return run.service_time.get_mean_value() / 1000.0, "mean of service_time.hdr"
@@ -221,7 +228,8 @@ def size_run(run: Run, points: list[dict], *, target: float, slo_ms: float,
         "single_rate": not (run.slo and run.slo["steps"]),
     }
     svc = service_time_estimate(run)
-    peak = max((p["achieved_qps"] for p in points if p["valid"]), default=capacity)
+    peak = max((p["achieved_qps"] for p in points if p["valid"] and p["achieved_qps"]),
+               default=capacity)
     model = None
     if svc is not None and svc[0] > 0:
         model = sizing.fit_node_model(peak, svc[0])

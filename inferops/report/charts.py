@@ -76,7 +76,8 @@ def latency_curve(series: list[dict], slo_ms: float, *, title: str) -> str:
     for i, item in enumerate(series):
         color = _PALETTE[i % len(_PALETTE)]
         # drawn left to right: sweep steps are stored in search order, not rate order
-        pts = sorted((p for p in item["curve"] if p["p99_ms"] is not None),
+        pts = sorted((p for p in item["curve"]
+                      if p["p99_ms"] is not None and p["achieved_qps"] is not None),
                      key=lambda p: p["achieved_qps"])
         xs = [p["achieved_qps"] for p in pts]
         ys = [p["p99_ms"] for p in pts]
@@ -92,7 +93,8 @@ def latency_curve(series: list[dict], slo_ms: float, *, title: str) -> str:
     ax.axhline(slo_ms, color="black", linestyle="--", linewidth=1, label=f"SLO P99 {slo_ms:g} ms")
     ax.set_xlabel("achieved throughput (req/s)")
     ax.set_ylabel("P99 latency (ms)")
-    ys_all = [p["p99_ms"] for s in series for p in s["curve"] if p["p99_ms"]]
+    ys_all = [p["p99_ms"] for s in series for p in s["curve"]
+              if p["p99_ms"] and p["achieved_qps"] is not None]
     if ys_all and max(ys_all) / max(min(ys_all), 1e-9) > 30:
         ax.set_yscale("log")
     ax.set_title(title)

@@ -39,7 +39,7 @@ _SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
     "failures": (int,),
     # null when nothing was measured (e.g. target unreachable): still a run to show
     "error_rate": _NUMBER_OR_NULL,
-    "achieved_qps": _NUMBER,
+    "achieved_qps": _NUMBER_OR_NULL,
     "latency_ms": (dict,),
     "valid": (bool,),
     "validity": (list,),
@@ -61,7 +61,7 @@ _SUMMARY_OPTIONAL: dict[str, tuple[type, ...]] = {
 }
 _STEP_TYPES: dict[str, tuple[type, ...]] = {
     "offered_qps": _NUMBER_OR_NULL,
-    "achieved_qps": _NUMBER,
+    "achieved_qps": _NUMBER_OR_NULL,
     "p99_ms": _NUMBER_OR_NULL,
     "valid": (bool,),
     "ok": (bool,),

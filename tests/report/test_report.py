@@ -258,3 +258,19 @@ def test_summary_max_qps_agrees_with_recorded(sweeps):
     for name, path in sweeps.items():
         recorded = json.loads((path / "summary.json").read_text())["slo"]["max_qps"]
         assert recorded == pytest.approx(expected_max_qps(**PROFILES[name], slo_ms=SLO_MS))
+
+
+def test_interrupted_sweep_with_empty_step_renders_unsized(make_sweep, tmp_path):
+    # what `inferops bench --sweep` leaves after Ctrl-C during a step: nothing measured
+    path = make_sweep("cpu-int", steps_qps=[20, 40])
+    summary = json.loads((path / "summary.json").read_text())
+    summary["slo"]["steps"][-1].update(achieved_qps=None, p99_ms=None, error_rate=None,
+                                       valid=False, ok=False)
+    summary.update(partial=True, valid=False, passed=False, achieved_qps=None,
+                   validity=["partial run: interrupted (SIGINT)"])
+    (path / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "r.html"
+    write_report(load_runs([path]), Options(target_qps=TARGET), out)
+    facts = parse(out.read_text()).facts
+    assert "partial" in facts[("cpu-int", "refused")][0]
+    assert facts[("cpu-int", "valid")] == ["INVALID"]
