@@ -105,3 +105,18 @@ def dnf_module_install(module: str, stream: str, package: str, version_prefix: s
         host.noop(f"{package} {', '.join(installed)} installed (stream {stream})")
         return
     yield StringCommand("dnf", "module", "install", "-y", QuoteString(f"{module}:{stream}"))
+
+
+@operation()
+def pip_replace(pip: str, wanted: str, other: str):
+    """Swap a package for a conflicting flavour (``onnxruntime`` <-> ``onnxruntime-gpu``).
+
+    Both install the same module; having both breaks whichever is removed later, so
+    the other one is uninstalled and the wanted one (re)installed over the freed files.
+    """
+    installed = host.get_fact(PipFreeze, pip=pip)
+    if normalize_dist_name(other) not in installed:
+        host.noop(f"pip: {other} not installed")
+        return
+    yield StringCommand(QuoteString(pip), "uninstall", "-y", QuoteString(other))
+    yield StringCommand(QuoteString(pip), "install", "--force-reinstall", QuoteString(wanted))

@@ -88,6 +88,15 @@ def python_env():
         _conda(platform)
     else:
         _venv(platform)
+    wanted = knob("onnxruntime_package")
+    other = "onnxruntime-gpu" if wanted == "onnxruntime" else "onnxruntime"
+    ops.pip_replace(
+        name=f"Replace {other} with {wanted} (they conflict)",
+        pip=env_pip(),
+        wanted=wanted,
+        other=other,
+        **download_args(),
+    )
     ops.pip_install(
         name="Install server requirements into the environment",
         pip=env_pip(),

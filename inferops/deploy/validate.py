@@ -351,6 +351,12 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[str, str]]:
                 "required with python_env=conda (sha256 of the installer per arch)",
             )
         )
+    if (
+        data.get("server_runtime", "inferops") == "inferops"
+        and data.get("server_backend") == "openvino"
+        and not data.get("openvino")
+    ):
+        problems.append(("openvino", "must be true for server_backend=openvino"))
     if data.get("server_runtime") == "triton" and not data.get("container_toolkit"):
         problems.append(("container_toolkit", "must be true for server_runtime=triton (docker)"))
     if (

@@ -78,6 +78,7 @@ def test_unrelated_keys_are_left_to_pyinfra():
             "server_backend",
         ),
         ({"dcgm_exporter": True}, "container_toolkit"),
+        ({"server_backend": "openvino"}, "openvino"),
         ({"dcgm_exporter": True, "dcgm_exporter_mode": "binary"}, "dcgm_exporter_binary_url"),
     ],
 )
