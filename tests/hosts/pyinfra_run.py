@@ -102,6 +102,7 @@ def run_and_kill(
     deploy: Path | str,
     *,
     during: str,
+    options: tuple = (),
     grace: float = 5.0,
     env: dict[str, str] | None = None,
     timeout: float = 600,
@@ -115,7 +116,7 @@ def run_and_kill(
     the deploy ended before it could be killed.
     """
     proc = subprocess.Popen(
-        command(inventory, deploy),
+        command(inventory, deploy, options=options),
         cwd=REPO,
         env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
