@@ -22,6 +22,13 @@ def _load():
         groups = _fleet.load(default_file=_HERE / "fleet.toml")
     except _fleet.FleetError as exc:
         _validate.fail([str(exc)])
+    if not any(groups.values()):
+        _validate.fail(
+            [
+                "no hosts: set INFEROPS_FLEET=fleet.toml (see fleet.example.toml), "
+                "INFEROPS_CPU_NODES/INFEROPS_GPU_NODES=h1,h2, or create fleet.toml here"
+            ]
+        )
     from pyinfra_cli.inventory import _get_group_data
 
     problems = _validate.check_fleet(groups, _get_group_data(str(_HERE / "group_data")))

@@ -128,3 +128,13 @@ def test_case(case_path, tiny_model, fake_wheel):
             assert found, f"missing {fragment!r} in:\n{listing}"
             positions.append(found[0])
         assert positions == sorted(positions), f"order {expect['order']} broken:\n{listing}"
+
+
+def test_every_case_asserts_something():
+    keys = {"commands", "no_commands", "ran", "skipped", "absent_ops", "noops", "env", "no_env",
+            "uploads", "no_uploads", "order", "error"}  # fmt: skip
+    assert len(CASES) >= 80
+    for path in CASES:
+        expect = json.loads(path.read_text())["expect"]
+        assert expect and set(expect) <= keys, path
+        assert any(expect[k] for k in expect), path

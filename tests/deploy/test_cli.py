@@ -135,3 +135,11 @@ def test_dry_run_plans_the_gpu_node_from_pci_facts(tmp_path, tiny_model, fake_wh
     ):
         assert planned in output, planned
     assert "Starting operation" not in output
+
+
+def test_no_hosts_is_a_config_error(tmp_path):
+    empty = tmp_path / "fleet.toml"
+    empty.write_text("hosts = []\n")
+    result = _pyinfra(empty, "inventory.py", "deploys/cpu_node.py", "--dry", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "no hosts: set INFEROPS_FLEET=fleet.toml" in result.stderr
