@@ -135,10 +135,10 @@ def run(args: argparse.Namespace) -> int:
                                **server_kwargs) as server:
                 # 1. calibrate: one closed-loop user measures the unloaded service rate,
                 #    so the sweep starts near this machine's capacity instead of guessing
-                progress.update(detail, description=f"{profile}: calibrating (1 user, 3 s)")
+                progress.update(detail, description=f"{profile}: calibrating (1 user, 2 s)")
                 calib = runs_dir / "calibration" / profile
                 code = _bench(_bench_cmd("--target", server.url, "--model", args.model,
-                                         "--users", "1", "--duration", "3s", "--warmup", "1s",
+                                         "--users", "1", "--duration", "2s", "--warmup", "1s",
                                          "--out", str(calib), "--profile", profile),
                               on_line=lambda _line: None, budget_s=60)
                 start_qps = _calibrated_start(calib, code)
