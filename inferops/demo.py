@@ -41,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-duration", default="3s",
                         help="measured window per sweep step (default 3s; the engine "
                              "lengthens low-rate steps to get enough samples)")
-    parser.add_argument("--sweep-budget", type=float, default=100.0, metavar="SECONDS",
+    parser.add_argument("--sweep-budget", type=float, default=80.0, metavar="SECONDS",
                         help="longest one profile's sweep may take before it is interrupted "
-                             "and reported as partial (default 100)")
+                             "and reported as partial (default 80)")
     parser.add_argument("--server-cpus", default="1",
                         help="CPUs each server is pinned to (default 1; the rest drive the load)")
 
