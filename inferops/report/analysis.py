@@ -122,7 +122,9 @@ def generator_verdict(summary: dict) -> dict:
     bottleneck = bool(reasons) or (late or 0) > LATE_SENDS_LIMIT_PCT or (
         cpu or 0
     ) > GENERATOR_CPU_LIMIT_PCT
-    return {"bottleneck": bottleneck, "evidence": "; ".join(evidence + reasons)}
+    # the validity reasons are listed beside the verdict already; name them only when
+    # they are the sole evidence
+    return {"bottleneck": bottleneck, "evidence": "; ".join(evidence or reasons)}
 
 
 def curve(run: Run, slo_ms: float, max_error_rate: float | None = None) -> list[dict]:
