@@ -40,3 +40,11 @@ def fleet(tmp_path_factory):
         yield fleet
     finally:
         fleet.down()
+
+
+@pytest.fixture(scope="session")
+def deployer(fleet, tmp_path_factory):
+    """Runs the repo's deploys on ``fleet`` (wheel and control-side state pinned per session)."""
+    from tests.realhost.deploying import Deployer
+
+    return Deployer(fleet, tmp_path_factory.mktemp("deploy"))

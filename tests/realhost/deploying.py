@@ -54,8 +54,8 @@ class Deployer:
         return self.fleet.write_fleet_toml(self.fleet_file.parent / name, data=data, **kwargs)
 
     def run(self, deploy: Path, host: Host | None = None, fleet_file: Path | None = None,
-            ) -> RunResult:  # fmt: skip
-        options = ("--limit", host.name) if host else ()
+            options: tuple = ()) -> RunResult:  # fmt: skip
+        options = (*options, "--limit", host.name) if host else options
         env = self.env | ({"INFEROPS_FLEET": str(fleet_file)} if fleet_file else {})
         return pyinfra_run.run(INVENTORY, deploy, options=options, env=env, timeout=900)
 

@@ -12,18 +12,12 @@ import pytest
 
 from tests.realhost.deploying import (
     CPU_NODE,
-    Deployer,
     assert_no_changes,
     verify_cpu_node,
     wait_until_idle,
 )
 
 pytestmark = pytest.mark.realhost
-
-
-@pytest.fixture(scope="module")
-def deployer(fleet, tmp_path_factory):
-    return Deployer(fleet, tmp_path_factory.mktemp("deploy"))
 
 
 def _untouched(fleet, host) -> list[str]:
@@ -45,6 +39,15 @@ def test_bad_data_is_refused_before_any_change(fleet, deployer):
     assert result.ops == {}  # refused before any operation ran
     assert _untouched(fleet, host) == []
     assert fleet.ssh(host, "dpkg-query -W").stdout == packages
+
+
+def test_bad_command_line_data_is_refused_too(fleet, deployer):
+    host = fleet.hosts[0]
+    result = deployer.run(CPU_NODE, host, options=("--data", "server_max_batch_size=lots"))
+    assert result.returncode != 0, result.tail()
+    assert f"{host.name}: server_max_batch_size" in result.output
+    assert result.ops == {}
+    assert _untouched(fleet, host) == []
 
 
 def test_fresh_deploy_serves_the_model_and_metrics(fleet, deployer):
