@@ -293,11 +293,13 @@ class Fleet:
         data: dict | None = None,
         host_groups: dict[str, tuple[str, ...]] | None = None,
         host_data: dict[str, dict] | None = None,
+        hosts: list[Host] | None = None,
     ) -> Path:
         """Write the hosts in the ``INFEROPS_FLEET`` format read by the repo's inventory.py.
 
         ``groups`` applies to every host unless ``host_groups[name]`` says otherwise;
-        ``data`` becomes ``[defaults.data]`` and ``host_data[name]`` a host's ``[hosts.data]``.
+        ``data`` becomes ``[defaults.data]`` and ``host_data[name]`` a host's ``[hosts.data]``;
+        ``hosts`` limits the file to some of the fleet.
         """
         out = [
             "# Test fleet written by tests.hosts; see docs/test-hosts.md.",
@@ -310,7 +312,7 @@ class Fleet:
         ]
         if data:
             out += ["", "[defaults.data]", *(f"{k} = {_toml(v)}" for k, v in data.items())]
-        for host in self.hosts:
+        for host in self.hosts if hosts is None else hosts:
             member_of = (host_groups or {}).get(host.name, groups)
             out += [
                 "",
