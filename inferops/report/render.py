@@ -22,8 +22,9 @@ TEMPLATE = "report.html.j2"
 
 
 def run_timeseries(run: Run):
-    """The run's timeseries; for a sweep without one, its steps' series laid end to end."""
-    if run.timeseries is not None:
+    """The run's timeseries; for a sweep without one (or an empty one), its steps' series
+    laid end to end."""
+    if run.timeseries is not None and len(run.timeseries):
         return run.timeseries
     frames = [s.timeseries for s in run.steps if s.timeseries is not None]
     if not frames:
@@ -50,11 +51,15 @@ def build_context(runs: list[Run], options: Options) -> dict:
             item["timeseries_svg"], item["timeseries_note"] = charts.percentiles_over_time(
                 frame, item["percentiles"]
             )
+            if frame is not run.timeseries:
+                item["timeseries_note"] += "; the sweep's steps one after another"
             item["resources_svg"] = charts.host_resources(frame, item["has_gpu"])
             item["timeseries_columns"] = [c for c in ("p90_ms", "p999_ms") if c in frame]
         else:
             item["timeseries_svg"] = item["resources_svg"] = None
-            item["timeseries_note"] = "no timeseries.csv in this run folder"
+            item["timeseries_note"] = (
+                "timeseries.csv has no rows" if run.timeseries is not None
+                else "no timeseries.csv in this run folder")
     facts["overlay_svg"] = (
         charts.latency_curve(facts["runs"], slo, title="all runs")
         if len(facts["runs"]) > 1 else None

@@ -269,8 +269,15 @@ def test_interrupted_sweep_with_empty_step_renders_unsized(make_sweep, tmp_path)
     summary.update(partial=True, valid=False, passed=False, achieved_qps=None,
                    validity=["partial run: interrupted (SIGINT)"])
     (path / "summary.json").write_text(json.dumps(summary))
+    # no capacity step to copy up: the top-level series is a bare header
+    header = (path / "timeseries.csv").read_text().splitlines()[0]
+    (path / "timeseries.csv").write_text(header + "\n")
     out = tmp_path / "r.html"
     write_report(load_runs([path]), Options(target_qps=TARGET), out)
-    facts = parse(out.read_text()).facts
+    html = out.read_text()
+    rows = sum(len((path / s["dir"] / "timeseries.csv").read_text().splitlines()) - 1
+               for s in summary["slo"]["steps"])
+    assert f"{rows} rows, one per second; the sweep&#39;s steps one after another" in html
+    facts = parse(html).facts
     assert "partial" in facts[("cpu-int", "refused")][0]
     assert facts[("cpu-int", "valid")] == ["INVALID"]
