@@ -80,6 +80,7 @@ class Batcher:
         self.batched = batched
         self._observe = observe
         self._queue: deque[_Item] = deque()
+        self._rows = 0  # rows waiting in the queue, all shapes together
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._work, name="inferops-batcher", daemon=True)
@@ -105,7 +106,11 @@ class Batcher:
             if len(self._queue) >= self.max_queue_size:
                 raise QueueFull(f"queue is full ({self.max_queue_size} requests waiting)")
             self._queue.append(item)
-            self._cond.notify()
+            self._rows += rows
+            # Wake the worker only when it can act: it was idle, or a batch is full. Waking
+            # it on every arrival makes it fight the event loop for the GIL for nothing.
+            if len(self._queue) == 1 or self._rows >= self.max_batch_size:
+                self._cond.notify()
         return item.future
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -124,7 +129,10 @@ class Batcher:
                 self._cond.wait()
             deadline = self._queue[0].enqueued + self.max_queue_delay
             while not self._stopping and self.max_batch_size > 1:
-                if self._queued_rows(self._queue[0].key) >= self.max_batch_size:
+                if (
+                    self._rows >= self.max_batch_size
+                    and self._queued_rows(self._queue[0].key) >= self.max_batch_size
+                ):
                     break
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
@@ -141,6 +149,7 @@ class Batcher:
                     rest.append(item)
             rest.extend(self._queue)  # keep arrival order for the ones left behind
             self._queue = rest
+            self._rows -= rows
             return batch
 
     def _queued_rows(self, key: tuple) -> int:
