@@ -4,7 +4,8 @@ Pure logic over a ``run_step(rate) -> {"ok": bool, ...} | None`` callback so it
 can be tested without servers. Bracketing then bisection: rates double from
 ``start`` until a step fails; the bracket ``[last ok, first failed]`` is then
 halved until ``(hi - lo) / hi <= precision``. ``None`` from the callback stops
-the search (interrupted run).
+the search (interrupted run). Halving below a failing first step stops at
+``start / 8``, or at once when that step was invalid (``"valid": False``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class SearchResult:
     converged: bool = False
     notes: list[str] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
+    last_invalid: bool = False
 
 
 def search(run_step: Callable[[float], dict | None], *, start: float, ceiling: float = 1e6,
@@ -32,6 +34,7 @@ def search(run_step: Callable[[float], dict | None], *, start: float, ceiling: f
         result.rates.append(rate)
         if out is None:
             return None
+        result.last_invalid = out.get("valid") is False
         if out["ok"] and (result.best_rate is None or rate > result.best_rate):
             result.best_rate, result.best_index = rate, len(result.rates) - 1
         return bool(out["ok"])
@@ -56,8 +59,13 @@ def search(run_step: Callable[[float], dict | None], *, start: float, ceiling: f
             hi = rate
             if lo is not None:
                 break
+            if result.last_invalid:
+                # an invalid step says nothing about the target: going lower will not help
+                result.notes.append(f"the first step ({rate:g} req/s) was invalid; "
+                                    "no capacity can be claimed")
+                return result
             rate = rate / 2
-            if rate < start / 64:
+            if rate < start / 8:
                 result.notes.append(f"no rate down to {rate * 2:g} req/s met the SLO")
                 return result
     # 2. bisect the bracket

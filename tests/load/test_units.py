@@ -170,3 +170,19 @@ def test_payload_files(tmp_path):
 def test_min_samples_matches_binomial():
     assert validity.max_over_allowed(validity.min_samples()) == 0
     assert math.isclose(0.99 ** 459, 0.0099, rel_tol=0.01)
+
+
+def test_search_does_not_halve_below_an_invalid_first_step():
+    calls = []
+
+    def step(rate):
+        calls.append(rate)
+        return {"ok": False, "valid": False}
+
+    result = sweep.search(step, start=100)
+    assert calls == [100] and result.best_rate is None
+    assert "invalid" in result.notes[0]
+    # a valid miss halves, but only down to start / 8
+    calls.clear()
+    result = sweep.search(lambda r: calls.append(r) or {"ok": False, "valid": True}, start=80)
+    assert calls == [80, 40, 20, 10]
