@@ -93,6 +93,8 @@ def build(
     }
     checks = thresholds_mod.check(limits, observed)
     for c in checks:
+        c["value"] = _r(c["value"], 4)
+    for c in checks:
         if c["name"] == "p99_latency_ms" and c["ok"] and bound_ms == c["limit"] and not es["ok"]:
             c["ok"] = False
             c["note"] = "P99 under the limit not proven at 99 % confidence (early stopping)"

@@ -115,6 +115,7 @@ class OpenLoopUser(User):
         start = config.start or time.time()
         peak = (config.rate or 0.0) * share
         scenario = config.scenario
+        drained = False
 
         def one(intended: float, body: bytes) -> None:
             sent = time.time()
@@ -160,8 +161,10 @@ class OpenLoopUser(User):
                 inflight.spawn(one, intended, next(bodies))
             # schedule over: let what is in flight finish (its latency still counts)
             inflight.join(timeout=config.timeout_s)
-            env.inferops_schedule_done = True
+            drained = env.inferops_schedule_done = True
         finally:
+            if not drained:  # stopped mid-schedule (-t, Ctrl-C): replies on the way still count
+                inflight.join(timeout=min(2.0, config.timeout_s))
             inflight.kill(block=False)
             client.close()
         # nothing more to send; idle until the runner stops us
