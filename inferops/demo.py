@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPUs each server is pinned to (default 1; the rest drive the load)")
 
 
+#: bench turns SIGINT into a partial run only while a step is measuring; just after a
+#: step ends it writes that step and sets up the next, so the interrupt waits this long
+#: after a "sweep step" line
+STEP_SETUP_GRACE_S = 3.0
+
+
 def _bench(cmd: list[str], *, on_line, budget_s: float) -> int:
     """Run ``inferops bench`` as a subprocess, streaming its stderr lines to ``on_line``.
 
@@ -57,26 +63,39 @@ def _bench(cmd: list[str], *, on_line, budget_s: float) -> int:
     """
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    timer = threading.Timer(budget_s, _interrupt, args=(proc, on_line, budget_s))
-    timer.start()
+    last_step = [0.0]
+    done = threading.Event()
+    watchdog = threading.Thread(target=_watchdog, daemon=True,
+                                args=(proc, on_line, budget_s, last_step, done))
+    watchdog.start()
     try:
         for line in proc.stderr:
+            if line.startswith("sweep step"):
+                last_step[0] = time.monotonic()
             on_line(line.rstrip())
         proc.wait()
     finally:
-        timer.cancel()
+        done.set()
         if proc.poll() is None:
             _stop(proc)
     return proc.returncode
 
 
-def _interrupt(proc: subprocess.Popen, on_line, budget_s: float) -> None:
-    if proc.poll() is None:
-        on_line(f"time budget of {budget_s:.0f} s spent: interrupting (the run will be partial)")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
+def _watchdog(proc, on_line, budget_s: float, last_step: list, done: threading.Event) -> None:
+    deadline = time.monotonic() + budget_s
+    while not done.wait(0.2):
+        now = time.monotonic()
+        if now < deadline or now - last_step[0] < STEP_SETUP_GRACE_S:
+            continue
+        if proc.poll() is None:
+            on_line(f"time budget of {budget_s:.0f} s spent: interrupting "
+                    "(the run will be partial)")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
         # give it time to write its partial run folder, then insist
-        threading.Timer(30, _stop, args=(proc,)).start()
+        if not done.wait(30):
+            _stop(proc)
+        return
 
 
 def _stop(proc: subprocess.Popen) -> None:
