@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError(f"the reference server is not available in this checkout ({exc})") from None
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # logs stay one line per message
     out: Path = args.out
     runs_dir = out / "runs"
     started = time.monotonic()
