@@ -30,15 +30,20 @@ def test_erlang_c_single_server_is_utilisation(rho):
     assert sizing.erlang_c(1, rho) == pytest.approx(rho, rel=1e-12)
 
 
-@pytest.mark.parametrize(
-    "c,a,published",
-    [
-        (4, 3.0, 0.5094),  # common worked example: 3 Erlangs on 4 agents
-        (14, 10.0, 0.1741),  # Call Centre Helper "Erlang C formula made simple": 10 E, 14 agents
-    ],
-)
-def test_erlang_c_matches_published_tables(c, a, published):
-    assert sizing.erlang_c(c, a) == pytest.approx(published, abs=5e-5)
+def test_erlang_c_four_servers_three_erlangs_by_hand():
+    # B(4, 3) = (81/24) / (1 + 3 + 9/2 + 27/6 + 81/24) = 3.375 / 16.375
+    b = 3.375 / 16.375
+    assert sizing.erlang_c(4, 3.0) == pytest.approx(4 * b / (4 - 3 * (1 - b)), rel=1e-12)
+    assert sizing.erlang_c(4, 3.0) == pytest.approx(0.5094, abs=5e-5)
+
+
+@pytest.mark.parametrize("c,a", [(5, 1.36), (10, 4.46), (20, 12.03)])
+def test_erlang_c_from_the_published_erlang_b_table(c, a):
+    # The standard Erlang B table gives these loads for 1 % blocking; Erlang C follows
+    # from B as C = cB / (c - a(1 - B)). The table rounds a to 0.01 E, hence rel=2 %.
+    blocking = 0.01
+    expected = c * blocking / (c - a * (1 - blocking))
+    assert sizing.erlang_c(c, a) == pytest.approx(expected, rel=0.02)
 
 
 @pytest.mark.parametrize("c,a", [(3, 2.2), (10, 8.5), (25, 20.0), (60, 55.5)])
