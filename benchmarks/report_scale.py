@@ -86,11 +86,19 @@ def main() -> int:
 
     if not (run / "summary.json").exists():
         t = time.perf_counter()
-        synthetic.write_run(run, profile="cpu-24h", offered_qps=REQUESTS / ROWS,
-                            capacity_qps=200.0, duration_s=float(ROWS), requests=REQUESTS,
-                            rows=ROWS)
-        print(f"generated synthetic run ({REQUESTS:,} requests, {ROWS:,} rows) "
-              f"in {time.perf_counter() - t:.1f} s: {run}")
+        synthetic.write_run(
+            run,
+            profile="cpu-24h",
+            offered_qps=REQUESTS / ROWS,
+            capacity_qps=200.0,
+            duration_s=float(ROWS),
+            requests=REQUESTS,
+            rows=ROWS,
+        )
+        print(
+            f"generated synthetic run ({REQUESTS:,} requests, {ROWS:,} rows) "
+            f"in {time.perf_counter() - t:.1f} s: {run}"
+        )
     sizes = {p.name: p.stat().st_size for p in run.iterdir()}
     print("input files:", ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sorted(sizes.items())))
 
@@ -98,18 +106,33 @@ def main() -> int:
     out = root / "report.html"
     walls = []
     for _ in range(args.repeat):
-        wall, rss, _ = child([sys.executable, "-m", "inferops", "report", str(run),
-                              "--out", str(out), "--target-qps", "1000"])
+        wall, rss, _ = child(
+            [
+                sys.executable,
+                "-m",
+                "inferops",
+                "report",
+                str(run),
+                "--out",
+                str(out),
+                "--target-qps",
+                "1000",
+            ]
+        )
         walls.append(wall)
     walls.sort()
     cli_wall = walls[len(walls) // 2]
     cli_rss = rss
-    print(f"\nCLI end to end: median {cli_wall:.2f} s of {args.repeat} "
-          f"(min {walls[0]:.2f}, max {walls[-1]:.2f}); peak RSS {cli_rss / 2**20:.0f} MiB; "
-          f"report {out.stat().st_size / 1e6:.2f} MB")
-    print(f"  vs goal: time {cli_wall / GOAL_S:.2f} x of {GOAL_S:g} s, "
-          f"memory {cli_rss / GOAL_RSS:.2f} x of 1 GiB -> "
-          f"{'MEETS' if cli_wall <= GOAL_S and cli_rss <= GOAL_RSS else 'MISSES'} the goals")
+    print(
+        f"\nCLI end to end: median {cli_wall:.2f} s of {args.repeat} "
+        f"(min {walls[0]:.2f}, max {walls[-1]:.2f}); peak RSS {cli_rss / 2**20:.0f} MiB; "
+        f"report {out.stat().st_size / 1e6:.2f} MB"
+    )
+    print(
+        f"  vs goal: time {cli_wall / GOAL_S:.2f} x of {GOAL_S:g} s, "
+        f"memory {cli_rss / GOAL_RSS:.2f} x of 1 GiB -> "
+        f"{'MEETS' if cli_wall <= GOAL_S and cli_rss <= GOAL_RSS else 'MISSES'} the goals"
+    )
 
     # 2. phases, bucketed (what ships) vs naive (every row plotted)
     results = {}

@@ -30,22 +30,49 @@ PROFILES: list[tuple[str, dict, str]] = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("reports/demo"),
-                        help="folder for the run folders and index.html (default reports/demo)")
-    parser.add_argument("--model", default="cnn", choices=("mlp", "cnn", "dense"),
-                        help="embedded model to serve (default cnn)")
-    parser.add_argument("--slo-p99-ms", type=float, default=100.0,
-                        help="P99 SLO the sweeps search against, ms (default 100)")
-    parser.add_argument("--target-qps", type=float, default=1000.0,
-                        help="fleet throughput to size for, req/s (default 1000)")
-    parser.add_argument("--step-duration", default="3s",
-                        help="measured window per sweep step (default 3s; the engine "
-                             "lengthens low-rate steps to get enough samples)")
-    parser.add_argument("--sweep-budget", type=float, default=80.0, metavar="SECONDS",
-                        help="longest one profile's sweep may take before it is interrupted "
-                             "and reported as partial (default 80)")
-    parser.add_argument("--server-cpus", default="1",
-                        help="CPUs each server is pinned to (default 1; the rest drive the load)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/demo"),
+        help="folder for the run folders and index.html (default reports/demo)",
+    )
+    parser.add_argument(
+        "--model",
+        default="cnn",
+        choices=("mlp", "cnn", "dense"),
+        help="embedded model to serve (default cnn)",
+    )
+    parser.add_argument(
+        "--slo-p99-ms",
+        type=float,
+        default=100.0,
+        help="P99 SLO the sweeps search against, ms (default 100)",
+    )
+    parser.add_argument(
+        "--target-qps",
+        type=float,
+        default=1000.0,
+        help="fleet throughput to size for, req/s (default 1000)",
+    )
+    parser.add_argument(
+        "--step-duration",
+        default="3s",
+        help="measured window per sweep step (default 3s; the engine "
+        "lengthens low-rate steps to get enough samples)",
+    )
+    parser.add_argument(
+        "--sweep-budget",
+        type=float,
+        default=80.0,
+        metavar="SECONDS",
+        help="longest one profile's sweep may take before it is interrupted "
+        "and reported as partial (default 80)",
+    )
+    parser.add_argument(
+        "--server-cpus",
+        default="1",
+        help="CPUs each server is pinned to (default 1; the rest drive the load)",
+    )
 
 
 #: bench turns SIGINT into a partial run only while a step is measuring; just after a
@@ -61,12 +88,14 @@ def _bench(cmd: list[str], *, on_line, budget_s: float) -> int:
     as a partial run (exit 3), which the report shows but does not size. That
     keeps the demo bounded on a slow or busy machine.
     """
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     last_step = [0.0]
     done = threading.Event()
-    watchdog = threading.Thread(target=_watchdog, daemon=True,
-                                args=(proc, on_line, budget_s, last_step, done))
+    watchdog = threading.Thread(
+        target=_watchdog, daemon=True, args=(proc, on_line, budget_s, last_step, done)
+    )
     watchdog.start()
     try:
         for line in proc.stderr:
@@ -88,8 +117,9 @@ def _watchdog(proc, on_line, budget_s: float, last_step: list, done: threading.E
         if now < deadline or now - last_step[0] < STEP_SETUP_GRACE_S:
             continue
         if proc.poll() is None:
-            on_line(f"time budget of {budget_s:.0f} s spent: interrupting "
-                    "(the run will be partial)")
+            on_line(
+                f"time budget of {budget_s:.0f} s spent: interrupting (the run will be partial)"
+            )
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGINT)
         # give it time to write its partial run folder, then insist
@@ -127,15 +157,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         from inferops.server.process import ServerProcess
     except ImportError as exc:
-        raise UsageError(f"the reference server is not available in this checkout ({exc})") from None
+        raise UsageError(
+            f"the reference server is not available in this checkout ({exc})"
+        ) from None
 
     console = Console(stderr=True, soft_wrap=True)  # logs stay one line per message
     out: Path = args.out
     runs_dir = out / "runs"
     started = time.monotonic()
     total = 2 + 2 * len(PROFILES)
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn()]
+    columns = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=False) as progress:
         overall = progress.add_task("demo", total=total)
         detail = progress.add_task("", total=None)
@@ -150,16 +187,33 @@ def run(args: argparse.Namespace) -> int:
         folders = []
         for profile, server_kwargs, what in PROFILES:
             progress.update(detail, description=f"{profile}: starting server ({what})")
-            with ServerProcess(model=args.model, port=None, cpus=args.server_cpus,
-                               **server_kwargs) as server:
+            with ServerProcess(
+                model=args.model, port=None, cpus=args.server_cpus, **server_kwargs
+            ) as server:
                 # 1. calibrate: one closed-loop user measures the unloaded service rate,
                 #    so the sweep starts near this machine's capacity instead of guessing
                 progress.update(detail, description=f"{profile}: calibrating (1 user, 2 s)")
                 calib = runs_dir / "calibration" / profile
-                code = _bench(_bench_cmd("--target", server.url, "--model", args.model,
-                                         "--users", "1", "--duration", "2s", "--warmup", "1s",
-                                         "--out", str(calib), "--profile", profile),
-                              on_line=lambda _line: None, budget_s=60)
+                code = _bench(
+                    _bench_cmd(
+                        "--target",
+                        server.url,
+                        "--model",
+                        args.model,
+                        "--users",
+                        "1",
+                        "--duration",
+                        "2s",
+                        "--warmup",
+                        "1s",
+                        "--out",
+                        str(calib),
+                        "--profile",
+                        profile,
+                    ),
+                    on_line=lambda _line: None,
+                    budget_s=60,
+                )
                 start_qps = _calibrated_start(calib, code)
                 progress.advance(overall)
 
@@ -172,20 +226,42 @@ def run(args: argparse.Namespace) -> int:
                         progress.update(detail, description=f"{profile}: {line}")
                         console.print(f"  {profile}: {line}")
 
-                code = _bench(_bench_cmd(
-                    "--target", server.url, "--model", args.model, "--sweep",
-                    "--slo-p99-ms", f"{args.slo_p99_ms:g}", "--sweep-start", f"{start_qps:.1f}",
-                    "--sweep-precision", "0.1", "--sweep-max-steps", "10",
-                    "--duration", args.step_duration, "--warmup", "1s",
-                    "--out", str(folder), "--profile", profile), on_line=show,
-                    budget_s=args.sweep_budget)
+                code = _bench(
+                    _bench_cmd(
+                        "--target",
+                        server.url,
+                        "--model",
+                        args.model,
+                        "--sweep",
+                        "--slo-p99-ms",
+                        f"{args.slo_p99_ms:g}",
+                        "--sweep-start",
+                        f"{start_qps:.1f}",
+                        "--sweep-precision",
+                        "0.1",
+                        "--sweep-max-steps",
+                        "10",
+                        "--duration",
+                        args.step_duration,
+                        "--warmup",
+                        "1s",
+                        "--out",
+                        str(folder),
+                        "--profile",
+                        profile,
+                    ),
+                    on_line=show,
+                    budget_s=args.sweep_budget,
+                )
                 if code == 2:
                     raise UsageError(f"inferops bench --sweep rejected its arguments ({profile})")
                 if (folder / "summary.json").exists():
                     folders.append(folder)
                 else:
-                    console.print(f"[red]{profile}: the sweep left no summary.json "
-                                  f"(bench exit {code}); leaving it out of the report[/red]")
+                    console.print(
+                        f"[red]{profile}: the sweep left no summary.json "
+                        f"(bench exit {code}); leaving it out of the report[/red]"
+                    )
                 progress.advance(overall)
 
         if not folders:
@@ -196,8 +272,11 @@ def run(args: argparse.Namespace) -> int:
         from inferops.report.render import write_report
         from inferops.report.runs import load_runs
 
-        options = Options(target_qps=args.target_qps, catalog=catalog.load(),
-                          catalog_source=str(catalog.DEFAULT_PATH))
+        options = Options(
+            target_qps=args.target_qps,
+            catalog=catalog.load(),
+            catalog_source=str(catalog.DEFAULT_PATH),
+        )
         runs = load_runs(folders)
         written = write_report(runs, options, out / "index.html")
         progress.advance(overall)
@@ -206,8 +285,10 @@ def run(args: argparse.Namespace) -> int:
     invalid = [r.profile for r in runs if not r.valid]
     missing = len(PROFILES) - len(runs)
     if invalid or missing:
-        console.print(f"[yellow]{len(invalid) + missing} of {len(PROFILES)} sweeps did not give "
-                      "a valid measurement (see the report's Verdict); exit 3[/yellow]")
+        console.print(
+            f"[yellow]{len(invalid) + missing} of {len(PROFILES)} sweeps did not give "
+            "a valid measurement (see the report's Verdict); exit 3[/yellow]"
+        )
     print(f"report written to {written.resolve()}")
     return INVALID if invalid or missing else 0
 

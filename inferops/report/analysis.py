@@ -68,8 +68,10 @@ def resolve_slo(runs: list[Run], option: float | None, limits: dict) -> Setting:
         return Setting(next(iter(swept)), "the sweep's slo.p99_ms")
     if "p99_latency_ms" in limits:
         return Setting(limits["p99_latency_ms"], "thresholds p99_latency_ms")
-    raise UsageError("no SLO: pass --slo-p99-ms (the runs are not sweeps and the "
-                     "thresholds have no p99_latency_ms)")
+    raise UsageError(
+        "no SLO: pass --slo-p99-ms (the runs are not sweeps and the "
+        "thresholds have no p99_latency_ms)"
+    )
 
 
 def resolve_limits(runs: list[Run], path: str | Path | None) -> tuple[dict, str]:
@@ -119,9 +121,9 @@ def generator_verdict(summary: dict) -> dict:
         evidence.append(f"generator CPU max {cpu:.0f} % (limit {GENERATOR_CPU_LIMIT_PCT:g} %)")
     if late is None and cpu is None and not reasons:
         return {"bottleneck": None, "evidence": "not recorded"}
-    bottleneck = bool(reasons) or (late or 0) > LATE_SENDS_LIMIT_PCT or (
-        cpu or 0
-    ) > GENERATOR_CPU_LIMIT_PCT
+    bottleneck = (
+        bool(reasons) or (late or 0) > LATE_SENDS_LIMIT_PCT or (cpu or 0) > GENERATOR_CPU_LIMIT_PCT
+    )
     # the validity reasons are listed beside the verdict already; name them only when
     # they are the sole evidence
     return {"bottleneck": bottleneck, "evidence": "; ".join(evidence or reasons)}
@@ -137,16 +139,30 @@ def curve(run: Run, slo_ms: float, max_error_rate: float | None = None) -> list[
     slo = run.slo
     if slo and slo["steps"]:
         points = [
-            {"offered_qps": s["offered_qps"], "achieved_qps": _float(s["achieved_qps"]),
-             "p99_ms": s["p99_ms"], "valid": s["valid"], "dir": s.get("dir"),
-             "error_rate": s.get("error_rate"), "recorded_ok": s["ok"]}
+            {
+                "offered_qps": s["offered_qps"],
+                "achieved_qps": _float(s["achieved_qps"]),
+                "p99_ms": s["p99_ms"],
+                "valid": s["valid"],
+                "dir": s.get("dir"),
+                "error_rate": s.get("error_rate"),
+                "recorded_ok": s["ok"],
+            }
             for s in slo["steps"]
         ]
     else:
         s = run.summary
-        points = [{"offered_qps": s.get("offered_qps"), "achieved_qps": _float(s["achieved_qps"]),
-                   "p99_ms": s["latency_ms"]["p99"], "valid": run.valid, "dir": None,
-                   "error_rate": s.get("error_rate"), "recorded_ok": None}]
+        points = [
+            {
+                "offered_qps": s.get("offered_qps"),
+                "achieved_qps": _float(s["achieved_qps"]),
+                "p99_ms": s["latency_ms"]["p99"],
+                "valid": run.valid,
+                "dir": None,
+                "error_rate": s.get("error_rate"),
+                "recorded_ok": None,
+            }
+        ]
     for p in points:
         if p["achieved_qps"] is None:  # nothing completed (e.g. interrupted at once)
             p["valid"] = False
@@ -155,10 +171,12 @@ def curve(run: Run, slo_ms: float, max_error_rate: float | None = None) -> list[
         if same_slo:
             p["meets_slo"] = bool(p["recorded_ok"] and p["valid"])
             continue
-        err_ok = (max_error_rate is None or p["error_rate"] is None
-                  or p["error_rate"] <= max_error_rate)
-        p["meets_slo"] = bool(p["valid"] and p["p99_ms"] is not None and p["p99_ms"] <= slo_ms
-                              and err_ok)
+        err_ok = (
+            max_error_rate is None or p["error_rate"] is None or p["error_rate"] <= max_error_rate
+        )
+        p["meets_slo"] = bool(
+            p["valid"] and p["p99_ms"] is not None and p["p99_ms"] <= slo_ms and err_ok
+        )
     return points
 
 
@@ -181,15 +199,23 @@ def whole_run_percentiles(run: Run) -> dict | None:
     h = run.latency
     if h is None or h.get_total_count() == 0:
         return None
-    return {"p50": _hist_ms(h, 50), "p90": _hist_ms(h, 90), "p99": _hist_ms(h, 99),
-            "p999": _hist_ms(h, 99.9), "max": h.get_max_value() / 1000.0,
-            "count": h.get_total_count()}
+    return {
+        "p50": _hist_ms(h, 50),
+        "p90": _hist_ms(h, 90),
+        "p99": _hist_ms(h, 99),
+        "p999": _hist_ms(h, 99.9),
+        "max": h.get_max_value() / 1000.0,
+        "count": h.get_total_count(),
+    }
 
 
 def service_time_estimate(run: Run) -> tuple[float, str] | None:
     """Mean service time (ms) at the lightest valid load, and where it came from."""
-    candidates = [s for s in run.steps if s.valid and s.service_time is not None
-                  and s.service_time.get_total_count() > 0]
+    candidates = [
+        s
+        for s in run.steps
+        if s.valid and s.service_time is not None and s.service_time.get_total_count() > 0
+    ]
     if candidates:
         lightest = min(candidates, key=lambda s: s.summary["achieved_qps"] or 0.0)
         rel = lightest.path.relative_to(run.path)
@@ -206,8 +232,16 @@ def service_time_estimate(run: Run) -> tuple[float, str] | None:
     return None
 
 
-def size_run(run: Run, points: list[dict], *, target: float, slo_ms: float,
-             headroom: float, catalog: list[Hardware], profile: str) -> dict:
+def size_run(
+    run: Run,
+    points: list[dict],
+    *,
+    target: float,
+    slo_ms: float,
+    headroom: float,
+    catalog: list[Hardware],
+    profile: str,
+) -> dict:
     """The sizing block for one run, or the reason it was refused."""
     if not run.valid:
         why = list(run.summary.get("validity") or [])
@@ -230,14 +264,17 @@ def size_run(run: Run, points: list[dict], *, target: float, slo_ms: float,
         "single_rate": not (run.slo and run.slo["steps"]),
     }
     svc = service_time_estimate(run)
-    peak = max((p["achieved_qps"] for p in points if p["valid"] and p["achieved_qps"]),
-               default=capacity)
+    peak = max(
+        (p["achieved_qps"] for p in points if p["valid"] and p["achieved_qps"]), default=capacity
+    )
     model = None
     if svc is not None and svc[0] > 0:
         model = sizing.fit_node_model(peak, svc[0])
         out["model"] = {
-            "servers": model.servers, "service_ms": model.service_ms,
-            "service_source": svc[1], "peak_qps": peak,
+            "servers": model.servers,
+            "service_ms": model.service_ms,
+            "service_source": svc[1],
+            "peak_qps": peak,
             "capacity_qps": model.capacity_qps,
             "p99_all_up_ms": model.p99_ms(target / proposed),
             "p99_one_down_ms": model.p99_ms(target / nodes),
@@ -249,8 +286,13 @@ def size_run(run: Run, points: list[dict], *, target: float, slo_ms: float,
     for mult in TARGET_MULTIPLES:
         t = target * mult
         n = sizing.nodes_for_target(t, capacity, headroom)
-        row = {"target_qps": t, "nodes": n, "proposed": n + 1, "queueing_nodes": None,
-               "p99_ms": None}
+        row = {
+            "target_qps": t,
+            "nodes": n,
+            "proposed": n + 1,
+            "queueing_nodes": None,
+            "p99_ms": None,
+        }
         if model is not None:
             q = sizing.nodes_by_queueing(model, t, slo_ms)
             row["queueing_nodes"] = None if q is None else q + 1
@@ -260,21 +302,26 @@ def size_run(run: Run, points: list[dict], *, target: float, slo_ms: float,
     costs = []
     for hw in for_profile(catalog, profile):
         monthly = sizing.monthly_cost_usd(proposed, hw.hourly_usd)
-        costs.append({
-            "hardware": hw.name, "cpu": hw.cpu, "gpu": hw.gpu or "none",
-            "hourly_usd": hw.hourly_usd, "note": hw.note, "nodes": proposed,
-            "monthly_usd": monthly,
-            "per_million_usd": sizing.cost_per_million_usd(monthly, target),
-            "energy_kwh": sizing.monthly_energy_kwh(proposed, hw.power_w),
-        })
+        costs.append(
+            {
+                "hardware": hw.name,
+                "cpu": hw.cpu,
+                "gpu": hw.gpu or "none",
+                "hourly_usd": hw.hourly_usd,
+                "note": hw.note,
+                "nodes": proposed,
+                "monthly_usd": monthly,
+                "per_million_usd": sizing.cost_per_million_usd(monthly, target),
+                "energy_kwh": sizing.monthly_energy_kwh(proposed, hw.power_w),
+            }
+        )
     out["costs"] = costs
     return out
 
 
 def _labels(runs: list[Run]) -> list[str]:
     counts = Counter(r.profile for r in runs)
-    return [r.profile if counts[r.profile] == 1 else f"{r.profile} ({r.path.name})"
-            for r in runs]
+    return [r.profile if counts[r.profile] == 1 else f"{r.profile} ({r.path.name})" for r in runs]
 
 
 def analyse(runs: list[Run], options: Options) -> dict:
@@ -289,32 +336,43 @@ def analyse(runs: list[Run], options: Options) -> dict:
         points = curve(run, slo.value, limits.get("max_error_rate"))
         best = max_qps_at_slo(points)
         recorded = (run.slo or {}).get("max_qps")
-        items.append({
-            "label": label,
-            "profile": run.profile,
-            "path": str(run.path),
-            "summary": s,
-            "manifest": run.manifest,
-            "notes": run.notes,
-            "valid": run.valid,
-            "passed": bool(s["passed"]),
-            "validity": list(s.get("validity") or []),
-            "partial": bool(s["partial"]),
-            "thresholds": s["thresholds"],
-            "generator": generator_verdict(s),
-            "curve": points,
-            "max_qps_at_slo": best["achieved_qps"] if best else None,
-            "recorded_max_qps": recorded,
-            "sweep_notes": list((run.slo or {}).get("notes") or []),
-            "percentiles": whole_run_percentiles(run),
-            "sizing": size_run(run, points, target=target.value, slo_ms=slo.value,
-                               headroom=headroom.value, catalog=options.catalog,
-                               profile=run.profile),
-            "has_gpu": _has_gpu(run),
-        })
+        items.append(
+            {
+                "label": label,
+                "profile": run.profile,
+                "path": str(run.path),
+                "summary": s,
+                "manifest": run.manifest,
+                "notes": run.notes,
+                "valid": run.valid,
+                "passed": bool(s["passed"]),
+                "validity": list(s.get("validity") or []),
+                "partial": bool(s["partial"]),
+                "thresholds": s["thresholds"],
+                "generator": generator_verdict(s),
+                "curve": points,
+                "max_qps_at_slo": best["achieved_qps"] if best else None,
+                "recorded_max_qps": recorded,
+                "sweep_notes": list((run.slo or {}).get("notes") or []),
+                "percentiles": whole_run_percentiles(run),
+                "sizing": size_run(
+                    run,
+                    points,
+                    target=target.value,
+                    slo_ms=slo.value,
+                    headroom=headroom.value,
+                    catalog=options.catalog,
+                    profile=run.profile,
+                ),
+                "has_gpu": _has_gpu(run),
+            }
+        )
     return {
-        "slo": slo, "headroom": headroom, "target": target,
-        "limits": limits, "limits_source": limits_source,
+        "slo": slo,
+        "headroom": headroom,
+        "target": target,
+        "limits": limits,
+        "limits_source": limits_source,
         "catalog_source": options.catalog_source,
         "runs": items,
         "all_passed": all(i["passed"] for i in items),

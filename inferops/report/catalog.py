@@ -47,8 +47,14 @@ class Hardware:
         return any(fnmatch.fnmatchcase(profile, pattern) for pattern in self.profiles)
 
 
-_REQUIRED = {"name": str, "cpu": str, "gpu": str, "hourly_usd": float, "power_w": float,
-             "profiles": list}
+_REQUIRED = {
+    "name": str,
+    "cpu": str,
+    "gpu": str,
+    "hourly_usd": float,
+    "power_w": float,
+    "profiles": list,
+}
 _OPTIONAL = {"note": str}
 
 
@@ -77,8 +83,10 @@ def _entry(raw: object, index: int, source: str) -> Hardware:
                 raise UsageError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
             value = float(value)
         elif kind is list:
-            if not isinstance(value, list) or not value or not all(
-                isinstance(p, str) and p for p in value
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(p, str) and p for p in value)
             ):
                 raise UsageError(
                     f"{where}: {key} must be a non-empty list of profile names, got {value!r}"

@@ -21,13 +21,15 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams.update({
-        "svg.fonttype": "none",  # keep text as text: smaller files, selectable labels
-        "svg.hashsalt": "inferops",  # stable element ids between renders
-        "font.size": 9,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-    })
+    matplotlib.rcParams.update(
+        {
+            "svg.fonttype": "none",  # keep text as text: smaller files, selectable labels
+            "svg.hashsalt": "inferops",  # stable element ids between renders
+            "font.size": 9,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+        }
+    )
     import matplotlib.pyplot as plt
 
     return plt
@@ -76,25 +78,41 @@ def latency_curve(series: list[dict], slo_ms: float, *, title: str) -> str:
     for i, item in enumerate(series):
         color = _PALETTE[i % len(_PALETTE)]
         # drawn left to right: sweep steps are stored in search order, not rate order
-        pts = sorted((p for p in item["curve"]
-                      if p["p99_ms"] is not None and p["achieved_qps"] is not None),
-                     key=lambda p: p["achieved_qps"])
+        pts = sorted(
+            (p for p in item["curve"] if p["p99_ms"] is not None and p["achieved_qps"] is not None),
+            key=lambda p: p["achieved_qps"],
+        )
         xs = [p["achieved_qps"] for p in pts]
         ys = [p["p99_ms"] for p in pts]
         ax.plot(xs, ys, "-", color=color, label=item["label"])
         for p in pts:
-            ax.plot(p["achieved_qps"], p["p99_ms"], "o" if p["valid"] else "x", color=color,
-                    markerfacecolor=color if p["meets_slo"] else "white")
+            ax.plot(
+                p["achieved_qps"],
+                p["p99_ms"],
+                "o" if p["valid"] else "x",
+                color=color,
+                markerfacecolor=color if p["meets_slo"] else "white",
+            )
         best = item["max_qps_at_slo"]
         if best is not None:
             ax.axvline(best, color=color, linestyle=":", linewidth=1)
-            ax.annotate(f"max at SLO: {best:.1f} req/s", (best, slo_ms), color=color,
-                        xytext=(4, 6 + 12 * i), textcoords="offset points", fontsize=8)
+            ax.annotate(
+                f"max at SLO: {best:.1f} req/s",
+                (best, slo_ms),
+                color=color,
+                xytext=(4, 6 + 12 * i),
+                textcoords="offset points",
+                fontsize=8,
+            )
     ax.axhline(slo_ms, color="black", linestyle="--", linewidth=1, label=f"SLO P99 {slo_ms:g} ms")
     ax.set_xlabel("achieved throughput (req/s)")
     ax.set_ylabel("P99 latency (ms)")
-    ys_all = [p["p99_ms"] for s in series for p in s["curve"]
-              if p["p99_ms"] and p["achieved_qps"] is not None]
+    ys_all = [
+        p["p99_ms"]
+        for s in series
+        for p in s["curve"]
+        if p["p99_ms"] and p["achieved_qps"] is not None
+    ]
     if ys_all and max(ys_all) / max(min(ys_all), 1e-9) > 30:
         ax.set_yscale("log")
     ax.set_title(title)
@@ -111,16 +129,25 @@ def percentiles_over_time(frame, whole: dict | None) -> tuple[str, str]:
     t = data["t_s"].to_numpy()
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7.5, 5.2), sharex=True)
     drawn = []
-    for col, label, color in [("p50_ms", "p50", "#2ca02c"), ("p90_ms", "p90", "#1f77b4"),
-                              ("p99_ms", "p99", "#d62728"), ("p999_ms", "p99.9", "#9467bd")]:
+    for col, label, color in [
+        ("p50_ms", "p50", "#2ca02c"),
+        ("p90_ms", "p90", "#1f77b4"),
+        ("p99_ms", "p99", "#d62728"),
+        ("p999_ms", "p99.9", "#9467bd"),
+    ]:
         if col in data and data[col].notna().any():
             ax1.plot(t, data[col], color=color, label=f"{label} (per {bucket} s)")
             drawn.append(label)
     if whole:
         for key, label, color in [("p90", "p90", "#1f77b4"), ("p999", "p99.9", "#9467bd")]:
             if label not in drawn:
-                ax1.axhline(whole[key], color=color, linestyle="--", linewidth=1,
-                            label=f"{label} whole run (latency.hdr; not in timeseries)")
+                ax1.axhline(
+                    whole[key],
+                    color=color,
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"{label} whole run (latency.hdr; not in timeseries)",
+                )
     ax1.set_ylabel("latency (ms)")
     ax1.legend(loc="upper left", fontsize=7)
     ax2.plot(t, data["offered_qps"], color="#7f7f7f", linestyle="--", label="offered")
@@ -137,8 +164,11 @@ def percentiles_over_time(frame, whole: dict | None) -> tuple[str, str]:
     lines = ax2.get_legend_handles_labels()
     extra = ax3.get_legend_handles_labels()
     ax2.legend(lines[0] + extra[0], lines[1] + extra[1], loc="lower right", fontsize=7)
-    note = (f"{len(frame)} rows; plotted per {bucket} s bucket (rates: mean, latency: max)"
-            if bucket > 1 else f"{len(frame)} rows, one per second")
+    note = (
+        f"{len(frame)} rows; plotted per {bucket} s bucket (rates: mean, latency: max)"
+        if bucket > 1
+        else f"{len(frame)} rows, one per second"
+    )
     return to_svg(fig), note
 
 
@@ -184,12 +214,22 @@ def nodes_vs_target(items: list[dict]) -> str:
             continue
         color = _PALETTE[i % len(_PALETTE)]
         xs = [r["target_qps"] for r in rows]
-        ax.plot(xs, [r["proposed"] for r in rows], "o-", color=color,
-                label=f"{item['label']}: capacity rule (N+1)")
+        ax.plot(
+            xs,
+            [r["proposed"] for r in rows],
+            "o-",
+            color=color,
+            label=f"{item['label']}: capacity rule (N+1)",
+        )
         q = [(r["target_qps"], r["queueing_nodes"]) for r in rows if r["queueing_nodes"]]
         if q:
-            ax.plot(*zip(*q, strict=True), "s--", color=color, markerfacecolor="white",
-                    label=f"{item['label']}: Erlang C (N+1)")
+            ax.plot(
+                *zip(*q, strict=True),
+                "s--",
+                color=color,
+                markerfacecolor="white",
+                label=f"{item['label']}: Erlang C (N+1)",
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("target throughput (req/s)")

@@ -36,21 +36,44 @@ def _fraction(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                        help="run folders written by `inferops bench` (one per profile)")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run folders written by `inferops bench` (one per profile)",
+    )
     parser.add_argument("--out", required=True, metavar="FILE.html", help="report file to write")
-    parser.add_argument("--catalog", metavar="TOML", default=None,
-                        help="hardware price/power catalogue (default: hardware.toml in the repo)")
-    parser.add_argument("--target-qps", type=_positive, metavar="X",
-                        help="throughput the fleet must carry, req/s (default: thresholds min_qps)")
-    parser.add_argument("--slo-p99-ms", type=_positive, metavar="Y",
-                        help="P99 SLO in ms (default: the sweep's SLO, else thresholds p99)")
-    parser.add_argument("--headroom", type=_fraction, metavar="H",
-                        help="fraction of each node kept free, 0..1 "
-                             "(default: 1 - max_cpu_percent/100 from the thresholds)")
-    parser.add_argument("--thresholds", metavar="FILE",
-                        help="thresholds.toml for headroom and target defaults "
-                             "(default: the thresholds recorded in the run's manifest)")
+    parser.add_argument(
+        "--catalog",
+        metavar="TOML",
+        default=None,
+        help="hardware price/power catalogue (default: hardware.toml in the repo)",
+    )
+    parser.add_argument(
+        "--target-qps",
+        type=_positive,
+        metavar="X",
+        help="throughput the fleet must carry, req/s (default: thresholds min_qps)",
+    )
+    parser.add_argument(
+        "--slo-p99-ms",
+        type=_positive,
+        metavar="Y",
+        help="P99 SLO in ms (default: the sweep's SLO, else thresholds p99)",
+    )
+    parser.add_argument(
+        "--headroom",
+        type=_fraction,
+        metavar="H",
+        help="fraction of each node kept free, 0..1 "
+        "(default: 1 - max_cpu_percent/100 from the thresholds)",
+    )
+    parser.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        help="thresholds.toml for headroom and target defaults "
+        "(default: the thresholds recorded in the run's manifest)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,11 +58,14 @@ def build_context(runs: list[Run], options: Options) -> dict:
         else:
             item["timeseries_svg"] = item["resources_svg"] = None
             item["timeseries_note"] = (
-                "timeseries.csv has no rows" if run.timeseries is not None
-                else "no timeseries.csv in this run folder")
+                "timeseries.csv has no rows"
+                if run.timeseries is not None
+                else "no timeseries.csv in this run folder"
+            )
     facts["overlay_svg"] = (
         charts.latency_curve(facts["runs"], slo, title="all runs")
-        if len(facts["runs"]) > 1 else None
+        if len(facts["runs"]) > 1
+        else None
     )
     sized = [i for i in facts["runs"] if not i["sizing"]["refused"]]
     facts["nodes_svg"] = charts.nodes_vs_target(sized) if sized else None

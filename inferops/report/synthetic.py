@@ -61,8 +61,18 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def _timeseries(path: Path, *, rows: int, offered: float, achieved: float, p50: float,
-                p99: float, capacity_qps: float, gpu: bool, seed: int) -> None:
+def _timeseries(
+    path: Path,
+    *,
+    rows: int,
+    offered: float,
+    achieved: float,
+    p50: float,
+    p99: float,
+    capacity_qps: float,
+    gpu: bool,
+    seed: int,
+) -> None:
     rng = np.random.default_rng(seed)
     t = np.arange(rows, dtype=float)
     noise = rng.normal(1.0, 0.03, rows)
@@ -127,58 +137,84 @@ def write_run(
     (out / "latency.hdr").write_bytes(lat.encode() + b"\n")
     (out / "service_time.hdr").write_bytes(svc.encode() + b"\n")
     lat_p, svc_p = _percentiles(lat), _percentiles(svc)
-    _timeseries(out / "timeseries.csv", rows=rows, offered=offered_qps, achieved=achieved,
-                p50=lat_p["p50"], p99=lat_p["p99"], capacity_qps=capacity_qps, gpu=gpu,
-                seed=seed)
+    _timeseries(
+        out / "timeseries.csv",
+        rows=rows,
+        offered=offered_qps,
+        achieved=achieved,
+        p50=lat_p["p50"],
+        p99=lat_p["p99"],
+        capacity_qps=capacity_qps,
+        gpu=gpu,
+        seed=seed,
+    )
     cpu_max = min(100.0, 90 * achieved / capacity_qps * 1.1)
     thresholds = [
-        {"name": "p99_latency_ms", "limit": p99_limit_ms, "value": lat_p["p99"],
-         "ok": lat_p["p99"] <= p99_limit_ms},
+        {
+            "name": "p99_latency_ms",
+            "limit": p99_limit_ms,
+            "value": lat_p["p99"],
+            "ok": lat_p["p99"] <= p99_limit_ms,
+        },
         {"name": "max_cpu_percent", "limit": 85.0, "value": cpu_max, "ok": cpu_max <= 85},
     ]
     reasons = list(validity or ([] if valid else ["synthetic: marked invalid"]))
-    _write_json(out / "manifest.json", {
-        "schema": 1,
-        "inferops_version": "0.1.0",
-        "git_sha": None,
-        "command": ["synthetic", "write_run", profile],
-        "python": "3.11",
-        "packages": {"synthetic": "1"},
-        "host": {"hostname": "synthetic-host", "os": "synthetic", "kernel": "0",
-                 "cpu_model": "Synthetic CPU", "cpu_count": 2,
-                 "memory_bytes": 8 << 30,
-                 "gpus": [{"name": "Synthetic GPU"}] if gpu else []},
-        "thresholds": {"p99_latency_ms": p99_limit_ms, "max_cpu_percent": 85},
-        "profile": profile,
-    })
-    _write_json(out / "summary.json", {
-        "schema": 1,
-        "partial": False,
-        "target": "http://127.0.0.1:1",
-        "protocol": "v2",
-        "model": "synthetic",
-        "mode": "open",
-        "started_at": "2026-11-23T09:30:00Z",
-        "duration_s": duration_s,
-        "warmup_s": 0.0,
-        "requests": requests,
-        "failures": 0,
-        "error_rate": 0.0,
-        "offered_qps": offered_qps,
-        "achieved_qps": achieved,
-        "latency_ms": lat_p,
-        "service_time_ms": svc_p,
-        "late_sends_pct": late_sends_pct,
-        "generator_cpu_pct_max": generator_cpu_pct_max,
-        "host": {"cpu_pct_max": cpu_max, "memory_pct_max": 36.0,
-                 "gpu_util_pct_max": 80.0 if gpu else None,
-                 "gpu_mem_pct_max": 42.0 if gpu else None,
-                 "gpu_power_w_max": 220.0 if gpu else None},
-        "valid": bool(valid and not reasons),
-        "validity": reasons,
-        "thresholds": thresholds,
-        "passed": bool(valid and not reasons and all(t["ok"] for t in thresholds)),
-    })
+    _write_json(
+        out / "manifest.json",
+        {
+            "schema": 1,
+            "inferops_version": "0.1.0",
+            "git_sha": None,
+            "command": ["synthetic", "write_run", profile],
+            "python": "3.11",
+            "packages": {"synthetic": "1"},
+            "host": {
+                "hostname": "synthetic-host",
+                "os": "synthetic",
+                "kernel": "0",
+                "cpu_model": "Synthetic CPU",
+                "cpu_count": 2,
+                "memory_bytes": 8 << 30,
+                "gpus": [{"name": "Synthetic GPU"}] if gpu else [],
+            },
+            "thresholds": {"p99_latency_ms": p99_limit_ms, "max_cpu_percent": 85},
+            "profile": profile,
+        },
+    )
+    _write_json(
+        out / "summary.json",
+        {
+            "schema": 1,
+            "partial": False,
+            "target": "http://127.0.0.1:1",
+            "protocol": "v2",
+            "model": "synthetic",
+            "mode": "open",
+            "started_at": "2026-11-23T09:30:00Z",
+            "duration_s": duration_s,
+            "warmup_s": 0.0,
+            "requests": requests,
+            "failures": 0,
+            "error_rate": 0.0,
+            "offered_qps": offered_qps,
+            "achieved_qps": achieved,
+            "latency_ms": lat_p,
+            "service_time_ms": svc_p,
+            "late_sends_pct": late_sends_pct,
+            "generator_cpu_pct_max": generator_cpu_pct_max,
+            "host": {
+                "cpu_pct_max": cpu_max,
+                "memory_pct_max": 36.0,
+                "gpu_util_pct_max": 80.0 if gpu else None,
+                "gpu_mem_pct_max": 42.0 if gpu else None,
+                "gpu_power_w_max": 220.0 if gpu else None,
+            },
+            "valid": bool(valid and not reasons),
+            "validity": reasons,
+            "thresholds": thresholds,
+            "passed": bool(valid and not reasons and all(t["ok"] for t in thresholds)),
+        },
+    )
     return out
 
 
@@ -203,13 +239,30 @@ def write_sweep(
     for i, q in enumerate(steps_qps):
         rel = f"steps/{i:02d}"
         bad = i in invalid_steps
-        write_run(out / rel, profile=profile, offered_qps=q, capacity_qps=capacity_qps,
-                  base_ms=base_ms, duration_s=step_duration_s, gpu=gpu, valid=not bad,
-                  p99_limit_ms=slo_p99_ms, seed=seed + i)
+        write_run(
+            out / rel,
+            profile=profile,
+            offered_qps=q,
+            capacity_qps=capacity_qps,
+            base_ms=base_ms,
+            duration_s=step_duration_s,
+            gpu=gpu,
+            valid=not bad,
+            p99_limit_ms=slo_p99_ms,
+            seed=seed + i,
+        )
         step = json.loads((out / rel / "summary.json").read_text())
         p99 = step["latency_ms"]["p99"]
-        steps.append({"offered_qps": q, "achieved_qps": step["achieved_qps"], "p99_ms": p99,
-                      "valid": not bad, "ok": (not bad) and p99 <= slo_p99_ms, "dir": rel})
+        steps.append(
+            {
+                "offered_qps": q,
+                "achieved_qps": step["achieved_qps"],
+                "p99_ms": p99,
+                "valid": not bad,
+                "ok": (not bad) and p99 <= slo_p99_ms,
+                "dir": rel,
+            }
+        )
         step_dirs.append(out / rel)
     ok = [s["achieved_qps"] for s in steps if s["ok"]]
     # the top level describes the highest step that met the SLO (its files copied up)

@@ -24,9 +24,16 @@ import websocket
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
 ]
 
 
@@ -40,9 +47,16 @@ class Chromium:
     def __enter__(self) -> Chromium:
         self._profile = tempfile.mkdtemp(prefix="inferops-chromium-")
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={self._profile}",
-             f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={self._profile}",
+                f"--window-size={self.width},{self.height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             self._connect()
@@ -104,23 +118,36 @@ class Chromium:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not finish loading")
             events.append(json.loads(self.ws.recv()))
-        sections = self.call("Runtime.evaluate", {
-            "expression": "JSON.stringify(Array.from(document.querySelectorAll('section[id]'))"
-                          ".map(s => ({id: s.id, height: s.getBoundingClientRect().height,"
-                          " text: s.innerText.length, svgs: s.querySelectorAll('svg').length})))",
-            "returnByValue": True,
-        }, events=events)["result"]["value"]
+        sections = self.call(
+            "Runtime.evaluate",
+            {
+                "expression": "JSON.stringify(Array.from(document.querySelectorAll('section[id]'))"
+                ".map(s => ({id: s.id, height: s.getBoundingClientRect().height,"
+                " text: s.innerText.length, svgs: s.querySelectorAll('svg').length})))",
+                "returnByValue": True,
+            },
+            events=events,
+        )["result"]["value"]
         shot = self.call("Page.captureScreenshot", {"format": "png"}, events=events)
         errors = []
         for e in events:
             p = e.get("params", {})
             if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
+                errors.append(
+                    " ".join(str(a.get("value", a.get("description"))) for a in p["args"])
+                )
             elif e["method"] == "Runtime.exceptionThrown":
                 errors.append(p["exceptionDetails"].get("text", "exception"))
             elif e["method"] == "Log.entryAdded" and p["entry"]["level"] == "error":
                 errors.append(p["entry"]["text"])
-        requests = [e["params"]["request"]["url"] for e in events
-                    if e["method"] == "Network.requestWillBeSent"]
-        return {"sections": json.loads(sections), "errors": errors, "requests": requests,
-                "screenshot": base64.b64decode(shot["data"])}
+        requests = [
+            e["params"]["request"]["url"]
+            for e in events
+            if e["method"] == "Network.requestWillBeSent"
+        ]
+        return {
+            "sections": json.loads(sections),
+            "errors": errors,
+            "requests": requests,
+            "screenshot": base64.b64decode(shot["data"]),
+        }

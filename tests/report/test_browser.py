@@ -14,8 +14,10 @@ from .test_report import SECTIONS
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason="chromium not installed (make system-deps installs it, as root)"),
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK),
+        reason="chromium not installed (make system-deps installs it, as root)",
+    ),
 ]
 
 
@@ -28,8 +30,17 @@ def browser():
 @pytest.fixture(scope="module")
 def report_file(sweeps, make_invalid_sweep, tmp_path_factory):
     out = tmp_path_factory.mktemp("browser") / "index.html"
-    code = main(["report", *map(str, sweeps.values()), str(make_invalid_sweep),
-                 "--out", str(out), "--target-qps", "1000"])
+    code = main(
+        [
+            "report",
+            *map(str, sweeps.values()),
+            str(make_invalid_sweep),
+            "--out",
+            str(out),
+            "--target-qps",
+            "1000",
+        ]
+    )
     assert code == 0
     return out
 
@@ -40,8 +51,13 @@ def make_invalid_sweep(tmp_path_factory):
 
     from .conftest import SLO_MS
 
-    return synthetic.write_sweep(tmp_path_factory.mktemp("bad") / "t4-bad", profile="t4-bad",
-                                 valid=False, gpu=True, slo_p99_ms=SLO_MS)
+    return synthetic.write_sweep(
+        tmp_path_factory.mktemp("bad") / "t4-bad",
+        profile="t4-bad",
+        valid=False,
+        gpu=True,
+        slo_p99_ms=SLO_MS,
+    )
 
 
 def _pixels(png: bytes):
@@ -69,9 +85,11 @@ def test_report_renders_in_chromium(browser, report_file):
 def test_harness_catches_errors_and_fetches(browser, tmp_path):
     # negative control: the checks above would notice a broken or non-offline page
     bad = tmp_path / "bad.html"
-    bad.write_text("<html><body><section id='x'>hi</section>"
-                   "<img src='http://127.0.0.1:9/nope.png'>"
-                   "<script>console.error('boom'); undefinedFunction();</script></body></html>")
+    bad.write_text(
+        "<html><body><section id='x'>hi</section>"
+        "<img src='http://127.0.0.1:9/nope.png'>"
+        "<script>console.error('boom'); undefinedFunction();</script></body></html>"
+    )
     page = browser.load(bad)
     assert any("boom" in e for e in page["errors"])
     assert any("undefinedFunction" in e or "Uncaught" in e for e in page["errors"])

@@ -24,9 +24,23 @@ pytestmark = pytest.mark.slow
 def test_demo_sweeps_two_profiles_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
     res = subprocess.run(
-        [sys.executable, "-m", "inferops", "demo", "--model", "mlp", "--out", str(out),
-         "--step-duration", "1s", "--sweep-budget", "8"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "inferops",
+            "demo",
+            "--model",
+            "mlp",
+            "--out",
+            str(out),
+            "--step-duration",
+            "1s",
+            "--sweep-budget",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode in (0, 3), res.stderr[-2000:]
     index = out / "index.html"

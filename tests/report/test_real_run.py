@@ -31,10 +31,30 @@ def real_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("real") / "run"
     with ServerProcess("mlp", max_batch_size=8) as server:
         res = subprocess.run(
-            [sys.executable, "-m", "inferops", "bench", "--quiet", "--target", server.url,
-             "--model", "mlp", "--rate", "200", "--duration", "3s", "--warmup", "1s",
-             "--out", str(out), "--profile", PROFILE],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "inferops",
+                "bench",
+                "--quiet",
+                "--target",
+                server.url,
+                "--model",
+                "mlp",
+                "--rate",
+                "200",
+                "--duration",
+                "3s",
+                "--warmup",
+                "1s",
+                "--out",
+                str(out),
+                "--profile",
+                PROFILE,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     # 0 passed, 1 breach, 3 invalid: all leave a complete run folder to report on
     assert res.returncode in (0, 1, 3), res.stderr
@@ -47,9 +67,20 @@ def test_real_run_renders_with_numbers_from_its_files(real_run, tmp_path):
 
     html_path = tmp_path / "r.html"
     res = subprocess.run(
-        [sys.executable, "-m", "inferops", "report", str(real_run), "--out", str(html_path),
-         "--target-qps", str(TARGET)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "inferops",
+            "report",
+            str(real_run),
+            "--out",
+            str(html_path),
+            "--target-qps",
+            str(TARGET),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == f"report written to {html_path.resolve()}"
@@ -63,7 +94,8 @@ def test_real_run_renders_with_numbers_from_its_files(real_run, tmp_path):
     hist = HdrHistogram.decode((real_run / "latency.hdr").read_bytes().strip())
     assert hist.get_total_count() > 0
     assert number(facts[(PROFILE, "hdr-p99")][0]) == pytest.approx(
-        hist.get_value_at_percentile(99) / 1000, abs=0.006)
+        hist.get_value_at_percentile(99) / 1000, abs=0.006
+    )
     # sized only from a valid run whose P99 met the SLO (here: thresholds p99_latency_ms)
     slo = manifest["thresholds"]["p99_latency_ms"]
     p99 = summary["latency_ms"]["p99"]

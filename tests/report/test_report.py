@@ -22,8 +22,7 @@ from inferops.report.runs import load_runs
 from .conftest import PROFILES, SLO_MS
 from .htmlfacts import number, parse
 
-SECTIONS = ["verdict", "latency", "percentiles", "resources", "comparison", "sizing",
-            "environment"]
+SECTIONS = ["verdict", "latency", "percentiles", "resources", "comparison", "sizing", "environment"]
 TARGET = 1000.0
 HOURLY = 0.5
 CATALOG = f"""
@@ -41,8 +40,11 @@ note = "test price"
 def expected_max_qps(capacity_qps: float, base_ms: float, slo_ms: float) -> float:
     """From the synthetic model's closed form: the best step whose P99 meets the SLO."""
     steps = [capacity_qps * f for f in (0.2, 0.4, 0.6, 0.8, 0.9, 0.95)]
-    ok = [min(q, 0.98 * capacity_qps) for q in steps
-          if synthetic.p99_at(q, base_ms=base_ms, capacity_qps=capacity_qps) <= slo_ms]
+    ok = [
+        min(q, 0.98 * capacity_qps)
+        for q in steps
+        if synthetic.p99_at(q, base_ms=base_ms, capacity_qps=capacity_qps) <= slo_ms
+    ]
     return max(ok)
 
 
@@ -56,8 +58,18 @@ def catalog_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(sweeps, catalog_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "r.html"
-    code = main(["report", *map(str, sweeps.values()), "--out", str(out),
-                 "--target-qps", str(TARGET), "--catalog", str(catalog_file)])
+    code = main(
+        [
+            "report",
+            *map(str, sweeps.values()),
+            "--out",
+            str(out),
+            "--target-qps",
+            str(TARGET),
+            "--catalog",
+            str(catalog_file),
+        ]
+    )
     assert code == 0
     return out.read_text()
 
@@ -148,8 +160,9 @@ def test_slo_override_recomputes_from_steps(sweeps, tmp_path):
     out = tmp_path / "r.html"
     params = PROFILES["cpu-batching"]
     tighter = 30.0
-    write_report(load_runs([sweeps["cpu-batching"]]),
-                 Options(target_qps=TARGET, slo_p99_ms=tighter), out)
+    write_report(
+        load_runs([sweeps["cpu-batching"]]), Options(target_qps=TARGET, slo_p99_ms=tighter), out
+    )
     facts = parse(out.read_text()).facts
     best = expected_max_qps(params["capacity_qps"], params["base_ms"], tighter)
     assert best < expected_max_qps(params["capacity_qps"], params["base_ms"], SLO_MS)
@@ -160,8 +173,9 @@ def test_headroom_from_thresholds_file(sweeps, tmp_path):
     limits = tmp_path / "thresholds.toml"
     limits.write_text("max_cpu_percent = 60\n")
     out = tmp_path / "r.html"
-    write_report(load_runs([sweeps["cpu-batch-1"]]),
-                 Options(target_qps=TARGET, thresholds_path=limits), out)
+    write_report(
+        load_runs([sweeps["cpu-batch-1"]]), Options(target_qps=TARGET, thresholds_path=limits), out
+    )
     facts = parse(out.read_text()).facts
     assert facts[(None, "headroom")] == ["0.40"]
     best = expected_max_qps(**PROFILES["cpu-batch-1"], slo_ms=SLO_MS)
@@ -178,9 +192,14 @@ def test_different_slos_refused_in_process(make_sweep):
 
 def test_downsample_keeps_spikes_and_means():
     rows = 86_400
-    frame = pd.DataFrame({"t_s": np.arange(rows, dtype=float),
-                          "achieved_qps": np.full(rows, 100.0),
-                          "p99_ms": np.full(rows, 10.0), "errors": np.zeros(rows)})
+    frame = pd.DataFrame(
+        {
+            "t_s": np.arange(rows, dtype=float),
+            "achieved_qps": np.full(rows, 100.0),
+            "p99_ms": np.full(rows, 10.0),
+            "errors": np.zeros(rows),
+        }
+    )
     frame.loc[50_000, "p99_ms"] = 900.0
     frame.loc[60_000, "errors"] = 144.0
     small, bucket = charts.downsample(frame)
@@ -195,8 +214,13 @@ def test_downsample_keeps_spikes_and_means():
 
 
 def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "inferops", "report", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "inferops", "report", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def _only_expected_files(folder, allowed):
@@ -264,10 +288,16 @@ def test_interrupted_sweep_with_empty_step_renders_unsized(make_sweep, tmp_path)
     # what `inferops bench --sweep` leaves after Ctrl-C during a step: nothing measured
     path = make_sweep("cpu-int", steps_qps=[20, 40])
     summary = json.loads((path / "summary.json").read_text())
-    summary["slo"]["steps"][-1].update(achieved_qps=None, p99_ms=None, error_rate=None,
-                                       valid=False, ok=False)
-    summary.update(partial=True, valid=False, passed=False, achieved_qps=None,
-                   validity=["partial run: interrupted (SIGINT)"])
+    summary["slo"]["steps"][-1].update(
+        achieved_qps=None, p99_ms=None, error_rate=None, valid=False, ok=False
+    )
+    summary.update(
+        partial=True,
+        valid=False,
+        passed=False,
+        achieved_qps=None,
+        validity=["partial run: interrupted (SIGINT)"],
+    )
     (path / "summary.json").write_text(json.dumps(summary))
     # no capacity step to copy up: the top-level series is a bare header
     header = (path / "timeseries.csv").read_text().splitlines()[0]
@@ -275,8 +305,10 @@ def test_interrupted_sweep_with_empty_step_renders_unsized(make_sweep, tmp_path)
     out = tmp_path / "r.html"
     write_report(load_runs([path]), Options(target_qps=TARGET), out)
     html = out.read_text()
-    rows = sum(len((path / s["dir"] / "timeseries.csv").read_text().splitlines()) - 1
-               for s in summary["slo"]["steps"])
+    rows = sum(
+        len((path / s["dir"] / "timeseries.csv").read_text().splitlines()) - 1
+        for s in summary["slo"]["steps"]
+    )
     assert f"{rows} rows, one per second; the sweep&#39;s steps one after another" in html
     facts = parse(html).facts
     assert "partial" in facts[("cpu-int", "refused")][0]

@@ -13,8 +13,9 @@ from inferops.report import synthetic
 
 @pytest.fixture
 def run_dir(tmp_path):
-    return synthetic.write_run(tmp_path / "run", profile="cpu-a", offered_qps=80,
-                               capacity_qps=200, duration_s=5)
+    return synthetic.write_run(
+        tmp_path / "run", profile="cpu-a", offered_qps=80, capacity_qps=200, duration_s=5
+    )
 
 
 def test_loads_a_run_with_histograms_and_timeseries(run_dir):
@@ -24,7 +25,8 @@ def test_loads_a_run_with_histograms_and_timeseries(run_dir):
     assert run.latency.get_total_count() == run.summary["requests"]
     # the summary's p99 and the histogram's agree (both from the same data)
     assert run.latency.get_value_at_percentile(99) / 1000 == pytest.approx(
-        run.summary["latency_ms"]["p99"])
+        run.summary["latency_ms"]["p99"]
+    )
     assert list(run.timeseries.columns[:3]) == ["t_s", "offered_qps", "achieved_qps"]
     assert len(run.timeseries) == 5
 
@@ -117,8 +119,10 @@ def test_timeseries_missing_column(run_dir):
     lines = path.read_text().splitlines()
     header = lines[0].split(",")
     i = header.index("p99_ms")
-    path.write_text("\n".join(",".join(c for j, c in enumerate(line.split(",")) if j != i)
-                              for line in lines) + "\n")
+    path.write_text(
+        "\n".join(",".join(c for j, c in enumerate(line.split(",")) if j != i) for line in lines)
+        + "\n"
+    )
     _expect(run_dir, str(path), "missing column(s): p99_ms")
 
 
@@ -134,7 +138,12 @@ def test_timeseries_non_number(run_dir):
 
 def test_invalid_run_with_no_samples_still_loads(run_dir):
     # an unreachable target: nothing measured, but the run is still shown (not sized)
-    _edit_summary(run_dir, valid=False, validity=["target unreachable at start"],
-                  latency_ms={"p50": None, "p99": None}, error_rate=None)
+    _edit_summary(
+        run_dir,
+        valid=False,
+        validity=["target unreachable at start"],
+        latency_ms={"p50": None, "p99": None},
+        error_rate=None,
+    )
     run = runs_mod.load_run(run_dir)
     assert not run.valid

@@ -117,8 +117,9 @@ def test_nodes_for_target(target, max_qps, headroom, nodes):
     assert sizing.nodes_for_target(target, max_qps, headroom) == nodes
 
 
-@pytest.mark.parametrize("bad", [{"headroom": 1.0}, {"headroom": -0.1}, {"max_qps": 0},
-                                 {"target": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"headroom": 1.0}, {"headroom": -0.1}, {"max_qps": 0}, {"target": 0}]
+)
 def test_nodes_for_target_rejects_nonsense(bad):
     args = {"target": 100, "max_qps": 50, "headroom": 0.1} | bad
     with pytest.raises(ValueError):
@@ -133,8 +134,12 @@ def test_fit_node_model_uses_littles_law():
     assert sizing.fit_node_model(50.0, 4.0).servers == 1
 
 
-@given(target=st.floats(10, 50_000), service_ms=st.floats(1, 40), peak=st.floats(20, 2000),
-       slack=st.floats(1.05, 20))
+@given(
+    target=st.floats(10, 50_000),
+    service_ms=st.floats(1, 40),
+    peak=st.floats(20, 2000),
+    slack=st.floats(1.05, 20),
+)
 def test_nodes_by_queueing_is_the_fewest_that_meet_the_slo(target, service_ms, peak, slack):
     model = sizing.fit_node_model(peak, service_ms)
     slo = model.p99_ms(0.0) * slack  # above an idle node's P99, so some n meets it
