@@ -278,6 +278,8 @@ def size_run(
             "capacity_qps": model.capacity_qps,
             "p99_all_up_ms": model.p99_ms(target / proposed),
             "p99_one_down_ms": model.p99_ms(target / nodes),
+            # the model against the measurement it was fitted from
+            "p99_at_max_model_ms": model.p99_ms(capacity),
             "nodes_by_queueing": sizing.nodes_by_queueing(model, target, slo_ms),
         }
     else:
