@@ -107,6 +107,10 @@ def test_erlang_c_prediction_shown_and_consistent(report, sweeps):
         nodes = int(number(facts[(name, "proposed")][0]))
         predicted = model.p99_ms(TARGET / nodes)
         assert number(facts[(name, "predicted-p99")][0]) == pytest.approx(predicted, rel=0.02)
+        # the model's own P99 at the measured capacity, shown beside the measured one
+        best = expected_max_qps(params["capacity_qps"], params["base_ms"], SLO_MS)
+        check = facts[(name, "model-check")][0].split()
+        assert float(check[1]) == pytest.approx(model.p99_ms(best), rel=0.02)
 
 
 def test_verdict_and_settings(report):
