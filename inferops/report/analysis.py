@@ -186,7 +186,7 @@ def _float(value) -> float | None:
 
 def max_qps_at_slo(points: list[dict]) -> dict | None:
     """The highest achieved QPS among valid points meeting the SLO (None if none)."""
-    ok = [p for p in points if p["meets_slo"]]
+    ok = [p for p in points if p["meets_slo"] and p["achieved_qps"]]
     return max(ok, key=lambda p: p["achieved_qps"]) if ok else None
 
 
