@@ -132,6 +132,7 @@ class Fleet:
         ]  # fmt: skip
         try:
             for host in self.hosts:
+                network.delete_link(f"vb-{host.name}")  # left by a crash, off any bridge
                 machine.prepare(host, lower, self.net.gateway, pubkey, resolv)
                 machine.boot(host, self.net.bridge)
                 self._save_state()  # after each boot, so a crash mid-way is recoverable

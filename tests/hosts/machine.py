@@ -118,10 +118,17 @@ def boot(host: Host, bridge: str) -> None:
 
 def _alive(pid: int) -> bool:
     try:
+        # Our own child: ask the kernel directly. Right after fork its cmdline is
+        # still Python's, so the /proc check below would call it dead.
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        pass  # not our child (a crashed run's), or already reaped
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A reaped-but-reused pid would not be nspawn; check before trusting it.
+    # A reused pid would not be nspawn; check before trusting it.
     return is_nspawn(pid)
 
 

@@ -75,9 +75,20 @@ table ip {net.nft_table} {{
     subprocess.run(["nft", "-f", "-"], input=ruleset, check=True, text=True, capture_output=True)
 
 
+def delete_link(name: str) -> None:
+    """Delete an interface if it exists (a veth takes its peer with it)."""
+    if link_exists(name):
+        _run("ip", "link", "del", name, check=False)
+
+
 def down(net: Subnet) -> None:
-    """Remove the bridge and the nft table if present; safe to call on a clean slate."""
+    """Remove the bridge, veths still on it, and the nft table; safe on a clean slate."""
     if link_exists(net.bridge):
+        # The kernel drops a dead container's veth only when its netns is freed,
+        # which can lag; a stale one would block the next boot's veth name.
+        listed = _run("ip", "-o", "link", "show", "master", net.bridge, check=False).stdout
+        for line in listed.splitlines():
+            delete_link(line.split(":")[1].strip().split("@")[0])
         _run("ip", "link", "del", net.bridge)
     if nft_table_exists(net.nft_table):
         _run("nft", "delete", "table", "ip", net.nft_table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tests.hosts.fleet import Fleet, claim_free_fleet
 pytestmark = pytest.mark.realhost
 
 SCRATCH_SLOTS = range(10, 16)  # throwaway fleets for the teardown/crash tests
+CLI_SLOT = 16
 
 
 def _scratch(workdir) -> Fleet:
@@ -67,12 +69,14 @@ def test_pyinfra_cli_runs_an_op_as_root_over_ssh(fleet):
     assert result.total.hosts == len(fleet.hosts) and result.total.errors == 0
 
 
-def _leftovers(fleet: Fleet) -> list[str]:
+def _leftovers(fleet: Fleet, host_names: list[str]) -> list[str]:
     found = []
     if network.link_exists(fleet.net.bridge):
         found.append(f"bridge {fleet.net.bridge}")
     if network.nft_table_exists(fleet.net.nft_table):
         found.append(f"nft table {fleet.net.nft_table}")
+    found += [f"veth {p.name}" for p in Path("/sys/class/net").iterdir()
+              if p.name in {f"vb-{name}" for name in host_names}]  # fmt: skip
     marker = f"--network-bridge={fleet.net.bridge}"
     pids = [p.name for p in Path("/proc").iterdir()
             if p.name.isdigit() and machine.is_nspawn(int(p.name), marker)]  # fmt: skip
@@ -86,10 +90,12 @@ def _leftovers(fleet: Fleet) -> list[str]:
 def test_teardown_removes_machines_network_and_mounts(fleet, tmp_path):
     scratch = _scratch(tmp_path).up()
     pid = scratch.hosts[0].pid
+    names = [h.name for h in scratch.hosts]
     assert scratch.ssh(scratch.hosts[0], "hostname").stdout.strip() == "s0"
-    assert _leftovers(scratch)  # sanity: the probe does see a live fleet
+    live = _leftovers(scratch, names)  # sanity: the probe does see a live fleet
+    assert "veth vb-s0" in live and f"bridge {scratch.net.bridge}" in live
     scratch.down()
-    assert _leftovers(scratch) == []
+    assert _leftovers(scratch, names) == []
     assert not machine.is_nspawn(pid)
     assert not scratch.state_path.exists()
     # The session fleet is still up, so forwarding must stay on for it.
@@ -115,4 +121,31 @@ def test_up_recovers_from_a_crashed_run(tmp_path):
         assert [h["ip"] for h in state["hosts"]] == [f"10.231.{crashed.net.slot}.10"]
     finally:
         fresh.down()
-    assert _leftovers(fresh) == []
+    assert _leftovers(fresh, ["s0"]) == []
+
+
+def test_make_hosts_cli_up_status_down(tmp_path):
+    """``python -m tests.hosts`` as ``make hosts`` / ``make hosts-down`` run it."""
+    cli = [sys.executable, "-m", "tests.hosts"]
+    opts = ["--slot", str(CLI_SLOT), "--workdir", str(tmp_path)]
+    try:
+        up = subprocess.run([*cli, "up", "-n", "1", *opts], cwd=pyinfra_run.REPO,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        assert up.stdout.strip().splitlines()[-1].startswith(f"wrote {tmp_path}")
+        assert f"10.231.{CLI_SLOT}.10" in (tmp_path / "fleet.toml").read_text()
+        login = subprocess.run(["ssh", "-F", str(tmp_path / "ssh_config"),
+                                f"10.231.{CLI_SLOT}.10", "sudo -n hostname"],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert login.stdout.strip() == "node0", login.stderr
+        status = subprocess.run([*cli, "status", *opts], cwd=pyinfra_run.REPO,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert "node0" in status.stdout and "running" in status.stdout
+    finally:
+        down = subprocess.run([*cli, "down", *opts], cwd=pyinfra_run.REPO,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    assert not network.link_exists(network.Subnet(CLI_SLOT).bridge)
+    bad = subprocess.run([*cli, "up", "-n", "0", *opts], cwd=pyinfra_run.REPO,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and "--hosts must be between 1 and 50" in bad.stderr
