@@ -27,7 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with a one-line message naming the bad flag."""
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str):
         self.exit(USAGE, f"{self.prog}: error: {message}\n")
 
 
