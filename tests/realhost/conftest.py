@@ -12,25 +12,22 @@ import os
 
 import pytest
 
-from tests.hosts.fleet import claim_free_fleet, missing_prerequisites
+from tests.hosts.fleet import claim_free_fleet, missing_prerequisites, prerequisite_verdict
 
 # `make hosts` uses slot 0; concurrent pytest sessions each claim their own slot.
 PYTEST_SLOTS = range(1, 7)
 FLEET_SIZE = 2
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory):
     """Two booted Debian 12 hosts reachable as ``deploy`` (sudo) over SSH."""
     problems = missing_prerequisites()
-    if problems:
-        reason = "real-host tests need: " + "; ".join(problems)
-        if os.geteuid() != 0 and not _in_ci():
-            pytest.skip(reason + " (skipped: not root and not CI)")
+    verdict = prerequisite_verdict(problems, os.geteuid(), dict(os.environ))
+    reason = "real-host tests need: " + "; ".join(problems)
+    if verdict == "skip":
+        pytest.skip(reason + " (skipped: not root and not CI)")
+    if verdict == "fail":
         pytest.fail(reason, pytrace=False)
     fleet = claim_free_fleet(
         "t", PYTEST_SLOTS, tmp_path_factory.mktemp("fleet"), size=FLEET_SIZE, log=lambda _: None
