@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "up":
             fleet.up()
             for host in fleet.hosts:
-                print(f"{host.name}  {host.ip}  ssh {' '.join(fleet.ssh_args(host))}")
+                print(f"{host.name}  {host.ip}  ssh -F {fleet.ssh_config} {host.ip}")
             print(
                 f"INFEROPS_FLEET={fleet.fleet_toml} .venv/bin/pyinfra inventory.py deploys/cpu_node.py"
             )
