@@ -87,6 +87,9 @@ def ensure_rootfs(log=print) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / ".inferops-complete").exists():
             return target
+        # Holding the lock, any other build dir is a crashed builder's leftover.
+        for stale in cache_root().glob(".build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         log(f"building Debian {SUITE} rootfs in {target} (debootstrap, a few minutes)")
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_root()))
         try:
