@@ -17,6 +17,7 @@ UI, ``--headless``, ``locust.conf``, ``--processes`` and master/worker modes:
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import sys
@@ -83,6 +84,7 @@ class _State:
         self.stopped: float | None = None
         self.gen_cpu_max: float | None = None
         self.sampler = None
+        self.per_worker: dict[str, int] = {}  # master: measured samples each worker sent
 
 
 def install(events) -> None:
@@ -108,6 +110,10 @@ def install(events) -> None:
                 report["gen_cpu_max"] = st.gen_cpu_max
                 data[REPORT_KEY] = report
 
+        if not isinstance(runner, WorkerRunner):
+            # the verdict needs scipy: import it now, not while workers are still sending
+            import scipy.stats  # noqa: F401
+
         if isinstance(runner, MasterRunner):
             @environment.events.worker_report.add_listener
             def on_worker_report(client_id, data):
@@ -115,6 +121,7 @@ def install(events) -> None:
                 if report:
                     st = environment.inferops_state
                     st.recorder.merge(report)
+                    st.per_worker[client_id] = st.per_worker.get(client_id, 0) + report["counts"][0]
                     cpu = report.get("gen_cpu_max")
                     if cpu is not None:
                         st.gen_cpu_max = max(cpu, st.gen_cpu_max or 0.0)
@@ -128,12 +135,23 @@ def install(events) -> None:
         if old is not None and old.sampler is not None:
             old.sampler.stop()
         state.recorder.late_tolerance_s = environment.inferops_config.late_tolerance_s
+        # Locust's heap is large: a full collection of it stalls the schedule for
+        # ~100 ms. Freeze what exists now so collections only scan new objects.
+        gc.collect()
+        gc.freeze()
         state.recorder.window_start = state.started
         environment.inferops_recorder = state.recorder
         if not isinstance(environment.runner, WorkerRunner) and _options(environment).run_folder:
             from inferops.load.sampler_process import ProcessSampler
 
             state.sampler = ProcessSampler(os.getpid()).start()
+
+    @events.test_stopping.add_listener
+    def on_test_stopping(environment, **_kw):
+        # arrivals after this point meet a generator busy stopping its users: not measured
+        state = getattr(environment, "inferops_state", None)
+        if state is not None:
+            state.recorder.window_end = min(state.recorder.window_end, time.time())
 
     @events.test_stop.add_listener
     def on_test_stop(environment, **_kw):
@@ -171,6 +189,8 @@ def _watch_cpu(environment) -> None:
 
 def finish(environment) -> dict | None:
     """Summary (and run folder) for the test that just ended; sets the exit code."""
+    from locust.runners import MasterRunner
+
     from inferops import thresholds
     from inferops.exitcodes import InferopsError
     from inferops.load import summary as summary_mod
@@ -181,7 +201,17 @@ def finish(environment) -> dict | None:
     o = _options(environment)
     config = getattr(environment, "inferops_config", None) or config_from_options(environment)
     end = state.stopped or time.time()
-    duration = max(0.0, end - state.started)
+    planned_end = getattr(o, "inferops_window_end", None)
+    run_time = getattr(o, "run_time", None)
+    # stopped well before --run-time (Ctrl-C, web UI stop): an incomplete run
+    partial = bool(run_time) and end - state.started < run_time - 1.0
+    if planned_end and not partial:
+        end = min(end, planned_end)
+    # the window: from the first arrival any worker sent to the planned (or actual) end
+    rec = state.recorder
+    start = max(state.started, rec.first_intended) if math.isfinite(rec.first_intended) \
+        else state.started
+    duration = max(0.0, end - start)
     try:
         limits = thresholds.load(o.thresholds) if o.thresholds else {}
     except InferopsError as exc:
@@ -196,21 +226,21 @@ def finish(environment) -> dict | None:
 
         host, sampler_gen = _peaks(samples, state.started, end, state.sampler.peaks())
         gen_cpu = max(x for x in (gen_cpu, sampler_gen, 0.0) if x is not None)
-    rows = state.recorder.rows(state.started, t_end=end)
+    rows = state.recorder.rows(start, t_end=end)
     if samples:
         _host_rows(samples, rows)
     bound = o.slo_p99_ms or limits.get("p99_latency_ms")
-    # stopped well before --run-time (Ctrl-C, web UI stop): an incomplete run
-    run_time = getattr(o, "run_time", None)
-    partial = bool(run_time) and duration < run_time - 1.0
     summary = summary_mod.build(
         recorder=state.recorder, target=config.target, protocol=config.protocol,
-        model=config.model, mode="open" if config.rate else "closed", started_at=state.started,
+        model=config.model, mode="open" if config.rate else "closed", started_at=start,
         duration_s=duration, warmup_s=0.0, offered_qps=config.rate, host=host,
         generator_cpu_pct_max=gen_cpu, limits=limits, bound_ms=bound or None, rows=rows,
         max_inflight=config.max_inflight, partial=partial,
         reasons=[f"partial run: stopped after {duration:.1f} s of {run_time} s"] if partial else [],
     )
+    if isinstance(environment.runner, MasterRunner):
+        summary["workers"] = {"count": len(state.per_worker),
+                              "samples": sorted(state.per_worker.values())}
     print("inferops: " + summary_mod.headline(summary), file=sys.stderr)
     for reason in summary["validity"]:
         print(f"inferops: invalid: {reason}", file=sys.stderr)

@@ -90,6 +90,7 @@ class Recorder:
         self.late = 0
         self.dropped = 0  # open-loop arrivals not sent: in-flight cap reached
         self.connection_errors = 0
+        self.first_intended = math.inf  # earliest counted arrival: where load really began
         self.last_success = 0.0
         self.last_failure = 0.0
         self.seconds: dict[int, _Second] = {}
@@ -132,6 +133,8 @@ class Recorder:
         if not (self.window_start <= intended < self.window_end):
             return
         self.requests += 1
+        if intended < self.first_intended:
+            self.first_intended = intended
         self.failures += 0 if ok else 1
         self.latency.record_value(latency_us)
         self.service.record_value(_us(done - sent))
@@ -175,6 +178,7 @@ class Recorder:
             "counts": [self.requests, self.failures, self.sends, self.late, self.dropped,
                        self.connection_errors],
             "last": [self.last_success, self.last_failure],
+            "first": self.first_intended if math.isfinite(self.first_intended) else None,
             "seconds": seconds,
         }
         self.latency.reset()
@@ -182,6 +186,7 @@ class Recorder:
         self.send_lag.reset()
         self.requests = self.failures = self.sends = self.late = self.dropped = 0
         self.connection_errors = 0
+        self.first_intended = math.inf
         self.seconds = {}
         return report
 
@@ -200,6 +205,8 @@ class Recorder:
         self.late += late
         self.dropped += dropped
         self.connection_errors += conn
+        if report.get("first") is not None:
+            self.first_intended = min(self.first_intended, report["first"])
         self.last_success = max(self.last_success, report["last"][0])
         self.last_failure = max(self.last_failure, report["last"][1])
         for key, (completed, errors, offered, hist) in report["seconds"].items():

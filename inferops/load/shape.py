@@ -2,7 +2,8 @@
 
 Open loop (``--arrival-rate``): one scheduler user per worker (one in local
 mode) for the whole run; the scenario varies the *arrival rate* inside each
-scheduler, and each user's share of the rate is ``1 / users``. Closed loop:
+scheduler, and each user's share of the rate is ``1 / users``, re-read at every
+arrival so a worker joining late rebalances the others. Closed loop:
 the scenario varies the user count between 1 and ``-u``. The run ends at
 ``--run-time`` (unset: runs until stopped; step/ramp/spike then stay at peak).
 """
@@ -10,6 +11,7 @@ the scenario varies the user count between 1 and ``-u``. The run ends at
 from __future__ import annotations
 
 import math
+import time
 
 from locust import LoadTestShape
 
@@ -30,6 +32,9 @@ class ScenarioShape(LoadTestShape):
         run_time = getattr(o, "run_time", None)
         if run_time and t >= run_time:
             return None
+        if run_time:
+            # the measured window ends on schedule, not when each worker hears "stop"
+            o.inferops_window_end = time.time() - t + run_time
         classes = self.runner.user_classes
         if config.rate:
             n = max(1, getattr(self.runner, "worker_count", 1) or 1)

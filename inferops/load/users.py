@@ -82,6 +82,14 @@ class LoadConfig:
         return {"Content-Type": "application/json", **auth_headers(self.token)}
 
 
+def apply_window_end(environment) -> None:
+    """Under ``locust -f`` with ``-t``, stop measuring at the planned end (see shape.py)."""
+    end = getattr(environment.parsed_options, "inferops_window_end", None)
+    recorder = getattr(environment, "inferops_recorder", None)
+    if end and recorder is not None:
+        recorder.window_end = min(recorder.window_end, float(end))
+
+
 def config_of(environment) -> LoadConfig:
     config = getattr(environment, "inferops_config", None)
     if config is None:  # a bare locustfile run without the plugin: build from options
@@ -102,7 +110,7 @@ class OpenLoopUser(User):
         env = self.environment
         config = config_of(env)
         recorder = getattr(env, "inferops_recorder", None)
-        share = 1.0 / max(1, int(getattr(env.parsed_options, "inferops_open_users", 1) or 1))
+        apply_window_end(env)
         from geventhttpclient import HTTPClient
 
         client = HTTPClient.from_url(
@@ -113,8 +121,13 @@ class OpenLoopUser(User):
         path, fire = config.path, env.events.request.fire
         inflight = Group()
         start = config.start or time.time()
-        peak = (config.rate or 0.0) * share
         scenario = config.scenario
+        options = env.parsed_options
+
+        def rate_at(t: float) -> float:
+            # this user's share follows the master's spawn messages (workers may join late)
+            users = max(1, int(getattr(options, "inferops_open_users", 1) or 1))
+            return (config.rate or 0.0) * scenario.level(t) / users
         drained = False
 
         def one(intended: float, body: bytes) -> None:
@@ -136,8 +149,7 @@ class OpenLoopUser(User):
                  url=path, context={"intended": intended, "sent": sent, "done": done})
 
         try:
-            for offset in gaps(lambda t: peak * scenario.level(t), kind=config.arrivals,
-                               seed=config.seed):
+            for offset in gaps(rate_at, kind=config.arrivals, seed=config.seed):
                 if offset >= config.duration_s:
                     break
                 intended = start + offset
@@ -180,6 +192,7 @@ class ClosedLoopUser(FastHttpUser):
 
     def on_start(self):
         config = config_of(self.environment)
+        apply_window_end(self.environment)
         self._bodies = itertools.cycle(config.load_bodies())
         self._path = config.path
         self._headers = config.headers()

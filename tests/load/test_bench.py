@@ -46,9 +46,10 @@ def test_open_loop_p99_matches_ground_truth(law_server, tmp_path):
     assert res.returncode == 0, res.stderr
     s = _summary(out)
     truth = p99_ms(law)
-    # sampling error of a P99 from ~1000 samples is ~5 %; the server adds < 2 ms
-    assert truth * 0.85 <= s["latency_ms"]["p99"] <= truth * 1.15 + 2.0
-    assert s["latency_ms"]["p50"] == pytest.approx(4 * 0.693, abs=1.5)
+    # sampling error of a P99 from ~1000 samples is ~5 %; the Python server's own
+    # overhead on a busy 2-core machine adds up to a few ms to every reply
+    assert truth * 0.85 <= s["latency_ms"]["p99"] <= truth * 1.15 + 3.0
+    assert 4 * 0.693 * 0.85 <= s["latency_ms"]["p50"] <= 4 * 0.693 + 3.0
     assert s["valid"] and s["passed"] and s["early_stopping"]["ok"]
     assert read_hdr(out / "latency.hdr").get_total_count() == s["requests"]
     assert res.stdout.strip().splitlines()[-1] == f"run folder: {out}"
@@ -224,6 +225,7 @@ def test_bearer_token(law_server, tmp_path):
               "--warmup", "0s"]
     res = run_bench([*common, "--out", str(tmp_path / "no")])
     assert res.returncode == 2 and "--token" in res.stderr
+    assert not (tmp_path / "no").exists()
     res = run_bench([*common, "--out", str(tmp_path / "yes"), "--token", "s3cret"])
     s = _summary(tmp_path / "yes")
     assert s["requests"] > 0 and s["failures"] == 0, res.stderr

@@ -35,12 +35,14 @@ def test_processes_merge_every_workers_histogram(law_server, tmp_path):
                    "--slo-p99-ms", "500"])
     s = json.loads((out / "summary.json").read_text())
     assert res.returncode == 0, res.stderr[-2000:]
-    # the master's merged histogram holds exactly the requests Locust's own
-    # stats collected from both workers
-    assert s["requests"] == _aggregated_requests(out) > 0
+    # the master's merged histogram holds exactly the sum of what both workers
+    # measured (Locust's own count also has the requests after the window)
+    assert s["workers"]["count"] == 2 and min(s["workers"]["samples"]) > 0
+    assert s["requests"] == sum(s["workers"]["samples"])
     assert read_hdr(out / "latency.hdr").get_total_count() == s["requests"]
+    assert 0 < s["requests"] <= _aggregated_requests(out)
     # each of the two schedulers sent half the rate: the total is the asked rate
-    assert s["achieved_qps"] == pytest.approx(200, rel=0.25)
+    assert s["achieved_qps"] == pytest.approx(200, rel=0.15)
     assert s["mode"] == "open" and s["early_stopping"]["ok"]
 
 
