@@ -160,6 +160,11 @@ class Fleet:
 
     def down(self) -> None:
         """Power off every host, unmount overlays, remove network and state."""
+        if not self.claim_slot():
+            raise RuntimeError(
+                f"slot {self.net.slot} ({self.net.cidr}) is held by another running process; "
+                "it takes its fleet down itself"
+            )
         if not self.hosts and self.state_path.exists():
             self.load_state()
         with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:

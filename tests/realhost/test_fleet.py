@@ -109,6 +109,9 @@ def test_up_recovers_from_a_crashed_run(tmp_path):
     rival = Fleet("s", crashed.net.slot, tmp_path / "b", size=1, log=lambda _: None)
     with pytest.raises(RuntimeError, match="held by another running process"):
         rival.up()
+    with pytest.raises(RuntimeError, match="held by another running process"):
+        rival.down()  # e.g. `python -m tests.hosts down --slot N` from another shell
+    assert machine.is_nspawn(stale_pid)
     # ... a crash drops the lock (as the kernel would) and leaves everything else behind.
     crashed._slot_lock.close()
     # A new process knows nothing of the old one (no state file, new workdir).
