@@ -33,7 +33,7 @@ from tests.load.procs import LawServer  # noqa: E402
 PY = sys.executable
 BODY = '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,0.2,0.3,0.4]}]}'
 USERS = 8
-STOCK_LOCUSTFILE = f'''
+STOCK_LOCUSTFILE = f"""
 from locust import FastHttpUser, constant, task
 class Stock(FastHttpUser):
     wait_time = constant(0)
@@ -41,14 +41,35 @@ class Stock(FastHttpUser):
     def infer(self):
         self.client.post("/v2/models/law/infer", data={BODY!r},
                          headers={{"Content-Type": "application/json"}})
-'''
+"""
 
 
 def inferops(url: str, load: list[str], seconds: float, out: Path) -> float:
-    subprocess.run([PY, "-m", "inferops", "bench", "--target", url, "--model", "law", *load,
-                    "--duration", f"{seconds}s", "--warmup", "1s", "--out", str(out),
-                    "--overwrite", "--quiet"], cwd=ROOT, capture_output=True, text=True,
-                   timeout=seconds * 4 + 60)
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "inferops",
+            "bench",
+            "--target",
+            url,
+            "--model",
+            "law",
+            *load,
+            "--duration",
+            f"{seconds}s",
+            "--warmup",
+            "1s",
+            "--out",
+            str(out),
+            "--overwrite",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 60,
+    )
     return json.loads((out / "summary.json").read_text())["latency_ms"]["p99"]
 
 
@@ -56,19 +77,54 @@ def stock_locust(url: str, seconds: float, work: Path) -> float:
     lf = work / "stock_locustfile.py"
     lf.write_text(STOCK_LOCUSTFILE)
     prefix = work / "stock"
-    subprocess.run([str(Path(PY).parent / "locust"), "-f", str(lf), "--headless", "-u",
-                    str(USERS), "-r", str(USERS), "-t", f"{int(seconds)}s", "-H", url, "--csv",
-                    str(prefix), "--only-summary"], cwd=work, capture_output=True, text=True,
-                   timeout=seconds * 4 + 60)
+    subprocess.run(
+        [
+            str(Path(PY).parent / "locust"),
+            "-f",
+            str(lf),
+            "--headless",
+            "-u",
+            str(USERS),
+            "-r",
+            str(USERS),
+            "-t",
+            f"{int(seconds)}s",
+            "-H",
+            url,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 60,
+    )
     with open(f"{prefix}_stats.csv", newline="") as fh:
         rows = {r["Name"]: r for r in csv.DictReader(fh)}
     return float(rows["Aggregated"]["99%"])
 
 
 def hey(url: str, seconds: float) -> float:
-    res = subprocess.run(["hey", "-z", f"{int(seconds)}s", "-c", str(USERS), "-m", "POST",
-                          "-T", "application/json", "-d", BODY, f"{url}/v2/models/law/infer"],
-                         capture_output=True, text=True, timeout=seconds * 4 + 60)
+    res = subprocess.run(
+        [
+            "hey",
+            "-z",
+            f"{int(seconds)}s",
+            "-c",
+            str(USERS),
+            "-m",
+            "POST",
+            "-T",
+            "application/json",
+            "-d",
+            BODY,
+            f"{url}/v2/models/law/infer",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 60,
+    )
     return float(re.search(r"99%+ in ([\d.]+) secs", res.stdout).group(1)) * 1000
 
 
@@ -84,11 +140,14 @@ def main() -> None:
             with LawServer(law) as server:
                 got = {
                     "inferops open loop (200 req/s)": inferops(
-                        server.url, ["--rate", "200"], args.seconds, work / "open"),
+                        server.url, ["--rate", "200"], args.seconds, work / "open"
+                    ),
                     f"inferops closed loop ({USERS} users)": inferops(
-                        server.url, ["--users", str(USERS)], args.seconds, work / "closed"),
+                        server.url, ["--users", str(USERS)], args.seconds, work / "closed"
+                    ),
                     f"stock Locust FastHttpUser ({USERS} users)": stock_locust(
-                        server.url, args.seconds, work),
+                        server.url, args.seconds, work
+                    ),
                     f"hey -c {USERS}": hey(server.url, args.seconds),
                 }
             results[law] = (truth, got)

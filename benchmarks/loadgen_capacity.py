@@ -35,7 +35,7 @@ from tests.load.procs import LawServer  # noqa: E402
 PY = sys.executable
 BODY = '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,0.2,0.3,0.4]}]}'
 GEN_CORE = "1"
-STOCK_LOCUSTFILE = f'''
+STOCK_LOCUSTFILE = f"""
 from locust import FastHttpUser, constant, task
 class Stock(FastHttpUser):
     wait_time = constant(0)
@@ -43,7 +43,7 @@ class Stock(FastHttpUser):
     def infer(self):
         self.client.post("/v2/models/law/infer", data={BODY!r},
                          headers={{"Content-Type": "application/json"}})
-'''
+"""
 
 
 def cpu_run(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, float]:
@@ -60,25 +60,76 @@ def pinned(cmd: list[str]) -> list[str]:
 
 def inferops_rate(url: str, rate: float, seconds: float, work: Path) -> dict:
     out = work / f"inferops-{int(rate)}"
-    _, cpu = cpu_run(pinned([PY, "-m", "inferops", "bench", "--target", url, "--model", "law",
-                             "--rate", str(rate), "--duration", f"{seconds}s", "--warmup", "1s",
-                             "--out", str(out), "--overwrite", "--quiet"]),
-                     cwd=ROOT, capture_output=True, text=True, timeout=seconds * 4 + 60)
+    _, cpu = cpu_run(
+        pinned(
+            [
+                PY,
+                "-m",
+                "inferops",
+                "bench",
+                "--target",
+                url,
+                "--model",
+                "law",
+                "--rate",
+                str(rate),
+                "--duration",
+                f"{seconds}s",
+                "--warmup",
+                "1s",
+                "--out",
+                str(out),
+                "--overwrite",
+                "--quiet",
+            ]
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 60,
+    )
     s = json.loads((out / "summary.json").read_text())
     sent = s["requests"] / s["duration_s"] * (s["duration_s"] + 1)  # warm-up sends too
-    return {"rate": rate, "achieved": s["achieved_qps"], "late_pct": s["late_sends_pct"],
-            "gen_cpu_pct": s["generator_cpu_pct_max"], "p99_ms": s["latency_ms"]["p99"],
-            "cpu_s": cpu, "sent": sent}
+    return {
+        "rate": rate,
+        "achieved": s["achieved_qps"],
+        "late_pct": s["late_sends_pct"],
+        "gen_cpu_pct": s["generator_cpu_pct_max"],
+        "p99_ms": s["latency_ms"]["p99"],
+        "cpu_s": cpu,
+        "sent": sent,
+    }
 
 
 def stock_locust(url: str, seconds: float, work: Path) -> float:
     lf = work / "stock_locustfile.py"
     lf.write_text(STOCK_LOCUSTFILE)
     prefix = work / "stock"
-    _, cpu = cpu_run(pinned([str(Path(PY).parent / "locust"), "-f", str(lf), "--headless",
-                             "-u", "64", "-r", "64", "-t", f"{int(seconds)}s", "-H", url,
-                             "--csv", str(prefix), "--only-summary"]),
-                     cwd=work, capture_output=True, text=True, timeout=seconds * 4 + 60)
+    _, cpu = cpu_run(
+        pinned(
+            [
+                str(Path(PY).parent / "locust"),
+                "-f",
+                str(lf),
+                "--headless",
+                "-u",
+                "64",
+                "-r",
+                "64",
+                "-t",
+                f"{int(seconds)}s",
+                "-H",
+                url,
+                "--csv",
+                str(prefix),
+                "--only-summary",
+            ]
+        ),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 60,
+    )
     with open(f"{prefix}_stats.csv", newline="") as fh:
         rows = {r["Name"]: r for r in csv.DictReader(fh)}
     return float(rows["Aggregated"]["Requests/s"]), int(rows["Aggregated"]["Request Count"]), cpu
@@ -86,20 +137,52 @@ def stock_locust(url: str, seconds: float, work: Path) -> float:
 
 def wrk(url: str, seconds: float, work: Path) -> float:
     lua = work / "post.lua"
-    lua.write_text(f"wrk.method = 'POST'\nwrk.body = '{BODY}'\n"
-                   "wrk.headers['Content-Type'] = 'application/json'\n")
-    res, cpu = cpu_run(pinned(["wrk", "-t1", "-c64", f"-d{int(seconds)}s", "-s", str(lua),
-                               f"{url}/v2/models/law/infer"]),
-                       capture_output=True, text=True, timeout=seconds * 4 + 60)
+    lua.write_text(
+        f"wrk.method = 'POST'\nwrk.body = '{BODY}'\n"
+        "wrk.headers['Content-Type'] = 'application/json'\n"
+    )
+    res, cpu = cpu_run(
+        pinned(
+            [
+                "wrk",
+                "-t1",
+                "-c64",
+                f"-d{int(seconds)}s",
+                "-s",
+                str(lua),
+                f"{url}/v2/models/law/infer",
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 60,
+    )
     n = int(re.search(r"(\d+) requests in", res.stdout).group(1))
     return float(re.search(r"Requests/sec:\s+([\d.]+)", res.stdout).group(1)), n, cpu
 
 
 def hey(url: str, seconds: float) -> float:
-    res, cpu = cpu_run(pinned(["hey", "-z", f"{int(seconds)}s", "-c", "64", "-m", "POST",
-                               "-T", "application/json", "-d", BODY,
-                               f"{url}/v2/models/law/infer"]),
-                       capture_output=True, text=True, timeout=seconds * 4 + 60)
+    res, cpu = cpu_run(
+        pinned(
+            [
+                "hey",
+                "-z",
+                f"{int(seconds)}s",
+                "-c",
+                "64",
+                "-m",
+                "POST",
+                "-T",
+                "application/json",
+                "-d",
+                BODY,
+                f"{url}/v2/models/law/infer",
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 60,
+    )
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", res.stdout).group(1))
     n = sum(int(x) for x in re.findall(r"\[\d{3}\]\s+(\d+) responses", res.stdout))
     return rps, n, cpu
@@ -113,8 +196,10 @@ def main() -> None:
     if (os.cpu_count() or 1) < 2:
         sys.exit("needs 2 cores (server on core 0, generator on core 1)")
     rates = [float(r) for r in args.rates.split(",")]
-    with tempfile.TemporaryDirectory(prefix="loadgen-capacity-") as tmp, \
-            LawServer("fixed:0", cpus="0") as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="loadgen-capacity-") as tmp,
+        LawServer("fixed:0", cpus="0") as server,
+    ):
         work = Path(tmp)
         # CPU of start-up, imports and an idle schedule: subtracted from every rung
         base = inferops_rate(server.url, 10, args.seconds, work)
@@ -123,30 +208,38 @@ def main() -> None:
             r = inferops_rate(server.url, rate, args.seconds, work)
             r["us_per_req"] = max(0.0, r["cpu_s"] - base["cpu_s"]) / r["sent"] * 1e6
             ladder.append(r)
-            print(f"inferops open loop {rate:6.0f} req/s: achieved {r['achieved']:7.1f}, "
-                  f"late {r['late_pct']:6.2f} %, CPU {r['us_per_req']:5.0f} us/req, "
-                  f"p99 {r['p99_ms']} ms", flush=True)
+            print(
+                f"inferops open loop {rate:6.0f} req/s: achieved {r['achieved']:7.1f}, "
+                f"late {r['late_pct']:6.2f} %, CPU {r['us_per_req']:5.0f} us/req, "
+                f"p99 {r['p99_ms']} ms",
+                flush=True,
+            )
         tools = {
-            "stock Locust FastHttpUser (closed, 64 users)": stock_locust(server.url, args.seconds,
-                                                                          work),
+            "stock Locust FastHttpUser (closed, 64 users)": stock_locust(
+                server.url, args.seconds, work
+            ),
             "wrk -t1 -c64 (closed)": wrk(server.url, args.seconds, work),
             "hey -c 64 (closed)": hey(server.url, args.seconds),
         }
-    ok = [r for r in ladder if r["late_pct"] is not None and r["late_pct"] < 1.0
-          and r["achieved"] >= 0.97 * r["rate"]]
+    ok = [
+        r
+        for r in ladder
+        if r["late_pct"] is not None and r["late_pct"] < 1.0 and r["achieved"] >= 0.97 * r["rate"]
+    ]
     best_rate = max((r["rate"] for r in ok), default=0.0)
     sane = [r["us_per_req"] for r in ladder if r["late_pct"] is not None and r["late_pct"] < 50]
     us = min(sane) if sane else float("nan")
     print()
     print(f"{'generator, pinned to one core':46s} {'req/s':>8s} {'req per CPU-second':>20s}")
-    print(f"{'inferops open loop, highest rung < 1 % late':46s} {best_rate:8.0f} "
-          f"{1e6 / us:20.0f}")
+    print(f"{'inferops open loop, highest rung < 1 % late':46s} {best_rate:8.0f} {1e6 / us:20.0f}")
     for name, (rps, n, cpu) in tools.items():
         print(f"{name:46s} {rps:8.0f} {n / cpu if cpu else float('nan'):20.0f}")
     lrps, ln, lcpu = tools["stock Locust FastHttpUser (closed, 64 users)"]
     print(f"ratio inferops/stock Locust, req per CPU-second: {1e6 / us / (ln / lcpu):.2f}")
-    print(f"ratio inferops/wrk, req per CPU-second: "
-          f"{1e6 / us / (tools['wrk -t1 -c64 (closed)'][1] / tools['wrk -t1 -c64 (closed)'][2]):.2f}")
+    print(
+        f"ratio inferops/wrk, req per CPU-second: "
+        f"{1e6 / us / (tools['wrk -t1 -c64 (closed)'][1] / tools['wrk -t1 -c64 (closed)'][2]):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ class Scenario:
 
     def __post_init__(self):
         if self.name not in SCENARIOS:
-            raise UsageError(f"--scenario: expected one of {', '.join(SCENARIOS)}, got {self.name!r}")
+            raise UsageError(
+                f"--scenario: expected one of {', '.join(SCENARIOS)}, got {self.name!r}"
+            )
         if self.steps < 1:
             raise UsageError(f"--steps must be >= 1, got {self.steps}")
         if self.spike_factor < 1:
@@ -56,8 +58,9 @@ class Scenario:
         return 1.0 if 0.4 <= x < 0.6 else 1.0 / self.spike_factor
 
 
-def gaps(rate_at: Callable[[float], float], *, kind: str = "poisson",
-         seed: int | None = None) -> Iterator[float]:
+def gaps(
+    rate_at: Callable[[float], float], *, kind: str = "poisson", seed: int | None = None
+) -> Iterator[float]:
     """Offsets (seconds from the start) of successive arrivals.
 
     ``rate_at(t)`` is the arrival rate in req/s at offset ``t``; a rate of 0

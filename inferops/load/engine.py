@@ -43,8 +43,7 @@ class RunSpec:
 
     @property
     def bound_ms(self) -> float | None:
-        return self.slo_p99_ms if self.slo_p99_ms is not None else self.limits.get(
-            "p99_latency_ms")
+        return self.slo_p99_ms if self.slo_p99_ms is not None else self.limits.get("p99_latency_ms")
 
     @property
     def mode(self) -> str:
@@ -101,9 +100,17 @@ def _peaks(samples: list[dict], start: float, end: float, fallback: dict) -> tup
         return max(vals) if vals else None
 
     if not window:
-        host = {k: fallback.get(k) for k in ("cpu_pct_max", "memory_pct_max",
-                                             "gpu_util_pct_max", "gpu_mem_pct_max",
-                                             "gpu_power_w_max", "gpu_temp_c_max")}
+        host = {
+            k: fallback.get(k)
+            for k in (
+                "cpu_pct_max",
+                "memory_pct_max",
+                "gpu_util_pct_max",
+                "gpu_mem_pct_max",
+                "gpu_power_w_max",
+                "gpu_temp_c_max",
+            )
+        }
         return host, fallback.get("gen_cpu_pct_max")
     host = {
         "cpu_pct_max": peak("cpu_pct"),
@@ -124,12 +131,24 @@ def _write_locust_outputs(folder, env, csv_tmp) -> None:
     if writer is not None:
         # final rows, then move each file in with an atomic write
         for fn, fh, w, start in (
-            (writer._requests_data_rows, writer.requests_csv_filehandle,
-             writer.requests_csv_writer, None),
-            (writer._failures_data_rows, writer.failures_csv_filehandle,
-             writer.failures_csv_writer, writer.failures_csv_data_start),
-            (writer._exceptions_data_rows, writer.exceptions_csv_filehandle,
-             writer.exceptions_csv_writer, writer.exceptions_csv_data_start),
+            (
+                writer._requests_data_rows,
+                writer.requests_csv_filehandle,
+                writer.requests_csv_writer,
+                None,
+            ),
+            (
+                writer._failures_data_rows,
+                writer.failures_csv_filehandle,
+                writer.failures_csv_writer,
+                writer.failures_csv_data_start,
+            ),
+            (
+                writer._exceptions_data_rows,
+                writer.exceptions_csv_filehandle,
+                writer.exceptions_csv_writer,
+                writer.exceptions_csv_data_start,
+            ),
         ):
             if start is None:
                 fh.seek(0)
@@ -172,11 +191,21 @@ def measure(spec: RunSpec, folder) -> dict:
     def finish(env=None, *, rows=None, host=None, gen_cpu=None, duration=0.0, reasons=()):
         partial = stop.reason is not None
         summary = summary_mod.build(
-            recorder=recorder, target=config.target, protocol=config.protocol,
-            model=config.model, mode=spec.mode, started_at=started, duration_s=duration,
-            warmup_s=spec.warmup_s, offered_qps=None if spec.users else config.rate,
-            host=host or {}, generator_cpu_pct_max=gen_cpu, limits=spec.limits,
-            bound_ms=spec.bound_ms, rows=rows or [], partial=partial,
+            recorder=recorder,
+            target=config.target,
+            protocol=config.protocol,
+            model=config.model,
+            mode=spec.mode,
+            started_at=started,
+            duration_s=duration,
+            warmup_s=spec.warmup_s,
+            offered_qps=None if spec.users else config.rate,
+            host=host or {},
+            generator_cpu_pct_max=gen_cpu,
+            limits=spec.limits,
+            bound_ms=spec.bound_ms,
+            rows=rows or [],
+            partial=partial,
             reasons=list(reasons) + ([f"partial run: {stop.reason}"] if partial else []),
             max_inflight=config.max_inflight,
         )
@@ -196,8 +225,12 @@ def measure(spec: RunSpec, folder) -> dict:
         return finish(reasons=[])
 
     open_cls, closed_cls = _user_classes()
-    env = Environment(user_classes=[closed_cls if spec.users else open_cls], events=Events(),
-                      host=config.target, parsed_options=_default_options())
+    env = Environment(
+        user_classes=[closed_cls if spec.users else open_cls],
+        events=Events(),
+        host=config.target,
+        parsed_options=_default_options(),
+    )
     env.parsed_options.inferops_open_users = 1
     env.inferops_config = config
     env.inferops_recorder = recorder
@@ -206,16 +239,23 @@ def measure(spec: RunSpec, folder) -> dict:
 
     csv_tmp = os.path.join(folder.path, ".locust-tmp")
     os.makedirs(csv_tmp, exist_ok=True)
-    env._inferops_csv = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT,
-                                           os.path.join(csv_tmp, "locust"))
+    env._inferops_csv = StatsCSVFileWriter(
+        env, PERCENTILES_TO_REPORT, os.path.join(csv_tmp, "locust")
+    )
     csv_greenlet = gevent.spawn(env._inferops_csv)
 
-    handlers = [gevent.signal_handler(sig, stop, name) for sig, name in
-                ((signal.SIGINT, "interrupted (SIGINT)"), (signal.SIGTERM, "terminated (SIGTERM)"))]
+    handlers = [
+        gevent.signal_handler(sig, stop, name)
+        for sig, name in (
+            (signal.SIGINT, "interrupted (SIGINT)"),
+            (signal.SIGTERM, "terminated (SIGTERM)"),
+        )
+    ]
     sampler = ProcessSampler(os.getpid(), node_exporter=spec.node_exporter)
     sampler.start()
-    label = (f"{spec.users} users" if spec.users else f"{config.rate:g} req/s") + \
-        f" -> {config.target}"
+    label = (
+        f"{spec.users} users" if spec.users else f"{config.rate:g} req/s"
+    ) + f" -> {config.target}"
     progress = Progress(label, spec.warmup_s + spec.duration_s, enabled=spec.progress)
     # long-lived set-up objects out of the collector's way: fewer, shorter GC pauses
     gc.collect()
@@ -236,22 +276,31 @@ def measure(spec: RunSpec, folder) -> dict:
             if not stats_reset and now >= recorder.window_start:
                 env.stats.reset_all()  # Locust's own CSV/HTML cover the measured window
                 stats_reset = True
-            if (recorder.connection_errors and recorder.last_failure > recorder.last_success
-                    and now - max(recorder.last_success, t0) > DEAD_TARGET_S):
+            if (
+                recorder.connection_errors
+                and recorder.last_failure > recorder.last_success
+                and now - max(recorder.last_success, t0) > DEAD_TARGET_S
+            ):
                 stop("target stopped answering (connection errors)")
                 break
             if int(now) != last_tick:  # percentiles cost ~0.5 ms: once a second is plenty
                 last_tick = int(now)
                 p99 = recorder.recent_p99_ms()
-                progress.update(now - t0, f"{recorder.requests} req, "
-                                f"p99 {'-' if p99 is None else f'{p99:.1f}'} ms (last s), "
-                                f"{recorder.failures} errors")
+                progress.update(
+                    now - t0,
+                    f"{recorder.requests} req, "
+                    f"p99 {'-' if p99 is None else f'{p99:.1f}'} ms (last s), "
+                    f"{recorder.failures} errors",
+                )
             gevent.sleep(0.2)
         if not spec.users and not stop.reason:
             # open loop: the schedule has ended; give in-flight requests time to land
             deadline = time.time() + config.timeout_s
-            while (not getattr(env, "inferops_schedule_done", False)
-                   and time.time() < deadline and not stop.reason):
+            while (
+                not getattr(env, "inferops_schedule_done", False)
+                and time.time() < deadline
+                and not stop.reason
+            ):
                 gevent.sleep(0.05)
     finally:
         runner.quit()
@@ -267,8 +316,9 @@ def measure(spec: RunSpec, folder) -> dict:
     samples = sampler.samples()
     rows = recorder.rows(recorder.window_start, t_end=min(end, recorder.window_end))
     _host_rows(samples, rows)
-    host, gen_cpu = _peaks(samples, recorder.window_start, recorder.window_start + duration,
-                           sampler.peaks())
+    host, gen_cpu = _peaks(
+        samples, recorder.window_start, recorder.window_start + duration, sampler.peaks()
+    )
     return finish(env, rows=rows, host=host, gen_cpu=gen_cpu, duration=duration)
 
 
@@ -276,16 +326,28 @@ def _generator_limited(summary: dict) -> bool:
     return any(r.startswith("load generator limited") for r in summary["validity"])
 
 
-def _step_record(s: dict, rate: float, index: int, slo: float, max_err: float,
-                 retried: bool = False) -> dict:
+def _step_record(
+    s: dict, rate: float, index: int, slo: float, max_err: float, retried: bool = False
+) -> dict:
     """One entry of ``slo.steps``."""
     p99 = s["latency_ms"]["p99"]
     err = s["error_rate"] if s["error_rate"] is not None else 1.0
-    ok = bool(s["valid"] and s["early_stopping"]["ok"] and p99 is not None and p99 <= slo
-              and err <= max_err)
-    step = {"offered_qps": round(rate, 3), "achieved_qps": s["achieved_qps"], "p99_ms": p99,
-            "error_rate": s["error_rate"], "valid": s["valid"], "ok": ok,
-            "dir": f"steps/{index:02d}"}
+    ok = bool(
+        s["valid"]
+        and s["early_stopping"]["ok"]
+        and p99 is not None
+        and p99 <= slo
+        and err <= max_err
+    )
+    step = {
+        "offered_qps": round(rate, 3),
+        "achieved_qps": s["achieved_qps"],
+        "p99_ms": p99,
+        "error_rate": s["error_rate"],
+        "valid": s["valid"],
+        "ok": ok,
+        "dir": f"steps/{index:02d}",
+    }
     if not s["valid"]:
         step["validity"] = s["validity"]
     if retried:
@@ -297,22 +359,44 @@ def _manifest(spec: RunSpec) -> dict:
     from inferops.load import manifest
 
     cfg = spec.config
-    return manifest.collect(spec.command, thresholds=spec.limits, profile=spec.profile, extra={
-        "load": {"target": cfg.target, "protocol": cfg.protocol, "model": cfg.model,
-                 "rate": cfg.rate, "users": spec.users, "arrivals": cfg.arrivals,
-                 "scenario": cfg.scenario.name, "duration_s": spec.duration_s,
-                 "warmup_s": spec.warmup_s, "slo_p99_ms": spec.slo_p99_ms,
-                 "max_inflight": cfg.max_inflight, "input_file": cfg.input_file,
-                 "host_metrics_from": spec.node_exporter or "load generator host"},
-    })
+    return manifest.collect(
+        spec.command,
+        thresholds=spec.limits,
+        profile=spec.profile,
+        extra={
+            "load": {
+                "target": cfg.target,
+                "protocol": cfg.protocol,
+                "model": cfg.model,
+                "rate": cfg.rate,
+                "users": spec.users,
+                "arrivals": cfg.arrivals,
+                "scenario": cfg.scenario.name,
+                "duration_s": spec.duration_s,
+                "warmup_s": spec.warmup_s,
+                "slo_p99_ms": spec.slo_p99_ms,
+                "max_inflight": cfg.max_inflight,
+                "input_file": cfg.input_file,
+                "host_metrics_from": spec.node_exporter or "load generator host",
+            },
+        },
+    )
 
 
 #: a sweep step runs long enough for this many samples (early stopping needs 459)
 SWEEP_MIN_SAMPLES = 600
 
 
-def sweep(spec: RunSpec, folder, *, start_qps: float = 10.0, max_qps: float = 1e6,
-          precision: float = 0.02, max_steps: int = 25, say=print) -> dict:
+def sweep(
+    spec: RunSpec,
+    folder,
+    *,
+    start_qps: float = 10.0,
+    max_qps: float = 1e6,
+    precision: float = 0.02,
+    max_steps: int = 25,
+    say=print,
+) -> dict:
     """Find the highest open-loop rate whose P99 meets ``spec.slo_p99_ms``.
 
     Doubles the rate from ``start_qps`` until a step misses the SLO, then
@@ -338,56 +422,80 @@ def sweep(spec: RunSpec, folder, *, start_qps: float = 10.0, max_qps: float = 1e
         index = len(steps)
         duration = max(spec.duration_s, SWEEP_MIN_SAMPLES / rate)
         step_spec = dataclasses.replace(
-            spec, config=dataclasses.replace(spec.config, rate=rate), users=None,
-            duration_s=duration, slo_p99_ms=slo)
+            spec,
+            config=dataclasses.replace(spec.config, rate=rate),
+            users=None,
+            duration_s=duration,
+            slo_p99_ms=slo,
+        )
         s = measure(step_spec, folder.step(index))
         if retry and not s["valid"] and not s["partial"] and _generator_limited(s):
             # a busy machine can stall the generator once; a rate is invalid only twice over
             steps.append(_step_record(s, rate, index, slo, max_err, retried=True))
             summaries.append(s)
-            say(f"sweep step {index:02d}: {rate:.1f} req/s invalid "
-                f"({'; '.join(s['validity'])}); measuring it again")
+            say(
+                f"sweep step {index:02d}: {rate:.1f} req/s invalid "
+                f"({'; '.join(s['validity'])}); measuring it again"
+            )
             return run_step(rate, retry=False)
         step = _step_record(s, rate, index, slo, max_err)
         ok, p99 = step["ok"], step["p99_ms"]
         steps.append(step)
         summaries.append(s)
-        say(f"sweep step {index:02d}: {rate:.1f} req/s -> p99 "
+        say(
+            f"sweep step {index:02d}: {rate:.1f} req/s -> p99 "
             f"{'-' if p99 is None else f'{p99:.2f}'} ms, "
-            f"{'valid' if s['valid'] else 'INVALID'}, {'meets' if ok else 'misses'} SLO {slo:g} ms")
+            f"{'valid' if s['valid'] else 'INVALID'}, {'meets' if ok else 'misses'} SLO {slo:g} ms"
+        )
         if s["partial"]:
             stopped["reason"] = s["validity"][-1] if s["validity"] else "partial"
             return None
         return step
 
-    result = search(run_step, start=start_qps, ceiling=max_qps, precision=precision,
-                    max_steps=max_steps)
-    notes = [f"step {st['dir']} at {st['offered_qps']:g} req/s was invalid "
-             f"({'; '.join(st.get('validity', []))}); "
-             + ("measured again" if st.get("retried") else "not used to claim capacity")
-             for st in steps if not st["valid"]]
+    result = search(
+        run_step, start=start_qps, ceiling=max_qps, precision=precision, max_steps=max_steps
+    )
+    notes = [
+        f"step {st['dir']} at {st['offered_qps']:g} req/s was invalid "
+        f"({'; '.join(st.get('validity', []))}); "
+        + ("measured again" if st.get("retried") else "not used to claim capacity")
+        for st in steps
+        if not st["valid"]
+    ]
     notes += result.notes
     # search() counts calls; a retried rate added two steps, so map rate -> last step
     best_index = None
     if result.best_rate is not None:
-        best_index = max(i for i, st in enumerate(steps)
-                         if st["ok"] and st["offered_qps"] == round(result.best_rate, 3))
+        best_index = max(
+            i
+            for i, st in enumerate(steps)
+            if st["ok"] and st["offered_qps"] == round(result.best_rate, 3)
+        )
     if best_index is not None:
         top = dict(summaries[best_index])
     else:
         top = dict(summaries[-1]) if summaries else {}
     partial = stopped["reason"] is not None
-    top.update({
-        "mode": "sweep",
-        "slo": {"p99_ms": slo, "max_qps": result.best_rate, "precision": precision,
-                "converged": result.converged, "steps": steps, "notes": notes},
-    })
+    top.update(
+        {
+            "mode": "sweep",
+            "slo": {
+                "p99_ms": slo,
+                "max_qps": result.best_rate,
+                "precision": precision,
+                "converged": result.converged,
+                "steps": steps,
+                "notes": notes,
+            },
+        }
+    )
     reasons = []
     if partial:
         reasons.append(f"partial run: sweep stopped: {stopped['reason']}")
     if result.best_rate is None and not partial:
-        reasons.append(f"no valid step met the SLO (p99 <= {slo:g} ms) "
-                       f"at or above {start_qps:g} req/s")
+        reasons.append(
+            f"no valid step met the SLO (p99 <= {slo:g} ms) at or above {start_qps:g} req/s"
+        )
     if reasons:
         top["valid"] = False
         top["validity"] = list(top.get("validity", [])) + reasons
@@ -396,9 +504,16 @@ def sweep(spec: RunSpec, folder, *, start_qps: float = 10.0, max_qps: float = 1e
     if best_index is not None:
         # the headline histograms and timeseries are those of the capacity step
         step_dir = folder.path / steps[best_index]["dir"]
-        for name in ("latency.hdr", "service_time.hdr", "timeseries.csv", "locust.html",
-                     "locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
-                     "locust_exceptions.csv"):
+        for name in (
+            "latency.hdr",
+            "service_time.hdr",
+            "timeseries.csv",
+            "locust.html",
+            "locust_stats.csv",
+            "locust_stats_history.csv",
+            "locust_failures.csv",
+            "locust_exceptions.csv",
+        ):
             folder.write_bytes(name, (step_dir / name).read_bytes())
     else:
         from inferops.load.recorder import new_histogram
@@ -408,4 +523,3 @@ def sweep(spec: RunSpec, folder, *, start_qps: float = 10.0, max_qps: float = 1e
         folder.write_timeseries([])
     folder.finish(top, partial=partial)
     return top
-

@@ -31,28 +31,61 @@ def add_options(parser) -> None:
     """Our options on Locust's own parser (``@events.init_command_line_parser``)."""
     g = parser  # Locust's own parser: its groups lack the web-UI keywords
     g.add_argument("--model", default="", help="model name; payloads from its v2 metadata")
-    g.add_argument("--protocol", choices=("v2", "predict"), default="v2",
-                   help="v2: POST /v2/models/NAME/infer; predict: POST /predict")
-    g.add_argument("--arrival-rate", type=float, default=0.0,
-                   help="open-loop arrivals per second in total (0 = classic closed loop)")
-    g.add_argument("--arrivals", choices=ARRIVALS, default="poisson",
-                   help="open-loop arrival process")
-    g.add_argument("--scenario", choices=SCENARIOS, default="steady",
-                   help="load over time (step/ramp/spike follow --run-time)")
+    g.add_argument(
+        "--protocol",
+        choices=("v2", "predict"),
+        default="v2",
+        help="v2: POST /v2/models/NAME/infer; predict: POST /predict",
+    )
+    g.add_argument(
+        "--arrival-rate",
+        type=float,
+        default=0.0,
+        help="open-loop arrivals per second in total (0 = classic closed loop)",
+    )
+    g.add_argument(
+        "--arrivals", choices=ARRIVALS, default="poisson", help="open-loop arrival process"
+    )
+    g.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="steady",
+        help="load over time (step/ramp/spike follow --run-time)",
+    )
     g.add_argument("--steps", type=int, default=4, help="plateaus of the step scenario")
     g.add_argument("--spike-factor", type=float, default=5.0, help="spike peak / baseline")
     g.add_argument("--input-file", default="", help="sample inputs (.jsonl or .npy)")
-    g.add_argument("--token", default=os.environ.get("INFEROPS_TOKEN", ""), is_secret=True,
-                   help="bearer token (default $INFEROPS_TOKEN)")
-    g.add_argument("--slo-p99-ms", type=float, default=0.0,
-                   help="P99 bound for the early-stopping verdict and the gate")
+    g.add_argument(
+        "--token",
+        default=os.environ.get("INFEROPS_TOKEN", ""),
+        is_secret=True,
+        help="bearer token (default $INFEROPS_TOKEN)",
+    )
+    g.add_argument(
+        "--slo-p99-ms",
+        type=float,
+        default=0.0,
+        help="P99 bound for the early-stopping verdict and the gate",
+    )
     g.add_argument("--thresholds", default="", help="thresholds.toml to gate the exit code on")
-    g.add_argument("--max-inflight", type=int, default=10_000,
-                   help="open-loop safety cap on requests in flight")
-    g.add_argument("--late-tolerance-ms", type=float, default=1.0,
-                   help="sends later than this after their intended time count as late")
-    g.add_argument("--run-folder", default="", include_in_web_ui=False,
-                   help="write an inferops run folder (summary.json, HDR, ...) here at exit")
+    g.add_argument(
+        "--max-inflight",
+        type=int,
+        default=10_000,
+        help="open-loop safety cap on requests in flight",
+    )
+    g.add_argument(
+        "--late-tolerance-ms",
+        type=float,
+        default=1.0,
+        help="sends later than this after their intended time count as late",
+    )
+    g.add_argument(
+        "--run-folder",
+        default="",
+        include_in_web_ui=False,
+        help="write an inferops run folder (summary.json, HDR, ...) here at exit",
+    )
 
 
 def config_from_options(environment):
@@ -64,12 +97,18 @@ def config_from_options(environment):
     duration = float(run_time) if run_time else math.inf
     return LoadConfig(
         target=(environment.host or getattr(o, "host", "") or "").rstrip("/"),
-        protocol=getattr(o, "protocol", "v2"), model=getattr(o, "model", "") or None,
-        token=getattr(o, "token", "") or None, input_file=getattr(o, "input_file", "") or None,
-        rate=getattr(o, "arrival_rate", 0.0) or None, arrivals=getattr(o, "arrivals", "poisson"),
-        scenario=Scenario(getattr(o, "scenario", "steady"), duration_s=duration,
-                          steps=getattr(o, "steps", 4),
-                          spike_factor=getattr(o, "spike_factor", 5.0)),
+        protocol=getattr(o, "protocol", "v2"),
+        model=getattr(o, "model", "") or None,
+        token=getattr(o, "token", "") or None,
+        input_file=getattr(o, "input_file", "") or None,
+        rate=getattr(o, "arrival_rate", 0.0) or None,
+        arrivals=getattr(o, "arrivals", "poisson"),
+        scenario=Scenario(
+            getattr(o, "scenario", "steady"),
+            duration_s=duration,
+            steps=getattr(o, "steps", 4),
+            spike_factor=getattr(o, "spike_factor", 5.0),
+        ),
         max_inflight=getattr(o, "max_inflight", 10_000),
         late_tolerance_s=(getattr(o, "late_tolerance_ms", 1.0) or 1.0) / 1000.0,
     )
@@ -100,9 +139,11 @@ def install(events) -> None:
         runner = environment.runner
         if not isinstance(runner, MasterRunner):  # this process sends requests
             environment.events.request.add_listener(
-                lambda **kw: environment.inferops_recorder.on_request(**kw))
+                lambda **kw: environment.inferops_recorder.on_request(**kw)
+            )
             _watch_cpu(environment)
         if isinstance(runner, WorkerRunner):
+
             @environment.events.report_to_master.add_listener
             def on_report(client_id, data):
                 st = environment.inferops_state
@@ -115,6 +156,7 @@ def install(events) -> None:
             import scipy.stats  # noqa: F401
 
         if isinstance(runner, MasterRunner):
+
             @environment.events.worker_report.add_listener
             def on_worker_report(client_id, data):
                 report = data.get(REPORT_KEY)
@@ -209,8 +251,11 @@ def finish(environment) -> dict | None:
         end = min(end, planned_end)
     # the window: from the first arrival any worker sent to the planned (or actual) end
     rec = state.recorder
-    start = max(state.started, rec.first_intended) if math.isfinite(rec.first_intended) \
+    start = (
+        max(state.started, rec.first_intended)
+        if math.isfinite(rec.first_intended)
         else state.started
+    )
     duration = max(0.0, end - start)
     try:
         limits = thresholds.load(o.thresholds) if o.thresholds else {}
@@ -231,16 +276,29 @@ def finish(environment) -> dict | None:
         _host_rows(samples, rows)
     bound = o.slo_p99_ms or limits.get("p99_latency_ms")
     summary = summary_mod.build(
-        recorder=state.recorder, target=config.target, protocol=config.protocol,
-        model=config.model, mode="open" if config.rate else "closed", started_at=start,
-        duration_s=duration, warmup_s=0.0, offered_qps=config.rate, host=host,
-        generator_cpu_pct_max=gen_cpu, limits=limits, bound_ms=bound or None, rows=rows,
-        max_inflight=config.max_inflight, partial=partial,
+        recorder=state.recorder,
+        target=config.target,
+        protocol=config.protocol,
+        model=config.model,
+        mode="open" if config.rate else "closed",
+        started_at=start,
+        duration_s=duration,
+        warmup_s=0.0,
+        offered_qps=config.rate,
+        host=host,
+        generator_cpu_pct_max=gen_cpu,
+        limits=limits,
+        bound_ms=bound or None,
+        rows=rows,
+        max_inflight=config.max_inflight,
+        partial=partial,
         reasons=[f"partial run: stopped after {duration:.1f} s of {run_time} s"] if partial else [],
     )
     if isinstance(environment.runner, MasterRunner):
-        summary["workers"] = {"count": len(state.per_worker),
-                              "samples": sorted(state.per_worker.values())}
+        summary["workers"] = {
+            "count": len(state.per_worker),
+            "samples": sorted(state.per_worker.values()),
+        }
     print("inferops: " + summary_mod.headline(summary), file=sys.stderr)
     for reason in summary["validity"]:
         print(f"inferops: invalid: {reason}", file=sys.stderr)
@@ -260,8 +318,12 @@ def _write_folder(environment, o, summary, rows, limits, partial) -> None:
 
     folder = RunFolder(o.run_folder, overwrite=True)
     state = environment.inferops_state
-    folder.write_json("manifest.json", manifest.collect(
-        ["locust", *sys.argv[1:]], thresholds=limits, profile=getattr(o, "profile", None)))
+    folder.write_json(
+        "manifest.json",
+        manifest.collect(
+            ["locust", *sys.argv[1:]], thresholds=limits, profile=getattr(o, "profile", None)
+        ),
+    )
     folder.write_timeseries(rows)
     folder.write_hdr("latency.hdr", state.recorder.latency)
     folder.write_hdr("service_time.hdr", state.recorder.service)
@@ -269,9 +331,11 @@ def _write_folder(environment, o, summary, rows, limits, partial) -> None:
     import io
 
     stats_csv = StatsCSV(environment, PERCENTILES_TO_REPORT)
-    for name, method in (("locust_stats.csv", stats_csv.requests_csv),
-                         ("locust_failures.csv", stats_csv.failures_csv),
-                         ("locust_exceptions.csv", stats_csv.exceptions_csv)):
+    for name, method in (
+        ("locust_stats.csv", stats_csv.requests_csv),
+        ("locust_failures.csv", stats_csv.failures_csv),
+        ("locust_exceptions.csv", stats_csv.exceptions_csv),
+    ):
         buf = io.StringIO()
         method(csv.writer(buf))
         folder.write_text(name, buf.getvalue())

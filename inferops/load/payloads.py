@@ -55,7 +55,7 @@ def _nest(flat: list, shape: list[int]) -> list:
     if len(shape) <= 1:
         return flat
     step = math.prod(shape[1:])
-    return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 def bodies_from_metadata(meta: dict, protocol: str, *, seed: int = 0) -> list[bytes]:
@@ -82,8 +82,12 @@ def _tensor(name: str, value) -> dict:
 
     arr = np.asarray(value)
     datatype = "INT64" if arr.dtype.kind in "iu" else "BOOL" if arr.dtype.kind == "b" else "FP32"
-    return {"name": name, "shape": list(arr.shape), "datatype": datatype,
-            "data": arr.reshape(-1).tolist()}
+    return {
+        "name": name,
+        "shape": list(arr.shape),
+        "datatype": datatype,
+        "data": arr.reshape(-1).tolist(),
+    }
 
 
 def bodies_from_file(path: str | Path, protocol: str, meta: dict | None = None) -> list[bytes]:
@@ -131,8 +135,9 @@ def bodies_from_file(path: str | Path, protocol: str, meta: dict | None = None) 
     return bodies
 
 
-def fetch_metadata(target: str, model: str, *, token: str | None = None,
-                   timeout: float = 5.0) -> dict:
+def fetch_metadata(
+    target: str, model: str, *, token: str | None = None, timeout: float = 5.0
+) -> dict:
     """``GET /v2/models/{model}``; TargetUnreachable when nothing answers."""
     import urllib.error
     import urllib.request
@@ -159,8 +164,14 @@ def auth_headers(token: str | None) -> dict:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def load_bodies(target: str, protocol: str, model: str | None, *, token: str | None = None,
-                input_file: str | None = None) -> list[bytes]:
+def load_bodies(
+    target: str,
+    protocol: str,
+    model: str | None,
+    *,
+    token: str | None = None,
+    input_file: str | None = None,
+) -> list[bytes]:
     """Request bodies for a run; fetches metadata when it is needed."""
     if protocol not in PROTOCOLS:
         raise UsageError(f"--protocol: expected v2 or predict, got {protocol!r}")

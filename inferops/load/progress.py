@@ -21,9 +21,13 @@ class Progress:
             from rich.progress import BarColumn, TextColumn
             from rich.progress import Progress as RichProgress
 
-            self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(),
-                                      TextColumn("{task.fields[stats]}"),
-                                      console=Console(file=self.stream), transient=True)
+            self._rich = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[stats]}"),
+                console=Console(file=self.stream),
+                transient=True,
+            )
             self._task = self._rich.add_task(label, total=total_s, stats="")
             self._rich.start()
 
@@ -36,8 +40,11 @@ class Progress:
         now = time.monotonic()
         if now - self._last_plain >= 2.0:
             self._last_plain = now
-            print(f"{self.label}: {elapsed_s:5.1f}/{self.total_s:.0f} s  {stats}",
-                  file=self.stream, flush=True)
+            print(
+                f"{self.label}: {elapsed_s:5.1f}/{self.total_s:.0f} s  {stats}",
+                file=self.stream,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._rich is not None:

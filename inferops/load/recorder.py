@@ -175,8 +175,14 @@ class Recorder:
             "latency": self.latency.encode() if self.latency.get_total_count() else b"",
             "service": self.service.encode() if self.service.get_total_count() else b"",
             "send_lag": self.send_lag.encode() if self.send_lag.get_total_count() else b"",
-            "counts": [self.requests, self.failures, self.sends, self.late, self.dropped,
-                       self.connection_errors],
+            "counts": [
+                self.requests,
+                self.failures,
+                self.sends,
+                self.late,
+                self.dropped,
+                self.connection_errors,
+            ],
             "last": [self.last_success, self.last_failure],
             "first": self.first_intended if math.isfinite(self.first_intended) else None,
             "seconds": seconds,
@@ -225,8 +231,10 @@ class Recorder:
         hist = {"latency": self.latency, "service": self.service, "send_lag": self.send_lag}[which]
         if hist.get_total_count() == 0:
             return {"p50": None, "p90": None, "p99": None, "p999": None, "max": None}
-        q = {name: hist.get_value_at_percentile(p) / 1000.0
-             for name, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9))}
+        q = {
+            name: hist.get_value_at_percentile(p) / 1000.0
+            for name, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9))
+        }
         q["max"] = hist.get_max_value() / 1000.0
         return q
 
@@ -259,15 +267,17 @@ class Recorder:
         for key in range(first, last + 1):
             sec = self.seconds.get(key) or _Second()
             p50, p99 = sec.quantiles()
-            rows.append({
-                "t": float(key),
-                "t_s": round(key - t0, 3),
-                "offered_qps": sec.offered,
-                "achieved_qps": sec.completed - sec.errors,
-                "p50_ms": None if p50 is None else round(p50, 3),
-                "p99_ms": None if p99 is None else round(p99, 3),
-                "errors": sec.errors,
-            })
+            rows.append(
+                {
+                    "t": float(key),
+                    "t_s": round(key - t0, 3),
+                    "offered_qps": sec.offered,
+                    "achieved_qps": sec.completed - sec.errors,
+                    "p50_ms": None if p50 is None else round(p50, 3),
+                    "p99_ms": None if p99 is None else round(p99, 3),
+                    "errors": sec.errors,
+                }
+            )
         return rows
 
 

@@ -27,8 +27,9 @@ import time
 class ProcessSampler:
     """Samples the host, and ``pid``'s CPU as the generator CPU, from a child process."""
 
-    def __init__(self, pid: int | None = None, interval: float = 1.0, *,
-                 node_exporter: str | None = None):
+    def __init__(
+        self, pid: int | None = None, interval: float = 1.0, *, node_exporter: str | None = None
+    ):
         self.pid = pid or os.getpid()
         self.node_exporter = node_exporter
         self.interval = interval
@@ -39,9 +40,18 @@ class ProcessSampler:
 
     def start(self) -> ProcessSampler:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "inferops.load.sampler_process", str(self.pid), self._path,
-             str(self.interval), *([self.node_exporter] if self.node_exporter else [])],
-            stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "inferops.load.sampler_process",
+                str(self.pid),
+                self._path,
+                str(self.interval),
+                *([self.node_exporter] if self.node_exporter else []),
+            ],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         return self
 
     def stop(self) -> None:
@@ -123,5 +133,9 @@ def _child(pid: int, path: str, interval: float, node_exporter: str | None = Non
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 1.0,
-           sys.argv[4] if len(sys.argv) > 4 else None)
+    _child(
+        int(sys.argv[1]),
+        sys.argv[2],
+        float(sys.argv[3]) if len(sys.argv) > 3 else 1.0,
+        sys.argv[4] if len(sys.argv) > 4 else None,
+    )

@@ -38,15 +38,28 @@ def window_throughputs(rows: list[dict], duration_s: float) -> list[float]:
     if len(measured) < 3:
         return []
     third = len(measured) // 3
-    parts = [measured[-3 * third:][i * third:(i + 1) * third] for i in range(3)]
+    parts = [measured[-3 * third :][i * third : (i + 1) * third] for i in range(3)]
     return [sum(r["achieved_qps"] for r in p) / len(p) for p in parts]
 
 
 def build(
-    *, recorder, target: str, protocol: str, model: str | None, mode: str,
-    started_at: float, duration_s: float, warmup_s: float, offered_qps: float | None,
-    host: dict, generator_cpu_pct_max: float | None, limits: dict, bound_ms: float | None,
-    rows: list[dict], partial: bool = False, reasons: list[str] | None = None,
+    *,
+    recorder,
+    target: str,
+    protocol: str,
+    model: str | None,
+    mode: str,
+    started_at: float,
+    duration_s: float,
+    warmup_s: float,
+    offered_qps: float | None,
+    host: dict,
+    generator_cpu_pct_max: float | None,
+    limits: dict,
+    bound_ms: float | None,
+    rows: list[dict],
+    partial: bool = False,
+    reasons: list[str] | None = None,
     max_inflight: int | None = None,
 ) -> dict:
     """The summary dict documented in docs/run-format.md."""
@@ -56,14 +69,18 @@ def build(
     if n < MIN_SAMPLES_P99:
         reasons.append(f"too few samples: {n} < {MIN_SAMPLES_P99} needed for a P99 claim")
     if late_pct is not None and late_pct > MAX_LATE_SENDS_PCT:
-        reasons.append(f"load generator limited: {late_pct:.2f} % late sends "
-                       f"(> {MAX_LATE_SENDS_PCT:g} %)")
+        reasons.append(
+            f"load generator limited: {late_pct:.2f} % late sends (> {MAX_LATE_SENDS_PCT:g} %)"
+        )
     if generator_cpu_pct_max is not None and generator_cpu_pct_max > MAX_GENERATOR_CPU_PCT:
-        reasons.append(f"load generator limited: its CPU reached {generator_cpu_pct_max:.0f} % "
-                       f"(> {MAX_GENERATOR_CPU_PCT:g} %)")
+        reasons.append(
+            f"load generator limited: its CPU reached {generator_cpu_pct_max:.0f} % "
+            f"(> {MAX_GENERATOR_CPU_PCT:g} %)"
+        )
     if recorder.dropped:
-        reasons.append(f"in-flight cap ({max_inflight}) reached: {recorder.dropped} arrivals "
-                       "not sent")
+        reasons.append(
+            f"in-flight cap ({max_inflight}) reached: {recorder.dropped} arrivals not sent"
+        )
     if partial and not any(r.startswith("partial") for r in reasons):
         reasons.append("partial run: interrupted before the end")
     valid = not reasons
@@ -144,12 +161,21 @@ def headline(summary: dict) -> str:
     def ms(v):
         return "-" if v is None else f"{v:.2f}"
 
-    verdict = ("PARTIAL" if summary.get("partial") else "INVALID" if not summary.get("valid")
-               else "PASS" if summary.get("passed") else "FAIL")
+    verdict = (
+        "PARTIAL"
+        if summary.get("partial")
+        else "INVALID"
+        if not summary.get("valid")
+        else "PASS"
+        if summary.get("passed")
+        else "FAIL"
+    )
     offered = summary.get("offered_qps")
-    return (f"{verdict}: {summary.get('requests', 0)} requests, "
-            f"{summary.get('achieved_qps') or 0:.1f} req/s achieved"
-            + (f" of {offered:.1f} offered" if offered else "")
-            + f", p50 {ms(lat.get('p50'))} ms, p99 {ms(lat.get('p99'))} ms, "
-            f"errors {summary.get('failures', 0)}, late sends "
-            f"{summary.get('late_sends_pct') if summary.get('late_sends_pct') is not None else '-'} %")
+    return (
+        f"{verdict}: {summary.get('requests', 0)} requests, "
+        f"{summary.get('achieved_qps') or 0:.1f} req/s achieved"
+        + (f" of {offered:.1f} offered" if offered else "")
+        + f", p50 {ms(lat.get('p50'))} ms, p99 {ms(lat.get('p99'))} ms, "
+        f"errors {summary.get('failures', 0)}, late sends "
+        f"{summary.get('late_sends_pct') if summary.get('late_sends_pct') is not None else '-'} %"
+    )

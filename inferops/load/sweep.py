@@ -24,8 +24,14 @@ class SearchResult:
     last_invalid: bool = False
 
 
-def search(run_step: Callable[[float], dict | None], *, start: float, ceiling: float = 1e6,
-           precision: float = 0.02, max_steps: int = 25) -> SearchResult:
+def search(
+    run_step: Callable[[float], dict | None],
+    *,
+    start: float,
+    ceiling: float = 1e6,
+    precision: float = 0.02,
+    max_steps: int = 25,
+) -> SearchResult:
     result = SearchResult()
     lo, hi = None, None
 
@@ -50,8 +56,9 @@ def search(run_step: Callable[[float], dict | None], *, start: float, ceiling: f
             if hi is not None:
                 break
             if rate >= ceiling:
-                result.notes.append(f"met the SLO at the ceiling {ceiling:g} req/s; "
-                                    "capacity is at least that")
+                result.notes.append(
+                    f"met the SLO at the ceiling {ceiling:g} req/s; capacity is at least that"
+                )
                 result.converged = True
                 return result
             rate = min(rate * 2, ceiling)
@@ -61,8 +68,9 @@ def search(run_step: Callable[[float], dict | None], *, start: float, ceiling: f
                 break
             if result.last_invalid:
                 # an invalid step says nothing about the target: going lower will not help
-                result.notes.append(f"the first step ({rate:g} req/s) was invalid; "
-                                    "no capacity can be claimed")
+                result.notes.append(
+                    f"the first step ({rate:g} req/s) was invalid; no capacity can be claimed"
+                )
                 return result
             rate = rate / 2
             if rate < start / 8:
@@ -85,6 +93,7 @@ def search(run_step: Callable[[float], dict | None], *, start: float, ceiling: f
         if lo is not None and hi is not None and (hi - lo) / hi <= precision:
             result.converged = True
     if not result.converged:
-        result.notes.append(f"stopped after {max_steps} steps before reaching "
-                            f"{precision:.0%} precision")
+        result.notes.append(
+            f"stopped after {max_steps} steps before reaching {precision:.0%} precision"
+        )
     return result

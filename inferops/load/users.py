@@ -74,8 +74,9 @@ class LoadConfig:
 
     def load_bodies(self) -> list[bytes]:
         if self.bodies is None:
-            self.bodies = load_bodies(self.target, self.protocol, self.model,
-                                      token=self.token, input_file=self.input_file)
+            self.bodies = load_bodies(
+                self.target, self.protocol, self.model, token=self.token, input_file=self.input_file
+            )
         return self.bodies
 
     def headers(self) -> dict:
@@ -114,8 +115,11 @@ class OpenLoopUser(User):
         from geventhttpclient import HTTPClient
 
         client = HTTPClient.from_url(
-            config.target, concurrency=config.max_inflight, connection_timeout=config.timeout_s,
-            network_timeout=config.timeout_s, headers=config.headers(),
+            config.target,
+            concurrency=config.max_inflight,
+            connection_timeout=config.timeout_s,
+            network_timeout=config.timeout_s,
+            headers=config.headers(),
         )
         bodies = itertools.cycle(config.load_bodies())
         path, fire = config.path, env.events.request.fire
@@ -128,6 +132,7 @@ class OpenLoopUser(User):
             # this user's share follows the master's spawn messages (workers may join late)
             users = max(1, int(getattr(options, "inferops_open_users", 1) or 1))
             return (config.rate or 0.0) * scenario.level(t) / users
+
         drained = False
 
         def one(intended: float, body: bytes) -> None:
@@ -144,9 +149,17 @@ class OpenLoopUser(User):
             except Exception as e:  # every failure is a failed request
                 exc = e
             done = time.time()
-            fire(request_type="POST", name=path, response_time=(done - intended) * 1000.0,
-                 response_length=length, response=None, exception=exc, start_time=sent,
-                 url=path, context={"intended": intended, "sent": sent, "done": done})
+            fire(
+                request_type="POST",
+                name=path,
+                response_time=(done - intended) * 1000.0,
+                response_length=length,
+                response=None,
+                exception=exc,
+                start_time=sent,
+                url=path,
+                context={"intended": intended, "sent": sent, "done": done},
+            )
 
         try:
             for offset in gaps(rate_at, kind=config.arrivals, seed=config.seed):
@@ -165,10 +178,17 @@ class OpenLoopUser(User):
                 if recorder is not None:
                     recorder.record_offered(intended)
                 if len(inflight) >= config.max_inflight:
-                    fire(request_type="POST", name=path, response_time=0.0, response_length=0,
-                         response=None, url=path, start_time=intended,
-                         exception=InFlightCapReached(f"{config.max_inflight} in flight"),
-                         context={"intended": intended, "dropped": True})
+                    fire(
+                        request_type="POST",
+                        name=path,
+                        response_time=0.0,
+                        response_length=0,
+                        response=None,
+                        url=path,
+                        start_time=intended,
+                        exception=InFlightCapReached(f"{config.max_inflight} in flight"),
+                        context={"intended": intended, "dropped": True},
+                    )
                     continue
                 inflight.spawn(one, intended, next(bodies))
             # schedule over: let what is in flight finish (its latency still counts)
@@ -199,9 +219,12 @@ class ClosedLoopUser(FastHttpUser):
 
     @task
     def infer(self):
-        with self.client.post(self._path, data=next(self._bodies), headers=self._headers,
-                              catch_response=True) as resp:
-            if resp.status_code and resp.status_code < 400 and b'"outputs"' not in (
-                resp.content or b""
+        with self.client.post(
+            self._path, data=next(self._bodies), headers=self._headers, catch_response=True
+        ) as resp:
+            if (
+                resp.status_code
+                and resp.status_code < 400
+                and b'"outputs"' not in (resp.content or b"")
             ):
                 resp.failure("reply has no outputs")

@@ -54,7 +54,11 @@ MIN_SAMPLES_P99 = 459
 
 
 def early_stopping(
-    samples: int, over_bound: int, bound_ms: float, *, percentile: float = 0.99,
+    samples: int,
+    over_bound: int,
+    bound_ms: float,
+    *,
+    percentile: float = 0.99,
     confidence: float = 0.99,
 ) -> dict:
     """The early-stopping verdict as stored in ``summary.json``."""

@@ -27,9 +27,13 @@ import random
 import sys
 import time
 
-META = {"name": "law", "versions": ["1"], "platform": "fake",
-        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
-        "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}]}
+META = {
+    "name": "law",
+    "versions": ["1"],
+    "platform": "fake",
+    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
+    "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}],
+}
 
 
 def p99_ms(law: str) -> float:
@@ -103,8 +107,11 @@ async def handle(reader, writer, law: Law, token: str | None) -> None:
             else:
                 status, out = 404, b'{"error":"not found"}'
             reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
-            writer.write(f"HTTP/1.1 {status} {reason[status]}\r\nContent-Type: application/json"
-                         f"\r\nContent-Length: {len(out)}\r\n\r\n".encode() + out)
+            writer.write(
+                f"HTTP/1.1 {status} {reason[status]}\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(out)}\r\n\r\n".encode()
+                + out
+            )
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
         pass
@@ -114,8 +121,9 @@ async def handle(reader, writer, law: Law, token: str | None) -> None:
 
 async def main_async(args) -> None:
     law = Law(args.law)
-    server = await asyncio.start_server(lambda r, w: handle(r, w, law, args.token),
-                                        "127.0.0.1", args.port, backlog=4096)
+    server = await asyncio.start_server(
+        lambda r, w: handle(r, w, law, args.token), "127.0.0.1", args.port, backlog=4096
+    )
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()

@@ -22,8 +22,9 @@ class LawServer:
             cmd += ["--token", token]
         if cpus:
             cmd = ["taskset", "-c", cpus, *cmd]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             self.stop()
@@ -64,5 +65,10 @@ def kill_group(proc: subprocess.Popen, timeout: float = 5.0) -> None:
 
 def run_bench(args: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess:
     """``inferops bench ARGS`` as a real subprocess."""
-    return subprocess.run([PY, "-m", "inferops", "bench", "--quiet", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [PY, "-m", "inferops", "bench", "--quiet", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

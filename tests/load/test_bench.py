@@ -40,9 +40,25 @@ def test_open_loop_p99_matches_ground_truth(law_server, tmp_path):
     law = "exp:4"  # exponential service, mean 4 ms: P99 = 4 ln 100 = 18.4 ms
     server = law_server(law)
     out = tmp_path / "run"
-    res = run_bench(["--target", server.url, "--model", "law", "--rate", "250",
-                     "--duration", "4s", "--warmup", "1s", "--out", str(out), *TOLERANT,
-                     "--thresholds", _thresholds(tmp_path, "p99_latency_ms = 200\n")])
+    res = run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--rate",
+            "250",
+            "--duration",
+            "4s",
+            "--warmup",
+            "1s",
+            "--out",
+            str(out),
+            *TOLERANT,
+            "--thresholds",
+            _thresholds(tmp_path, "p99_latency_ms = 200\n"),
+        ]
+    )
     assert res.returncode == 0, res.stderr
     s = _summary(out)
     truth = p99_ms(law)
@@ -53,8 +69,14 @@ def test_open_loop_p99_matches_ground_truth(law_server, tmp_path):
     assert s["valid"] and s["passed"] and s["early_stopping"]["ok"]
     assert read_hdr(out / "latency.hdr").get_total_count() == s["requests"]
     assert res.stdout.strip().splitlines()[-1] == f"run folder: {out}"
-    for name in ("manifest.json", "timeseries.csv", "service_time.hdr", "locust_stats.csv",
-                 "locust_stats_history.csv", "locust.html"):
+    for name in (
+        "manifest.json",
+        "timeseries.csv",
+        "service_time.hdr",
+        "locust_stats.csv",
+        "locust_stats_history.csv",
+        "locust.html",
+    ):
         assert (out / name).is_file(), name
     header = (out / "timeseries.csv").read_text().splitlines()[0]
     assert header.startswith("t_s,offered_qps,achieved_qps,p50_ms,p99_ms,errors,cpu_pct")
@@ -65,11 +87,40 @@ def test_open_loop_sees_stalls_closed_loop_hides_them(law_server, tmp_path):
     server = law_server(law)
     truth = p99_ms(law)
     open_out, closed_out = tmp_path / "open", tmp_path / "closed"
-    res = run_bench(["--target", server.url, "--model", "law", "--rate", "200",
-                     "--duration", "5s", "--warmup", "0.5s", "--out", str(open_out), *TOLERANT])
+    res = run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--rate",
+            "200",
+            "--duration",
+            "5s",
+            "--warmup",
+            "0.5s",
+            "--out",
+            str(open_out),
+            *TOLERANT,
+        ]
+    )
     assert res.returncode in (0, 1), res.stderr
-    res = run_bench(["--target", server.url, "--model", "law", "--users", "2",
-                     "--duration", "5s", "--warmup", "0.5s", "--out", str(closed_out)])
+    res = run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--users",
+            "2",
+            "--duration",
+            "5s",
+            "--warmup",
+            "0.5s",
+            "--out",
+            str(closed_out),
+        ]
+    )
     assert res.returncode in (0, 1, 3), res.stderr
     open_p99 = _summary(open_out)["latency_ms"]["p99"]
     closed = _summary(closed_out)
@@ -82,22 +133,28 @@ def test_open_loop_sees_stalls_closed_loop_hides_them(law_server, tmp_path):
 
 def test_exit_codes(law_server, tmp_path):
     server = law_server("fixed:2")
-    common = ["--target", server.url, "--model", "law", "--duration", "2s", "--warmup", "0.5s",
-              *TOLERANT]
+    common = [
+        "--target",
+        server.url,
+        "--model",
+        "law",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0.5s",
+        *TOLERANT,
+    ]
     ok = _thresholds(tmp_path, "p99_latency_ms = 500\nmax_error_rate = 0.01\n")
-    res = run_bench([*common, "--rate", "300", "--out", str(tmp_path / "a"),
-                     "--thresholds", ok])
+    res = run_bench([*common, "--rate", "300", "--out", str(tmp_path / "a"), "--thresholds", ok])
     assert res.returncode == 0, res.stderr
     # P99 limit 1 ms against a 2 ms server: breach (1), and named
     tight = _thresholds(tmp_path, "p99_latency_ms = 1\n")
-    res = run_bench([*common, "--rate", "300", "--out", str(tmp_path / "b"),
-                     "--thresholds", tight])
+    res = run_bench([*common, "--rate", "300", "--out", str(tmp_path / "b"), "--thresholds", tight])
     assert res.returncode == 1, res.stderr
     assert "breach: p99_latency_ms" in res.stderr
     assert _summary(tmp_path / "b")["passed"] is False
     # too few samples for a P99 claim: invalid (3)
-    res = run_bench([*common, "--rate", "20", "--out", str(tmp_path / "c"),
-                     "--thresholds", ok])
+    res = run_bench([*common, "--rate", "20", "--out", str(tmp_path / "c"), "--thresholds", ok])
     assert res.returncode == 3
     assert "too few samples" in res.stderr
     assert _summary(tmp_path / "c")["valid"] is False
@@ -115,8 +172,10 @@ def test_usage_errors_exit_2_and_write_nothing(tmp_path):
         (["--rate", "10", "--protocol", "grpc"], "--protocol"),
     ]
     for extra, needle in cases:
-        res = run_bench(["--target", "http://127.0.0.1:9", "--model", "m", "--out", str(out),
-                         *extra], timeout=60)
+        res = run_bench(
+            ["--target", "http://127.0.0.1:9", "--model", "m", "--out", str(out), *extra],
+            timeout=60,
+        )
         assert res.returncode == 2, (extra, res.stderr)
         assert needle in res.stderr, (extra, res.stderr)
         assert len(res.stderr.strip().splitlines()) <= 2, res.stderr
@@ -132,8 +191,20 @@ def test_unreachable_target_is_invalid(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "dead"
-    res = run_bench(["--target", f"http://127.0.0.1:{port}", "--model", "law", "--rate", "10",
-                     "--duration", "1s", "--out", str(out)])
+    res = run_bench(
+        [
+            "--target",
+            f"http://127.0.0.1:{port}",
+            "--model",
+            "law",
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--out",
+            str(out),
+        ]
+    )
     assert res.returncode == 3
     s = _summary(out)
     assert s["partial"] is True and s["valid"] is False
@@ -141,9 +212,14 @@ def test_unreachable_target_is_invalid(tmp_path):
 
 
 def _start_bench(args):
-    return subprocess.Popen([PY, "-m", "inferops", "bench", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [PY, "-m", "inferops", "bench", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_progress(proc, timeout=30):
@@ -158,8 +234,22 @@ def _wait_for_progress(proc, timeout=30):
 def test_sigint_leaves_a_partial_folder(law_server, tmp_path):
     server = law_server("fixed:1")
     out = tmp_path / "int"
-    proc = _start_bench(["--target", server.url, "--model", "law", "--rate", "100",
-                         "--duration", "60s", "--warmup", "0s", "--out", str(out)])
+    proc = _start_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--rate",
+            "100",
+            "--duration",
+            "60s",
+            "--warmup",
+            "0s",
+            "--out",
+            str(out),
+        ]
+    )
     try:
         _wait_for_progress(proc)
         time.sleep(1.0)
@@ -180,8 +270,22 @@ def test_sigint_leaves_a_partial_folder(law_server, tmp_path):
 def test_server_dying_mid_run_leaves_a_partial_folder(tmp_path):
     server = LawServer("fixed:1")
     out = tmp_path / "died"
-    proc = _start_bench(["--target", server.url, "--model", "law", "--rate", "100",
-                         "--duration", "60s", "--warmup", "0s", "--out", str(out)])
+    proc = _start_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--rate",
+            "100",
+            "--duration",
+            "60s",
+            "--warmup",
+            "0s",
+            "--out",
+            str(out),
+        ]
+    )
     try:
         _wait_for_progress(proc)
         time.sleep(1.0)
@@ -200,11 +304,31 @@ def test_sweep_finds_a_known_capacity(law_server, tmp_path):
     server = law_server("serial:3")  # one at a time, 3 ms each: at most 333 req/s
     capacity = 1000 / 3
     out = tmp_path / "sweep"
-    res = run_bench(["--target", server.url, "--model", "law", "--sweep", "--slo-p99-ms", "60",
-                     "--sweep-start", "100", "--sweep-precision", "0.05", "--duration", "2s",
-                     "--warmup", "0.5s", "--out", str(out), *TOLERANT,
-                     "--thresholds", _thresholds(tmp_path, "max_error_rate = 0.01\n")],
-                    timeout=240)
+    res = run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--sweep",
+            "--slo-p99-ms",
+            "60",
+            "--sweep-start",
+            "100",
+            "--sweep-precision",
+            "0.05",
+            "--duration",
+            "2s",
+            "--warmup",
+            "0.5s",
+            "--out",
+            str(out),
+            *TOLERANT,
+            "--thresholds",
+            _thresholds(tmp_path, "max_error_rate = 0.01\n"),
+        ],
+        timeout=240,
+    )
     assert res.returncode == 0, res.stderr
     s = _summary(out)
     slo = s["slo"]
@@ -221,8 +345,18 @@ def test_sweep_finds_a_known_capacity(law_server, tmp_path):
 
 def test_bearer_token(law_server, tmp_path):
     server = law_server("fixed:1", token="s3cret")
-    common = ["--target", server.url, "--model", "law", "--rate", "50", "--duration", "1s",
-              "--warmup", "0s"]
+    common = [
+        "--target",
+        server.url,
+        "--model",
+        "law",
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+    ]
     res = run_bench([*common, "--out", str(tmp_path / "no")])
     assert res.returncode == 2 and "--token" in res.stderr
     assert not (tmp_path / "no").exists()
@@ -234,9 +368,28 @@ def test_bearer_token(law_server, tmp_path):
 def test_step_scenario_shapes_the_offered_rate(law_server, tmp_path):
     server = law_server("fixed:1")
     out = tmp_path / "step"
-    run_bench(["--target", server.url, "--model", "law", "--rate", "300", "--scenario", "step",
-               "--steps", "2", "--arrivals", "constant", "--duration", "4s", "--warmup", "0s",
-               "--out", str(out)])
+    run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--rate",
+            "300",
+            "--scenario",
+            "step",
+            "--steps",
+            "2",
+            "--arrivals",
+            "constant",
+            "--duration",
+            "4s",
+            "--warmup",
+            "0s",
+            "--out",
+            str(out),
+        ]
+    )
     import csv
 
     with open(out / "timeseries.csv", newline="") as fh:
@@ -253,8 +406,22 @@ def test_saturated_generator_is_invalid(law_server, tmp_path):
     server = law_server("fixed:0")
     out = tmp_path / "flood"
     # far beyond what one Python process can send: late sends and a busy CPU
-    res = run_bench(["--target", server.url, "--model", "law", "--rate", "30000",
-                     "--duration", "1.5s", "--warmup", "0s", "--out", str(out)])
+    res = run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--rate",
+            "30000",
+            "--duration",
+            "1.5s",
+            "--warmup",
+            "0s",
+            "--out",
+            str(out),
+        ]
+    )
     assert res.returncode == 3
     s = _summary(out)
     assert s["valid"] is False and s["late_sends_pct"] > 1
@@ -264,9 +431,25 @@ def test_saturated_generator_is_invalid(law_server, tmp_path):
 def test_inflight_cap_invalidates(law_server, tmp_path):
     server = law_server("stall:1000:500:1")
     out = tmp_path / "cap"
-    res = run_bench(["--target", server.url, "--model", "law", "--rate", "200",
-                     "--max-inflight", "5", "--duration", "1.5s", "--warmup", "0s",
-                     "--out", str(out), *TOLERANT])
+    res = run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--rate",
+            "200",
+            "--max-inflight",
+            "5",
+            "--duration",
+            "1.5s",
+            "--warmup",
+            "0s",
+            "--out",
+            str(out),
+            *TOLERANT,
+        ]
+    )
     assert res.returncode == 3
     s = _summary(out)
     assert s["dropped"] > 0
@@ -281,7 +464,10 @@ def test_host_metrics_from_the_targets_node_exporter(law_server, tmp_path):
         port = s.getsockname()[1]
     exporter = subprocess.Popen(
         ["prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     server = law_server("fixed:1")
     try:
         url = f"http://127.0.0.1:{port}"
@@ -295,9 +481,24 @@ def test_host_metrics_from_the_targets_node_exporter(law_server, tmp_path):
             except OSError:
                 time.sleep(0.1)
         out = tmp_path / "ne"
-        res = run_bench(["--target", server.url, "--model", "law", "--rate", "100",
-                         "--duration", "3s", "--warmup", "0s", "--out", str(out),
-                         "--node-exporter", url])
+        res = run_bench(
+            [
+                "--target",
+                server.url,
+                "--model",
+                "law",
+                "--rate",
+                "100",
+                "--duration",
+                "3s",
+                "--warmup",
+                "0s",
+                "--out",
+                str(out),
+                "--node-exporter",
+                url,
+            ]
+        )
         assert res.returncode in (0, 1, 3), res.stderr
         s = _summary(out)
         assert s["host"]["cpu_pct_max"] is not None and s["host"]["memory_pct_max"] > 0
@@ -306,7 +507,19 @@ def test_host_metrics_from_the_targets_node_exporter(law_server, tmp_path):
     finally:
         kill_group(exporter)
     # a dead exporter address is a usage error before any load
-    res = run_bench(["--target", server.url, "--model", "law", "--rate", "10",
-                     "--out", str(tmp_path / "x"), "--node-exporter", url])
+    res = run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--rate",
+            "10",
+            "--out",
+            str(tmp_path / "x"),
+            "--node-exporter",
+            url,
+        ]
+    )
     assert res.returncode == 2 and "--node-exporter" in res.stderr
     assert not (tmp_path / "x").exists()

@@ -17,8 +17,13 @@ LOCUST = str(ROOT / ".venv" / "bin" / "locust")
 
 
 def _locust(args, timeout=90):
-    return subprocess.run([LOCUST, "-f", str(ROOT / "loadtests"), "--headless", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [LOCUST, "-f", str(ROOT / "loadtests"), "--headless", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _aggregated_requests(folder) -> int:
@@ -30,9 +35,26 @@ def _aggregated_requests(folder) -> int:
 def test_processes_merge_every_workers_histogram(law_server, tmp_path):
     server = law_server("fixed:2")
     out = tmp_path / "workers"
-    res = _locust(["-H", server.url, "--model", "law", "--arrival-rate", "200", "-t", "4s",
-                   "--processes", "2", "--run-folder", str(out), "--late-tolerance-ms", "20",
-                   "--slo-p99-ms", "500"])
+    res = _locust(
+        [
+            "-H",
+            server.url,
+            "--model",
+            "law",
+            "--arrival-rate",
+            "200",
+            "-t",
+            "4s",
+            "--processes",
+            "2",
+            "--run-folder",
+            str(out),
+            "--late-tolerance-ms",
+            "20",
+            "--slo-p99-ms",
+            "500",
+        ]
+    )
     s = json.loads((out / "summary.json").read_text())
     assert res.returncode == 0, res.stderr[-2000:]
     # the master's merged histogram holds exactly the sum of what both workers
@@ -57,10 +79,30 @@ def mlp_server():
 @pytest.mark.parametrize("protocol", ["v2", "predict"])
 def test_bench_against_the_reference_server(mlp_server, tmp_path, protocol):
     out = tmp_path / protocol
-    res = run_bench(["--target", mlp_server.url, "--model", "mlp", "--protocol", protocol,
-                     "--rate", "200", "--duration", "3s", "--warmup", "0.5s",
-                     "--out", str(out), "--late-tolerance-ms", "20", "--profile", "e2e",
-                     "--thresholds", str(ROOT / "tests/load/e2e_thresholds.toml")])
+    res = run_bench(
+        [
+            "--target",
+            mlp_server.url,
+            "--model",
+            "mlp",
+            "--protocol",
+            protocol,
+            "--rate",
+            "200",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0.5s",
+            "--out",
+            str(out),
+            "--late-tolerance-ms",
+            "20",
+            "--profile",
+            "e2e",
+            "--thresholds",
+            str(ROOT / "tests/load/e2e_thresholds.toml"),
+        ]
+    )
     assert res.returncode == 0, res.stderr
     s = json.loads((out / "summary.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
@@ -71,17 +113,46 @@ def test_bench_against_the_reference_server(mlp_server, tmp_path, protocol):
 
 def test_locust_headless_against_the_reference_server(mlp_server, tmp_path):
     out = tmp_path / "locust"
-    res = _locust(["-H", mlp_server.url, "--model", "mlp", "--arrival-rate", "200", "-t", "3s",
-                   "--run-folder", str(out), "--late-tolerance-ms", "20",
-                   "--thresholds", str(ROOT / "tests/load/e2e_thresholds.toml")])
+    res = _locust(
+        [
+            "-H",
+            mlp_server.url,
+            "--model",
+            "mlp",
+            "--arrival-rate",
+            "200",
+            "-t",
+            "3s",
+            "--run-folder",
+            str(out),
+            "--late-tolerance-ms",
+            "20",
+            "--thresholds",
+            str(ROOT / "tests/load/e2e_thresholds.toml"),
+        ]
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     s = json.loads((out / "summary.json").read_text())
     assert s["failures"] == 0 and s["passed"]
     # a threshold the server cannot meet turns Locust's exit code into 1
     tight = tmp_path / "tight.toml"
     tight.write_text("p99_latency_ms = 0.001\n")
-    res = _locust(["-H", mlp_server.url, "--model", "mlp", "--arrival-rate", "200", "-t", "3s",
-                   "--late-tolerance-ms", "20", "--thresholds", str(tight)])
+    res = _locust(
+        [
+            "-H",
+            mlp_server.url,
+            "--model",
+            "mlp",
+            "--arrival-rate",
+            "200",
+            "-t",
+            "3s",
+            "--late-tolerance-ms",
+            "20",
+            "--thresholds",
+            str(tight),
+        ]
+    )
     assert res.returncode == 1, res.stderr[-2000:]
 
 
@@ -98,11 +169,34 @@ def test_web_ui_mode_runs_the_same_scenario(law_server, tmp_path):
         port = s.getsockname()[1]
     out = tmp_path / "ui"
     proc = subprocess.Popen(
-        [LOCUST, "-f", str(ROOT / "loadtests"), "-H", server.url, "--model", "law",
-         "--arrival-rate", "100", "-t", "3s", "--autostart", "--autoquit", "0",
-         "--web-host", "127.0.0.1", "--web-port", str(port), "--run-folder", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        [
+            LOCUST,
+            "-f",
+            str(ROOT / "loadtests"),
+            "-H",
+            server.url,
+            "--model",
+            "law",
+            "--arrival-rate",
+            "100",
+            "-t",
+            "3s",
+            "--autostart",
+            "--autoquit",
+            "0",
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(port),
+            "--run-folder",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         page = b""
         deadline = time.time() + 20

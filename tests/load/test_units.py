@@ -89,7 +89,8 @@ def test_recorder_merge_equals_one_recorder():
     assert master.latency.get_total_count() == 3000
     assert master.quantiles_ms() == whole.quantiles_ms()
     assert [r["achieved_qps"] for r in master.rows(2000)] == [
-        r["achieved_qps"] for r in whole.rows(2000)]
+        r["achieved_qps"] for r in whole.rows(2000)
+    ]
 
 
 def test_recorder_window_excludes_warmup():
@@ -169,7 +170,7 @@ def test_payload_files(tmp_path):
 
 def test_min_samples_matches_binomial():
     assert validity.max_over_allowed(validity.min_samples()) == 0
-    assert math.isclose(0.99 ** 459, 0.0099, rel_tol=0.01)
+    assert math.isclose(0.99**459, 0.0099, rel_tol=0.01)
 
 
 def test_search_does_not_halve_below_an_invalid_first_step():
