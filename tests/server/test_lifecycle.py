@@ -62,7 +62,7 @@ def test_concurrent_requests_are_merged_and_each_caller_gets_its_rows(model_dir,
         for i, n in enumerate(rows)
     ]
     with ServerProcess(
-        model_dir / "mlp.onnx", max_batch_size=16, max_queue_delay_ms=400, env=cache_env
+        model_dir / "mlp.onnx", max_batch_size=16, max_queue_delay_ms=1000, env=cache_env
     ) as server:
         responses = _concurrently(_infer_model, [(server.url, "mlp", x) for x in xs])
         metrics = httpx.get(server.url + "/metrics").text
@@ -126,7 +126,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(model_dir, cache_env):
     reference = _reference(model_dir, "mlp")
     xs = [np.full((1, 64), i / 10, np.float32) for i in range(10)]
     server = ServerProcess(
-        model_dir / "mlp.onnx", max_batch_size=64, max_queue_delay_ms=1500, env=cache_env
+        model_dir / "mlp.onnx", max_batch_size=64, max_queue_delay_ms=3000, env=cache_env
     ).start()
     try:
         with ThreadPoolExecutor(len(xs)) as pool:
