@@ -183,5 +183,7 @@ def load(path: Path, backend: str = "onnxruntime", threads: int | None = None):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    # OpenVINO prefixes its message with "Exception from <file>:<line>:" lines; skip those.
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith("Exception from ")]
+    return ((useful or lines or [type(exc).__name__])[0])[:200]
