@@ -99,6 +99,7 @@ def _child(pid: int, path: str, interval: float, node_exporter: str | None = Non
     from inferops.load.hostmetrics import HostSampler, NodeExporterSampler
 
     stop = {"now": False}
+    parent = os.getppid()
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     local = HostSampler(interval, gpu=node_exporter is None, process_pid=pid)
     local.start()
@@ -120,6 +121,10 @@ def _child(pid: int, path: str, interval: float, node_exporter: str | None = Non
     with open(path, "a", encoding="utf-8") as fh:
         while not stop["now"]:
             time.sleep(min(0.2, interval / 2))
+            if os.getppid() != parent:  # the generator died without stopping us
+                fh.close()
+                os.unlink(path)
+                return
             new = rows()[written:]
             for s in new:
                 fh.write(json.dumps(s) + "\n")

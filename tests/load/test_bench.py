@@ -523,3 +523,22 @@ def test_host_metrics_from_the_targets_node_exporter(law_server, tmp_path):
     )
     assert res.returncode == 2 and "--node-exporter" in res.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_host_sampler_child_never_outlives_the_generator(tmp_path):
+    script = tmp_path / "gen.py"
+    script.write_text(
+        "import os, time\n"
+        "from inferops.load.sampler_process import ProcessSampler\n"
+        "s = ProcessSampler(os.getpid()).start()\n"
+        "print(s._proc.pid, s._path, flush=True)\n"
+        "time.sleep(1.2)\n"
+        "os._exit(0)  # killed without stop()\n"
+    )
+    out = subprocess.run([PY, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    pid, path = out.stdout.split()
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}"), "sampler child still running"
+    assert not os.path.exists(path)
