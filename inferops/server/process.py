@@ -11,6 +11,7 @@ waits for ``/v2/health/ready`` to answer 200.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,6 +65,8 @@ class ServerProcess:
         self._logdir = Path(tempfile.mkdtemp(prefix="inferops-serve-"))
         self.stdout_path = self._logdir / "stdout.log"
         self.stderr_path = self._logdir / "stderr.log"
+        self._stdout: str | None = None
+        self._stderr: str | None = None
 
     @property
     def url(self) -> str:
@@ -106,6 +109,8 @@ class ServerProcess:
         """Launch and wait until ready; raise RuntimeError with the stderr tail if it dies."""
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        self._logdir.mkdir(exist_ok=True)
+        self._stdout = self._stderr = None
         if self.token is not None:
             env["INFEROPS_TOKEN"] = self.token
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
@@ -121,6 +126,7 @@ class ServerProcess:
         while True:
             code = self.proc.poll()
             if code is not None:
+                self._collect_logs()
                 raise RuntimeError(
                     f"inferops serve exited with {code} before it was ready:\n{self.stderr_tail()}"
                 )
@@ -158,15 +164,25 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
             self.proc.wait(10)
+        self._collect_logs()
         return self.proc.returncode
 
+    def _collect_logs(self) -> None:
+        # Keep the output in memory and remove the temp folder, so runs leave nothing behind.
+        self._stdout, self._stderr = self._read(self.stdout_path), self._read(self.stderr_path)
+        shutil.rmtree(self._logdir, ignore_errors=True)
+
+    @staticmethod
+    def _read(path: Path) -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def stdout_text(self) -> str:
-        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+        """Everything the server printed on stdout so far (also after ``stop``)."""
+        return self._stdout if self._stdout is not None else self._read(self.stdout_path)
 
     def stderr_tail(self, lines: int = 30) -> str:
-        if not self.stderr_path.exists():
-            return ""
-        return "\n".join(self.stderr_path.read_text(errors="replace").splitlines()[-lines:])
+        text = self._stderr if self._stderr is not None else self._read(self.stderr_path)
+        return "\n".join(text.splitlines()[-lines:])
 
     def __enter__(self) -> ServerProcess:
         if self.proc is None:

@@ -230,3 +230,11 @@ def test_exposure_and_token_rules():
     assert resolve_token(None, None, {}) is None
     with pytest.raises(UsageError, match="not both"):
         resolve_token("a", Path("/x"), {})
+
+
+def test_server_process_reports_an_early_death_and_cleans_up(tmp_path, cache_env):
+    server = ServerProcess(tmp_path / "missing.onnx", env=cache_env)
+    with pytest.raises(RuntimeError, match="exited with 2 before it was ready"):
+        server.start()
+    assert "no such file" in server.stderr_tail()
+    assert not server.stdout_path.parent.exists()  # its temp log folder is gone
