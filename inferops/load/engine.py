@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import os
 import signal
 import time
@@ -268,7 +269,8 @@ def measure(spec: RunSpec, folder) -> dict:
     stats_reset = False
     last_tick = 0
     try:
-        runner.start(spec.users or 1, spawn_rate=max(1, spec.users or 1))
+        users_now = _closed_users(spec, 0.0)
+        runner.start(users_now, spawn_rate=max(1, users_now))
         while True:
             now = time.time()
             if now >= recorder.window_end or stop.reason:
@@ -285,6 +287,9 @@ def measure(spec: RunSpec, folder) -> dict:
                 break
             if int(now) != last_tick:  # percentiles cost ~0.5 ms: once a second is plenty
                 last_tick = int(now)
+                if spec.users and _closed_users(spec, now - t0) != users_now:
+                    users_now = _closed_users(spec, now - t0)  # closed-loop scenario
+                    runner.start(users_now, spawn_rate=max(1, users_now))
                 p99 = recorder.recent_p99_ms()
                 progress.update(
                     now - t0,
@@ -320,6 +325,13 @@ def measure(spec: RunSpec, folder) -> dict:
         samples, recorder.window_start, recorder.window_start + duration, sampler.peaks()
     )
     return finish(env, rows=rows, host=host, gen_cpu=gen_cpu, duration=duration)
+
+
+def _closed_users(spec: RunSpec, t: float) -> int:
+    """Closed loop: the scenario scales the user count (open loop: one scheduler)."""
+    if not spec.users:
+        return 1
+    return max(1, math.ceil(spec.users * spec.config.scenario.level(t)))
 
 
 def _generator_limited(summary: dict) -> bool:
