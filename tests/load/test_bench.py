@@ -542,3 +542,17 @@ def test_host_sampler_child_never_outlives_the_generator(tmp_path):
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{pid}"), "sampler child still running"
     assert not os.path.exists(path)
+
+
+def test_step_scenario_scales_closed_loop_users(law_server, tmp_path):
+    import csv
+
+    server = law_server("fixed:2")
+    out = tmp_path / "closed-step"
+    run_bench(
+        ["--target", server.url, "--model", "law", "--users", "4", "--scenario", "step",
+         "--steps", "2", "--duration", "4s", "--warmup", "0s", "--out", str(out)]
+    )  # fmt: skip
+    with open(out / "locust_stats_history.csv", newline="") as fh:
+        counts = {int(r["User Count"]) for r in csv.DictReader(fh)}
+    assert {2, 4} <= counts  # half the users on the first plateau, all on the second
