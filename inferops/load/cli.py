@@ -119,9 +119,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--late-tolerance-ms",
         type=float,
-        default=1.0,
+        default=None,
         metavar="MS",
-        help="a send this late after its intended time counts as late (default 1)",
+        help="a send this late after its intended time counts as late "
+        "(default 5%% of the P99 bound, at least 1 ms)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -131,6 +132,7 @@ def _spec(args):
     from inferops.load.arrivals import Scenario
     from inferops.load.engine import RunSpec
     from inferops.load.users import LoadConfig
+    from inferops.load.validity import default_late_tolerance_s
     from inferops.units import parse_duration
 
     if not args.target.startswith(("http://", "https://")):
@@ -151,7 +153,7 @@ def _spec(args):
         raise UsageError(f"--users must be >= 1, got {args.users}")
     if args.slo_p99_ms is not None and not args.slo_p99_ms > 0:
         raise UsageError(f"--slo-p99-ms must be > 0, got {args.slo_p99_ms:g}")
-    if not args.late_tolerance_ms > 0:
+    if args.late_tolerance_ms is not None and not args.late_tolerance_ms > 0:
         raise UsageError(f"--late-tolerance-ms must be > 0, got {args.late_tolerance_ms:g}")
     if args.max_inflight < 1:
         raise UsageError(f"--max-inflight must be >= 1, got {args.max_inflight}")
@@ -185,7 +187,11 @@ def _spec(args):
         max_inflight=args.max_inflight,
         timeout_s=timeout,
         seed=args.seed,
-        late_tolerance_s=args.late_tolerance_ms / 1000.0,
+        late_tolerance_s=(
+            args.late_tolerance_ms / 1000.0
+            if args.late_tolerance_ms is not None
+            else default_late_tolerance_s(args.slo_p99_ms or limits.get("p99_latency_ms"))
+        ),
     )
     if args.input_file:
         from inferops.load.payloads import bodies_from_file

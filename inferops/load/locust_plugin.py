@@ -77,8 +77,9 @@ def add_options(parser) -> None:
     g.add_argument(
         "--late-tolerance-ms",
         type=float,
-        default=1.0,
-        help="sends later than this after their intended time count as late",
+        default=None,
+        help="sends later than this after their intended time count as late "
+        "(default 5%% of the P99 bound, at least 1 ms)",
     )
     g.add_argument(
         "--run-folder",
@@ -110,8 +111,25 @@ def config_from_options(environment):
             spike_factor=getattr(o, "spike_factor", 5.0),
         ),
         max_inflight=getattr(o, "max_inflight", 10_000),
-        late_tolerance_s=(getattr(o, "late_tolerance_ms", 1.0) or 1.0) / 1000.0,
+        late_tolerance_s=_late_tolerance_s(o),
     )
+
+
+def _late_tolerance_s(o) -> float:
+    from inferops import thresholds
+    from inferops.exitcodes import UsageError
+    from inferops.load.validity import default_late_tolerance_s
+
+    given = getattr(o, "late_tolerance_ms", None)
+    if given:
+        return given / 1000.0
+    bound = getattr(o, "slo_p99_ms", None)
+    if not bound and getattr(o, "thresholds", ""):
+        try:
+            bound = thresholds.load(o.thresholds).get("p99_latency_ms")
+        except UsageError:
+            bound = None  # the gate reports the bad file itself (exit 2)
+    return default_late_tolerance_s(bound)
 
 
 class _State:

@@ -70,7 +70,8 @@ def build(
         reasons.append(f"too few samples: {n} < {MIN_SAMPLES_P99} needed for a P99 claim")
     if late_pct is not None and late_pct > MAX_LATE_SENDS_PCT:
         reasons.append(
-            f"load generator limited: {late_pct:.2f} % late sends (> {MAX_LATE_SENDS_PCT:g} %)"
+            f"load generator limited: {late_pct:.2f} % late sends "
+            f"(> {recorder.late_tolerance_s * 1000:g} ms late; limit {MAX_LATE_SENDS_PCT:g} %)"
         )
     if generator_cpu_pct_max is not None and generator_cpu_pct_max > MAX_GENERATOR_CPU_PCT:
         reasons.append(
@@ -134,6 +135,7 @@ def build(
         "latency_ms": latency,
         "service_time_ms": service,
         "late_sends_pct": _r(late_pct),
+        "late_tolerance_ms": _r(recorder.late_tolerance_s * 1000.0),
         "send_lag_ms": {k: _r(v) for k, v in recorder.quantiles_ms("send_lag").items()},
         "dropped": recorder.dropped,
         "generator_cpu_pct_max": _r(generator_cpu_pct_max, 1),

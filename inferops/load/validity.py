@@ -14,8 +14,24 @@ from functools import lru_cache
 #: generator limits beyond which the load generator, not the target, is measured
 MAX_LATE_SENDS_PCT = 1.0
 MAX_GENERATOR_CPU_PCT = 90.0
-#: a send is "late" when it leaves this long after its intended time
+#: a send is "late" when it leaves this long after its intended time (floor)
 LATE_TOLERANCE_S = 0.001
+#: default lateness budget, as a share of the P99 bound the run is judged by
+LATE_TOLERANCE_SHARE_OF_BOUND = 0.05
+
+
+def default_late_tolerance_s(bound_ms: float | None) -> float:
+    """How late a send may leave before it counts as late, when the user did not say.
+
+    A late send adds its lag to the CO-corrected latency, so what matters is
+    the lag *relative to the latency bound being proven*: 5 % of the P99 bound,
+    and never less than 1 ms. A 1 ms rule for a 100 ms SLO would flag ordinary
+    event-loop jitter of a Python generator as "generator limited" while it
+    moves the measured P99 by at most 1-3 %.
+    """
+    if not bound_ms or bound_ms <= 0:
+        return LATE_TOLERANCE_S
+    return max(LATE_TOLERANCE_S, bound_ms / 1000.0 * LATE_TOLERANCE_SHARE_OF_BOUND)
 
 
 @lru_cache(maxsize=4096)

@@ -148,7 +148,7 @@ def load_run(path: str | Path) -> Run:
             raise UsageError(f"{summary_path}: slo.steps[{i}].dir {rel!r} leaves the run folder")
         if not step_path.exists():
             raise UsageError(f"{summary_path}: slo.steps[{i}] names {rel}, which is missing")
-        steps.append(load_run(step_path))
+        steps.append(load_run(path / rel))  # keep the caller's (maybe relative) form
     return Run(path, summary, manifest, timeseries, latency, service_time, steps, notes)
 
 

@@ -187,3 +187,26 @@ def test_search_does_not_halve_below_an_invalid_first_step():
     calls.clear()
     result = sweep.search(lambda r: calls.append(r) or {"ok": False, "valid": True}, start=80)
     assert calls == [80, 40, 20, 10]
+
+
+@pytest.mark.parametrize(
+    "bound_ms,expected_s",
+    [(None, 0.001), (0, 0.001), (10, 0.001), (100, 0.005), (500, 0.025)],
+)
+def test_default_late_tolerance_is_share_of_bound(bound_ms, expected_s):
+    from inferops.load.validity import default_late_tolerance_s
+
+    assert default_late_tolerance_s(bound_ms) == pytest.approx(expected_s)
+
+
+def test_bench_late_tolerance_default_and_override():
+    from inferops.cli import build_parser
+    from inferops.load import cli
+
+    base = ["bench", "--target", "http://127.0.0.1:9", "--model", "m", "--rate", "5"]
+    spec = cli._spec(build_parser().parse_args([*base, "--slo-p99-ms", "200"]))
+    assert spec.config.late_tolerance_s == pytest.approx(0.010)
+    spec = cli._spec(build_parser().parse_args([*base, "--late-tolerance-ms", "3"]))
+    assert spec.config.late_tolerance_s == pytest.approx(0.003)
+    with pytest.raises(UsageError, match="--late-tolerance-ms must be > 0"):
+        cli._spec(build_parser().parse_args([*base, "--late-tolerance-ms", "0"]))

@@ -281,6 +281,16 @@ def test_cli_writes_and_says_where(sweeps, tmp_path):
     assert _only_expected_files(out.parent, ["r.html"])  # no temp files left
 
 
+def test_cli_sizes_from_relative_run_paths(make_sweep, tmp_path):
+    # `make demo` passes run folders relative to the repo: sizing reads the steps' histograms
+    make_sweep("cpu-rel", steps_qps=[20, 40, 80])
+    res = _cli("cpu-rel", "--out", "r.html", "--target-qps", 100, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    facts = parse((tmp_path / "r.html").read_text())
+    assert "sizing" in facts.sections
+    assert "steps/00/service_time.hdr" in (tmp_path / "r.html").read_text()
+
+
 def test_summary_max_qps_agrees_with_recorded(sweeps):
     # the synthetic sweep records slo.max_qps itself; the report's recomputation agrees
     for name, path in sweeps.items():
