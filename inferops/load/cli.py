@@ -127,12 +127,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
 
+def late_tolerance_s(args, limits: dict) -> float:
+    """``--late-tolerance-ms``, else 5 % of the P99 bound in force (at least 1 ms)."""
+    from inferops.load.validity import default_late_tolerance_s
+
+    if args.late_tolerance_ms is not None:
+        if not args.late_tolerance_ms > 0:
+            raise UsageError(f"--late-tolerance-ms must be > 0, got {args.late_tolerance_ms:g}")
+        return args.late_tolerance_ms / 1000.0
+    return default_late_tolerance_s(args.slo_p99_ms or limits.get("p99_latency_ms"))
+
+
 def _spec(args):
     from inferops import thresholds
     from inferops.load.arrivals import Scenario
     from inferops.load.engine import RunSpec
     from inferops.load.users import LoadConfig
-    from inferops.load.validity import default_late_tolerance_s
     from inferops.units import parse_duration
 
     if not args.target.startswith(("http://", "https://")):
@@ -153,8 +163,7 @@ def _spec(args):
         raise UsageError(f"--users must be >= 1, got {args.users}")
     if args.slo_p99_ms is not None and not args.slo_p99_ms > 0:
         raise UsageError(f"--slo-p99-ms must be > 0, got {args.slo_p99_ms:g}")
-    if args.late_tolerance_ms is not None and not args.late_tolerance_ms > 0:
-        raise UsageError(f"--late-tolerance-ms must be > 0, got {args.late_tolerance_ms:g}")
+    late_tolerance_s(args, {})  # a bad value is a usage error before anything else
     if args.max_inflight < 1:
         raise UsageError(f"--max-inflight must be >= 1, got {args.max_inflight}")
     if not 0 < args.sweep_precision < 1:
@@ -187,11 +196,7 @@ def _spec(args):
         max_inflight=args.max_inflight,
         timeout_s=timeout,
         seed=args.seed,
-        late_tolerance_s=(
-            args.late_tolerance_ms / 1000.0
-            if args.late_tolerance_ms is not None
-            else default_late_tolerance_s(args.slo_p99_ms or limits.get("p99_latency_ms"))
-        ),
+        late_tolerance_s=late_tolerance_s(args, limits),
     )
     if args.input_file:
         from inferops.load.payloads import bodies_from_file

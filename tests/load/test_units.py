@@ -200,13 +200,19 @@ def test_default_late_tolerance_is_share_of_bound(bound_ms, expected_s):
 
 
 def test_bench_late_tolerance_default_and_override():
+    # cli.late_tolerance_s, not cli._spec: _spec imports Locust, whose gevent
+    # monkey-patching would leak into every later test in this process
     from inferops.cli import build_parser
     from inferops.load import cli
 
     base = ["bench", "--target", "http://127.0.0.1:9", "--model", "m", "--rate", "5"]
-    spec = cli._spec(build_parser().parse_args([*base, "--slo-p99-ms", "200"]))
-    assert spec.config.late_tolerance_s == pytest.approx(0.010)
-    spec = cli._spec(build_parser().parse_args([*base, "--late-tolerance-ms", "3"]))
-    assert spec.config.late_tolerance_s == pytest.approx(0.003)
+    limits = {"p99_latency_ms": 500.0}
+    args = build_parser().parse_args([*base, "--slo-p99-ms", "200"])
+    assert cli.late_tolerance_s(args, limits) == pytest.approx(0.010)
+    args = build_parser().parse_args(base)
+    assert cli.late_tolerance_s(args, limits) == pytest.approx(0.025)
+    args = build_parser().parse_args([*base, "--late-tolerance-ms", "3"])
+    assert cli.late_tolerance_s(args, limits) == pytest.approx(0.003)
+    args = build_parser().parse_args([*base, "--late-tolerance-ms", "0"])
     with pytest.raises(UsageError, match="--late-tolerance-ms must be > 0"):
-        cli._spec(build_parser().parse_args([*base, "--late-tolerance-ms", "0"]))
+        cli.late_tolerance_s(args, limits)
