@@ -72,8 +72,10 @@ def validate(data: dict, *, source: str = "thresholds") -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"{source}: {name} must be a number, got {value!r}")
         value = float(value)
-        if math.isnan(value) or not (key.lo <= value <= key.hi) or (
-            name == "p99_latency_ms" and value <= 0
+        if (
+            math.isnan(value)
+            or not (key.lo <= value <= key.hi)
+            or (name == "p99_latency_ms" and value <= 0)
         ):
             raise UsageError(
                 f"{source}: {name} = {value:g} is out of range [{key.lo:g}, {key.hi:g}]"

@@ -56,7 +56,10 @@ def test_check_min_max_and_unobserved():
     assert res["p99_latency_ms"]["ok"] is False
     assert res["min_qps"]["ok"] is True
     assert res["max_gpu_util_percent"] == {
-        "name": "max_gpu_util_percent", "limit": 90, "value": None, "ok": None,
+        "name": "max_gpu_util_percent",
+        "limit": 90,
+        "value": None,
+        "ok": None,
     }
 
 
