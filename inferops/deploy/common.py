@@ -9,7 +9,7 @@ from pyinfra import host, logger
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
-from pyinfra.operations import apt, dnf
+from pyinfra.operations import apt, dnf, systemd
 
 from inferops.deploy.platform import Platform
 
@@ -128,3 +128,33 @@ def notice(message: str) -> None:
     if not getattr(host.state, "print_noop_info", False):
         logger.warning(f"{host.print_prefix}{message}")
     host.noop(message)
+
+
+def keep_running(service: str, *, changed: bool, reason: str = "changed") -> None:
+    """Enable and start ``service``; restart it only when one of its inputs changed."""
+    systemd.service(name=f"Enable and start {service}", service=service, running=True, enabled=True)
+    systemd.service(
+        name=f"Restart {service} ({reason})",
+        service=service,
+        running=True,
+        restarted=True,
+        _if=changed,
+    )
+
+
+def metrics_check_command(
+    listen: str, marker: str, what: str, *, attempts: int = 30, unit: str | None = None
+) -> str:
+    """Poll ``listen``'s /metrics until a line starts with ``marker``; exit 1 if it never does.
+
+    With ``unit``, the failure path prints that unit's journal tail first.
+    """
+    bind, port = listen.rsplit(":", 1)
+    url = f"http://{bind or '127.0.0.1'}:{port}/metrics"
+    journal = f"journalctl -u {unit} -n 40 --no-pager; " if unit else ""
+    return (
+        f"for i in $(seq {attempts}); do "
+        f"curl -fsS {url} 2>/dev/null | grep -q '^{marker}' && "
+        f"echo '{what} serving {url}' && exit 0; sleep 1; done; "
+        f"{journal}echo '{what} not serving {url}' >&2; exit 1"
+    )

@@ -13,7 +13,15 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from inferops.deploy.common import download_args, install_packages, knob, notice, template
+from inferops.deploy.common import (
+    download_args,
+    install_packages,
+    keep_running,
+    knob,
+    metrics_check_command,
+    notice,
+    template,
+)
 from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
 from inferops.deploy.nvidia_repos import cuda_repo
 from inferops.deploy.platform import detect
@@ -29,18 +37,6 @@ DEFAULTS = {
     "dcgm_exporter_binary_sha256": None,
     "dcgm_exporter_listen": ":9400",
 }
-
-
-def metrics_check_command(listen: str, attempts: int) -> str:
-    host_part, port = listen.rsplit(":", 1)
-    url = f"http://{host_part or '127.0.0.1'}:{port}/metrics"
-    return (
-        f"for i in $(seq {attempts}); do "
-        f"curl -fsS {url} 2>/dev/null | grep -q '^DCGM_FI_' && "
-        f"echo 'dcgm-exporter serving {url}' && exit 0; sleep 1; done; "
-        f"journalctl -u {SERVICE} -n 40 --no-pager; "
-        f"echo 'dcgm-exporter not serving GPU metrics at {url}' >&2; exit 1"
-    )
 
 
 @deploy("dcgm-exporter", data_defaults=DEFAULTS)
@@ -97,16 +93,13 @@ def dcgm_exporter():
     inputs.append(unit)
     systemd.daemon_reload(name="Reload systemd (dcgm-exporter unit changed)", _if=unit.did_change)
     changed = any_changed(*inputs)
-    systemd.service(name=f"Enable and start {SERVICE}", service=SERVICE, running=True, enabled=True)
-    systemd.service(
-        name=f"Restart {SERVICE} (changed)",
-        service=SERVICE,
-        running=True,
-        restarted=True,
-        _if=changed,
-    )
+    keep_running(SERVICE, changed=changed)
     server.shell(
         name="Check dcgm-exporter exports GPU metrics",
-        commands=[metrics_check_command(listen, attempts)],
+        commands=[
+            metrics_check_command(
+                listen, "DCGM_FI_", "dcgm-exporter", attempts=attempts, unit=SERVICE
+            )
+        ],
         _if=changed,
     )

@@ -28,7 +28,7 @@ from pyinfra.operations.util import any_changed
 
 from inferops.deploy import artifacts, ops
 from inferops.deploy.base import CONFIG_DIR, STATE_DIR
-from inferops.deploy.common import knob, require, template
+from inferops.deploy.common import keep_running, knob, require, template
 from inferops.deploy.facts import NvidiaGpus
 from inferops.deploy.python_env import env_pip, env_prefix
 
@@ -209,14 +209,7 @@ def _inferops():
 def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60, owner_port=True) -> None:
     changed = any_changed(*inputs)
     systemd.daemon_reload(name="Reload systemd (unit changed)", _if=unit_op.did_change)
-    systemd.service(name=f"Enable and start {service}", service=service, running=True, enabled=True)
-    systemd.service(
-        name=f"Restart {service} (unit, env, model, wheel or token changed)",
-        service=service,
-        running=True,
-        restarted=True,
-        _if=changed,
-    )
+    keep_running(service, changed=changed, reason="unit, env, model, wheel or token changed")
     if knob("server_verify"):
         files.put(
             name="Upload the readiness checker",

@@ -13,7 +13,15 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from inferops.deploy import ops
-from inferops.deploy.common import download_args, install_packages, knob, require, template
+from inferops.deploy.common import (
+    download_args,
+    install_packages,
+    keep_running,
+    knob,
+    metrics_check_command,
+    require,
+    template,
+)
 from inferops.deploy.platform import detect
 
 DOWNLOAD_DIR = "/opt/inferops/downloads"
@@ -37,19 +45,6 @@ DEFAULTS = {
 }
 
 
-def metrics_check_command(listen: str, attempts: int = 30) -> str:
-    """Fetch /metrics until it shows node_exporter_build_info; exit 1 if it never does."""
-    port = listen.rsplit(":", 1)[1]
-    host_part = listen.rsplit(":", 1)[0] or "127.0.0.1"
-    url = f"http://{host_part}:{port}/metrics"
-    return (
-        f"for i in $(seq {attempts}); do "
-        f"curl -fsS {url} 2>/dev/null | grep -q '^node_exporter_build_info' && "
-        f"echo 'node_exporter serving {url}' && exit 0; sleep 1; done; "
-        f"echo 'node_exporter not serving {url}' >&2; exit 1"
-    )
-
-
 @deploy("node_exporter", data_defaults=DEFAULTS)
 def node_exporter():
     """Install node_exporter and run it as a systemd unit."""
@@ -69,17 +64,14 @@ def node_exporter():
         inputs = _from_tarball(platform)
         service = TARBALL_SERVICE
     changed = any_changed(*inputs)
-    systemd.service(name=f"Enable and start {service}", service=service, running=True, enabled=True)
-    systemd.service(
-        name=f"Restart {service} (changed)",
-        service=service,
-        running=True,
-        restarted=True,
-        _if=changed,
-    )
+    keep_running(service, changed=changed)
     server.shell(
         name="Check node_exporter serves metrics",
-        commands=[metrics_check_command(knob("node_exporter_listen"))],
+        commands=[
+            metrics_check_command(
+                knob("node_exporter_listen"), "node_exporter_build_info", "node_exporter"
+            )
+        ],
         _if=changed,
     )
 
