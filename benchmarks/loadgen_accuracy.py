@@ -16,7 +16,6 @@ error against the truth and the ratio of errors. Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import subprocess
@@ -27,21 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._stock import (  # noqa: E402
+    hey_command,
+    stock_locust_aggregate,
+    stock_locust_command,
+)
 from tests.load.lawserver import p99_ms  # noqa: E402
 from tests.load.procs import LawServer  # noqa: E402
 
 PY = sys.executable
-BODY = '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,0.2,0.3,0.4]}]}'
 USERS = 8
-STOCK_LOCUSTFILE = f"""
-from locust import FastHttpUser, constant, task
-class Stock(FastHttpUser):
-    wait_time = constant(0)
-    @task
-    def infer(self):
-        self.client.post("/v2/models/law/infer", data={BODY!r},
-                         headers={{"Content-Type": "application/json"}})
-"""
 
 
 def inferops(url: str, load: list[str], seconds: float, out: Path) -> float:
@@ -74,56 +68,14 @@ def inferops(url: str, load: list[str], seconds: float, out: Path) -> float:
 
 
 def stock_locust(url: str, seconds: float, work: Path) -> float:
-    lf = work / "stock_locustfile.py"
-    lf.write_text(STOCK_LOCUSTFILE)
-    prefix = work / "stock"
-    subprocess.run(
-        [
-            str(Path(PY).parent / "locust"),
-            "-f",
-            str(lf),
-            "--headless",
-            "-u",
-            str(USERS),
-            "-r",
-            str(USERS),
-            "-t",
-            f"{int(seconds)}s",
-            "-H",
-            url,
-            "--csv",
-            str(prefix),
-            "--only-summary",
-        ],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=seconds * 4 + 60,
-    )
-    with open(f"{prefix}_stats.csv", newline="") as fh:
-        rows = {r["Name"]: r for r in csv.DictReader(fh)}
-    return float(rows["Aggregated"]["99%"])
+    argv, prefix = stock_locust_command(url, USERS, seconds, work)
+    subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=seconds * 4 + 60)
+    return float(stock_locust_aggregate(prefix)["99%"])
 
 
 def hey(url: str, seconds: float) -> float:
     res = subprocess.run(
-        [
-            "hey",
-            "-z",
-            f"{int(seconds)}s",
-            "-c",
-            str(USERS),
-            "-m",
-            "POST",
-            "-T",
-            "application/json",
-            "-d",
-            BODY,
-            f"{url}/v2/models/law/infer",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds * 4 + 60,
+        hey_command(url, USERS, seconds), capture_output=True, text=True, timeout=seconds * 4 + 60
     )
     return float(re.search(r"99%+ in ([\d.]+) secs", res.stdout).group(1)) * 1000
 

@@ -17,7 +17,6 @@ schedule to be late for. Usage: ``.venv/bin/python benchmarks/loadgen_capacity.p
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import re
@@ -30,20 +29,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._stock import (  # noqa: E402
+    BODY,
+    hey_command,
+    stock_locust_aggregate,
+    stock_locust_command,
+)
 from tests.load.procs import LawServer  # noqa: E402
 
 PY = sys.executable
-BODY = '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,0.2,0.3,0.4]}]}'
 GEN_CORE = "1"
-STOCK_LOCUSTFILE = f"""
-from locust import FastHttpUser, constant, task
-class Stock(FastHttpUser):
-    wait_time = constant(0)
-    @task
-    def infer(self):
-        self.client.post("/v2/models/law/infer", data={BODY!r},
-                         headers={{"Content-Type": "application/json"}})
-"""
 
 
 def cpu_run(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, float]:
@@ -106,37 +101,12 @@ def inferops_rate(url: str, rate: float, seconds: float, work: Path) -> dict:
 
 
 def stock_locust(url: str, seconds: float, work: Path) -> float:
-    lf = work / "stock_locustfile.py"
-    lf.write_text(STOCK_LOCUSTFILE)
-    prefix = work / "stock"
+    argv, prefix = stock_locust_command(url, 64, seconds, work)
     _, cpu = cpu_run(
-        pinned(
-            [
-                str(Path(PY).parent / "locust"),
-                "-f",
-                str(lf),
-                "--headless",
-                "-u",
-                "64",
-                "-r",
-                "64",
-                "-t",
-                f"{int(seconds)}s",
-                "-H",
-                url,
-                "--csv",
-                str(prefix),
-                "--only-summary",
-            ]
-        ),
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=seconds * 4 + 60,
+        pinned(argv), cwd=work, capture_output=True, text=True, timeout=seconds * 4 + 60
     )
-    with open(f"{prefix}_stats.csv", newline="") as fh:
-        rows = {r["Name"]: r for r in csv.DictReader(fh)}
-    return float(rows["Aggregated"]["Requests/s"]), int(rows["Aggregated"]["Request Count"]), cpu
+    row = stock_locust_aggregate(prefix)
+    return float(row["Requests/s"]), int(row["Request Count"]), cpu
 
 
 def wrk(url: str, seconds: float, work: Path) -> float:
@@ -167,22 +137,7 @@ def wrk(url: str, seconds: float, work: Path) -> float:
 
 def hey(url: str, seconds: float) -> float:
     res, cpu = cpu_run(
-        pinned(
-            [
-                "hey",
-                "-z",
-                f"{int(seconds)}s",
-                "-c",
-                "64",
-                "-m",
-                "POST",
-                "-T",
-                "application/json",
-                "-d",
-                BODY,
-                f"{url}/v2/models/law/infer",
-            ]
-        ),
+        pinned(hey_command(url, 64, seconds)),
         capture_output=True,
         text=True,
         timeout=seconds * 4 + 60,
