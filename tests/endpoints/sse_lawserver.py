@@ -31,6 +31,7 @@ Failure modes, for every ``--fault-every``-th request (``--fault MODE``) or a
 request whose body has ``"x_fault": MODE``:
 
 * ``no-done`` — all tokens, then the stream ends without ``[DONE]``;
+* ``truncated`` — the first token, then the connection closes mid-body;
 * ``malformed`` — a ``data:`` line that is not JSON after the first token;
 * ``error`` — HTTP 200, then ``data: {"error": {...}}`` mid-stream, then ``[DONE]``;
 * ``stall`` — the first token, then nothing (connection held open);
@@ -47,7 +48,7 @@ import random
 import sys
 import time
 
-FAULTS = ("no-done", "malformed", "error", "stall", "http-500")
+FAULTS = ("no-done", "truncated", "malformed", "error", "stall", "http-500")
 
 
 def quantile_ms(law: str, q: float) -> float:
@@ -215,6 +216,8 @@ class Server:
             await send(chunk(text, "length" if last and chat else None))
             if index == 0 and fault == "malformed":
                 await send(b'{"choices": [{"delta": {"content": "oops"')
+            if index == 0 and fault == "truncated":
+                raise ConnectionError("truncated: connection closed mid-stream")
             if index == 0 and fault == "stall":
                 await asyncio.sleep(3600)
             if index == 1 and fault == "error":
@@ -232,11 +235,8 @@ class Server:
                  "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": n_out,
                                           "total_tokens": prompt + n_out}}  # fmt: skip
             )
-        if fault == "no-done":
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
-            raise ConnectionError("no-done: connection closed without [DONE]")
-        await send(b"[DONE]")
+        if fault != "no-done":  # no-done: the body ends cleanly, the connection stays open
+            await send(b"[DONE]")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
 
