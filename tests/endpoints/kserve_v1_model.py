@@ -10,6 +10,7 @@ The model sums each instance (no weights to download).
 from __future__ import annotations
 
 from kserve import Model, ModelServer, model_server
+from kserve.errors import InvalidInput
 
 
 class Summer(Model):
@@ -18,7 +19,9 @@ class Summer(Model):
         self.ready = True
 
     async def predict(self, payload: dict, headers=None, response_headers=None) -> dict:
-        instances = payload["instances"]
+        instances = payload.get("instances") if isinstance(payload, dict) else None
+        if not isinstance(instances, list) or not all(isinstance(r, list) for r in instances):
+            raise InvalidInput('expected {"instances": [[numbers], ...]}')  # KServe answers 400
         return {"predictions": [float(sum(row)) for row in instances]}
 
 

@@ -125,9 +125,7 @@ class SeedsAPI(_Proc):
     name = "seeds API"
 
     def __init__(self, delay_ms: float = 0.0):
-        self._spawn(
-            [PY, "-m", "tests.endpoints.seeds_api", "--delay-ms", delay_ms], port_line=True
-        )
+        self._spawn([PY, "-m", "tests.endpoints.seeds_api", "--delay-ms", delay_ms], port_line=True)
         self._wait(lambda: _get(self.url + "/ready")[0] == 200, 30)
 
 
@@ -157,7 +155,9 @@ class MLServer(_Proc):
             timeout=120,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        self._spawn([venv / "bin" / "mlserver", "start", repo], cwd=repo, log=workdir / "mlserver.log")
+        self._spawn(
+            [venv / "bin" / "mlserver", "start", repo], cwd=repo, log=workdir / "mlserver.log"
+        )
         self._wait(lambda: _get(f"{self.url}/v2/models/{self.model}/ready")[0] == 200, timeout)
 
 
@@ -178,7 +178,8 @@ class TorchServe(_Proc):
             "model": {"modelName": self.model, "handler": "handler.py", "modelVersion": "1.0"},
             "archiverVersion": "0.12.0",
         }
-        with zipfile.ZipFile(store / f"{self.model}.mar", "w") as mar:  # what torch-model-archiver writes
+        # a .mar is what torch-model-archiver writes: a zip with MAR-INF/MANIFEST.json
+        with zipfile.ZipFile(store / f"{self.model}.mar", "w") as mar:
             mar.write(HERE / "torchserve_echo" / "handler.py", "handler.py")
             mar.writestr("MAR-INF/MANIFEST.json", json.dumps(manifest))
         self.port = free_port()
@@ -197,13 +198,15 @@ class TorchServe(_Proc):
         env["PYTHONPATH"] = str(HERE / "torch_shim")  # see torch_shim/torch/__init__.py
         env["LOG_LOCATION"] = env["METRICS_LOCATION"] = str(workdir / "torchserve-logs")
         self._spawn(
-            [venv / "bin" / "torchserve", "--start", "--foreground", "--ncs",
-             "--model-store", store, "--models", f"{self.model}={self.model}.mar",
-             "--ts-config", config, "--disable-token-auth"],
+            [
+                *(venv / "bin" / "torchserve", "--start", "--foreground", "--ncs"),
+                *("--model-store", store, "--models", f"{self.model}={self.model}.mar"),
+                *("--ts-config", config, "--disable-token-auth"),
+            ],
             cwd=workdir,
             env=env,
             log=workdir / "torchserve.log",
-        )  # fmt: skip
+        )
         # /ping answers before the worker is up: wait for a real prediction
         self._wait(
             lambda: _post(f"{self.url}/predictions/{self.model}", {"x": [1]})[0] == 200, timeout
@@ -224,9 +227,11 @@ class KServeV1(_Proc):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._spawn(
-            [venv / "bin" / "python", HERE / "kserve_v1_model.py",
-             "--http_port", self.port, "--grpc_port", free_port()],
+            [
+                *(venv / "bin" / "python", HERE / "kserve_v1_model.py"),
+                *("--http_port", self.port, "--grpc_port", free_port()),
+            ],
             cwd=workdir,
             log=workdir / "kserve.log",
-        )  # fmt: skip
+        )
         self._wait(lambda: _get(f"{self.url}/v1/models/{self.model}")[0] == 200, timeout)

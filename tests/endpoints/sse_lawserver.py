@@ -21,6 +21,11 @@ Laws: ``fixed:D``; ``uniform:A:B``; ``exp:M`` (mean M); ``stall:P:S:D`` (TTFT
 only: every P ms the whole server freezes for S ms; a request arriving inside a
 freeze waits for its end, then D ms). :func:`quantile_ms` gives the truth.
 
+Capacity: ``--slots N`` lets at most N streams generate at once (the others
+wait for a slot before their TTFT clock starts, as requests queue for a
+continuous-batching engine's KV cache), so TTFT grows with load past
+N / (mean stream time) req/s and a sweep has a knee to find.
+
 Tokens: a request gets exactly ``max_tokens`` (or ``max_completion_tokens``,
 default 16) output tokens, ``--tokens-per-chunk`` of them per content chunk;
 the prompt counts one token per whitespace-separated word. With
@@ -110,6 +115,7 @@ class Server:
         self.ttft = Law(args.ttft, rng, t0)
         self.itl = Law(args.itl, rng, t0)
         self.served = 0
+        self.slots = asyncio.Semaphore(args.slots) if args.slots else None
 
     def fault_for(self, body: dict) -> str | None:
         if body.get("x_fault") in FAULTS:
@@ -176,7 +182,6 @@ class Server:
             await self.reply(writer, 400, _error("this fake only streams: set stream=true"))
             return
         n_out = int(body.get("max_completion_tokens") or body.get("max_tokens") or 16)
-        per_chunk = self.args.tokens_per_chunk
         cid = f"{'chatcmpl' if chat else 'cmpl'}-{self.served}"
         created = int(time.time())
 
@@ -190,8 +195,13 @@ class Server:
             else:
                 choice = {"index": 0, "text": text or "", "finish_reason": finish}
                 kind = "text_completion"
-            return {"id": cid, "object": kind, "created": created, "model": "law",
-                    "choices": [choice]}  # fmt: skip
+            return {
+                "id": cid,
+                "object": kind,
+                "created": created,
+                "model": "law",
+                "choices": [choice],
+            }
 
         async def send(payload) -> None:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -205,6 +215,17 @@ class Server:
         )
         if chat:
             await send(chunk(None, role=True))
+        if self.slots is None:
+            await self.generate(send, chunk, body, fault, chat, n_out, cid, created, arrived)
+        else:
+            async with self.slots:
+                start = time.monotonic()
+                await self.generate(send, chunk, body, fault, chat, n_out, cid, created, start)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async def generate(self, send, chunk, body, fault, chat, n_out, cid, created, arrived):
+        per_chunk = self.args.tokens_per_chunk
         due = arrived + self.ttft.draw(arrived)
         sent_tokens, index = 0, 0
         while sent_tokens < n_out:
@@ -231,14 +252,21 @@ class Server:
         if usage and not self.args.no_usage and fault != "error":
             prompt = _words(body)
             await send(
-                {"id": cid, "object": chunk(None)["object"], "created": created, "model": "law",
-                 "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": n_out,
-                                          "total_tokens": prompt + n_out}}  # fmt: skip
+                {
+                    "id": cid,
+                    "object": chunk(None)["object"],
+                    "created": created,
+                    "model": "law",
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": n_out,
+                        "total_tokens": prompt + n_out,
+                    },
+                }
             )
         if fault != "no-done":  # no-done: the body ends cleanly, the connection stays open
             await send(b"[DONE]")
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
 
 
 def _error(message: str, kind: str = "invalid_request_error") -> dict:
@@ -258,6 +286,7 @@ def parse_args(argv=None):
     p.add_argument("--ttft", default="fixed:50", help="law of the time to first token, ms")
     p.add_argument("--itl", default="fixed:10", help="law of the gap between chunks, ms")
     p.add_argument("--tokens-per-chunk", type=int, default=1)
+    p.add_argument("--slots", type=int, default=0, help="streams generating at once (0: no cap)")
     p.add_argument("--no-usage", action="store_true", help="ignore stream_options.include_usage")
     p.add_argument("--fault", choices=FAULTS)
     p.add_argument("--fault-every", type=int, default=1, help="every Nth request (default all)")
