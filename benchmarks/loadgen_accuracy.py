@@ -9,8 +9,21 @@ Side by side in one run, against law servers whose latency law has a known P99
 
 Generators: inferops open loop (Poisson, 200 req/s), inferops closed loop and
 stock Locust (FastHttpUser, 8 users), and ``hey -c 8``. Prints each P99, its
-error against the truth and the ratio of errors. Usage:
-``.venv/bin/python benchmarks/loadgen_accuracy.py [--seconds 10]``.
+error against the truth and the ratio of errors.
+
+LLM streaming (``--cases llm``), against the SSE law server
+(tests/endpoints/sse_lawserver.py, a named fake) whose TTFT and ITL laws are known:
+
+* ``uniform`` — TTFT uniform in [80, 120] ms, ITL uniform in [60, 80] ms: the
+  measured TTFT and ITL P50/P99 of ``inferops bench --protocol openai`` and of
+  vLLM ``benchmark_serving``'s method (benchmarks/_vllm_method.py) vs the truth;
+* ``stall`` — the server freezes 400 ms of every 2 s (TTFT 20 ms otherwise, ITL
+  5 ms): inferops open loop (TTFT from the intended send) vs vLLM's method
+  uncapped and with ``--max-concurrency 2`` (a closed loop at a rate, TTFT
+  from the actual send) vs inferops closed loop: what coordinated omission
+  does to TTFT.
+
+Usage: ``.venv/bin/python benchmarks/loadgen_accuracy.py [--seconds 10] [--cases http,llm]``.
 """
 
 from __future__ import annotations
@@ -26,11 +39,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import _vllm_method  # noqa: E402
 from benchmarks._stock import (  # noqa: E402
     hey_command,
     stock_locust_aggregate,
     stock_locust_command,
 )
+from tests.endpoints.servers import SSELawServer  # noqa: E402
+from tests.endpoints.sse_lawserver import quantile_ms  # noqa: E402
 from tests.load.lawserver import p99_ms  # noqa: E402
 from tests.load.procs import LawServer  # noqa: E402
 
@@ -38,7 +54,8 @@ PY = sys.executable
 USERS = 8
 
 
-def inferops(url: str, load: list[str], seconds: float, out: Path) -> float:
+def inferops(url: str, load: list[str], seconds: float, out: Path, *, llm: bool = False):
+    """P99 latency of one ``inferops bench`` run (``llm``: its whole ``llm`` object)."""
     subprocess.run(
         [
             PY,
@@ -47,8 +64,7 @@ def inferops(url: str, load: list[str], seconds: float, out: Path) -> float:
             "bench",
             "--target",
             url,
-            "--model",
-            "law",
+            *(() if llm else ("--model", "law")),
             *load,
             "--duration",
             f"{seconds}s",
@@ -64,7 +80,8 @@ def inferops(url: str, load: list[str], seconds: float, out: Path) -> float:
         text=True,
         timeout=seconds * 4 + 60,
     )
-    return json.loads((out / "summary.json").read_text())["latency_ms"]["p99"]
+    summary = json.loads((out / "summary.json").read_text())
+    return summary["llm"] if llm else summary["latency_ms"]["p99"]
 
 
 def stock_locust(url: str, seconds: float, work: Path) -> float:
@@ -80,11 +97,7 @@ def hey(url: str, seconds: float) -> float:
     return float(re.search(r"99%+ in ([\d.]+) secs", res.stdout).group(1)) * 1000
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=10)
-    args = p.parse_args()
-    results = {}
+def http_cases(seconds: float) -> None:
     with tempfile.TemporaryDirectory(prefix="loadgen-accuracy-") as tmp:
         work = Path(tmp)
         for law in ("exp:4", "stall:1000:200:1"):
@@ -92,17 +105,16 @@ def main() -> None:
             with LawServer(law) as server:
                 got = {
                     "inferops open loop (200 req/s)": inferops(
-                        server.url, ["--rate", "200"], args.seconds, work / "open"
+                        server.url, ["--rate", "200"], seconds, work / "open"
                     ),
                     f"inferops closed loop ({USERS} users)": inferops(
-                        server.url, ["--users", str(USERS)], args.seconds, work / "closed"
+                        server.url, ["--users", str(USERS)], seconds, work / "closed"
                     ),
                     f"stock Locust FastHttpUser ({USERS} users)": stock_locust(
-                        server.url, args.seconds, work
+                        server.url, seconds, work
                     ),
-                    f"hey -c {USERS}": hey(server.url, args.seconds),
+                    f"hey -c {USERS}": hey(server.url, seconds),
                 }
-            results[law] = (truth, got)
             print(f"\nlaw {law}: true P99 {truth:.1f} ms")
             for name, value in got.items():
                 err = (value - truth) / truth * 100
@@ -112,6 +124,114 @@ def main() -> None:
             for name, e in errs.items():
                 if not name.startswith("inferops open") and ours > 0:
                     print(f"  |error| {name} / inferops open loop: {e / ours:.1f}x")
+
+
+LLM_RATE = 20
+LLM_TOKENS = 8
+
+
+def _llm_row(name: str, got: dict, truth: dict, metric: str) -> None:
+    cells = []
+    for q in ("p50", "p90", "p99"):
+        value, true = got[metric].get(q), truth[q]
+        if value is None:
+            continue
+        cells.append(f"{q} {value:7.1f} ms ({(value - true) / true * 100:+6.1f} %)")
+    print(f"  {name:46s} {metric[:-3]:4s} " + "  ".join(cells))
+
+
+def llm_cases(seconds: float) -> None:
+    openai_args = ["--protocol", "openai", "--max-tokens", str(LLM_TOKENS), "--prompt-tokens", "16"]
+    with tempfile.TemporaryDirectory(prefix="loadgen-accuracy-llm-") as tmp:
+        work = Path(tmp)
+        # 1. accuracy against known TTFT and ITL laws
+        ttft, itl = "uniform:80:120", "uniform:60:80"
+        truth = {
+            m: {q: quantile_ms(law, p) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+            for m, law in (("ttft_ms", ttft), ("itl_ms", itl))
+        }
+        print(f"\nSSE law server: TTFT {ttft} ms, ITL {itl} ms, {LLM_TOKENS} tokens")
+        for m in truth:
+            print(
+                f"  truth {m[:-3]:4s} " + "  ".join(f"{q} {v:.1f} ms" for q, v in truth[m].items())
+            )
+        with SSELawServer("--ttft", ttft, "--itl", itl) as server:
+            got = {
+                f"inferops open loop ({LLM_RATE} req/s)": inferops(
+                    server.url,
+                    [*openai_args, "--rate", str(LLM_RATE)],
+                    seconds,
+                    work / "law",
+                    llm=True,
+                ),
+                f"vLLM method ({LLM_RATE} req/s, uncapped)": _vllm_method.run(
+                    server.url,
+                    rate=LLM_RATE,
+                    seconds=seconds,
+                    max_concurrency=None,
+                    max_tokens=LLM_TOKENS,
+                ),
+            }
+        for name, g in got.items():
+            for m in truth:
+                _llm_row(name, g, truth[m], m)
+        # 2. a stalling stream server: coordinated omission in TTFT
+        stall = "stall:2000:400:20"
+        true_ttft = {
+            q: quantile_ms(stall, p) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+        }
+        print(f"\nstalling SSE server: TTFT law {stall} (400 ms frozen of every 2 s), ITL 5 ms")
+        print("  truth TTFT " + "  ".join(f"{q} {v:.1f} ms" for q, v in true_ttft.items()))
+        with SSELawServer("--ttft", stall, "--itl", "fixed:5") as server:
+            got = {
+                f"inferops open loop ({LLM_RATE} req/s, from intended send)": inferops(
+                    server.url,
+                    [*openai_args, "--rate", str(LLM_RATE)],
+                    seconds,
+                    work / "stall-open",
+                    llm=True,
+                ),
+                f"vLLM method ({LLM_RATE} req/s, uncapped)": _vllm_method.run(
+                    server.url,
+                    rate=LLM_RATE,
+                    seconds=seconds,
+                    max_concurrency=None,
+                    max_tokens=LLM_TOKENS,
+                ),
+                f"vLLM method ({LLM_RATE} req/s, --max-concurrency 2)": _vllm_method.run(
+                    server.url,
+                    rate=LLM_RATE,
+                    seconds=seconds,
+                    max_concurrency=2,
+                    max_tokens=LLM_TOKENS,
+                ),
+                "inferops closed loop (2 users, from actual send)": inferops(
+                    server.url,
+                    [*openai_args, "--users", "2"],
+                    seconds,
+                    work / "stall-closed",
+                    llm=True,
+                ),
+            }
+        for name, g in got.items():
+            _llm_row(name, g, true_ttft, "ttft_ms")
+        ours = abs(got[next(iter(got))]["ttft_ms"]["p99"] - true_ttft["p99"])
+        for name, g in list(got.items())[1:]:
+            theirs = abs(g["ttft_ms"]["p99"] - true_ttft["p99"])
+            if ours > 0:
+                print(f"  |P99 TTFT error| {name} / inferops open loop: {theirs / ours:.1f}x")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--cases", default="http,llm", help="comma-separated: http, llm")
+    args = p.parse_args()
+    cases = set(args.cases.split(","))
+    if "http" in cases:
+        http_cases(args.seconds)
+    if "llm" in cases:
+        llm_cases(args.seconds)
 
 
 if __name__ == "__main__":
