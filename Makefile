@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.inferops-installed
 
-.PHONY: demo test test-fast lint hosts hosts-down system-deps bench clean
+.PHONY: demo test test-fast lint hosts hosts-down system-deps test-servers bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,16 @@ $(STAMP): pyproject.toml
 system-deps:
 	scripts/install-system-deps
 
+# Inference servers not written here that the load tests drive (MLServer,
+# TorchServe, KServe), each in its own venv under .venv-servers/: their pins
+# clash with ours. Idempotent.
+test-servers:
+	PYTHON=$(PYTHON) scripts/install-test-servers
+
 demo: $(STAMP)
 	$(BIN)/inferops demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps test-servers
 	$(BIN)/python -m pytest
 
 # Everything but the real-host and browser tiers, for a quick loop.
@@ -40,4 +46,4 @@ hosts-down: $(STAMP)
 	$(BIN)/python -m tests.hosts down
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-servers .pytest_cache .ruff_cache build *.egg-info
