@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -111,8 +112,21 @@ class _Proc:
         self.stop()
         raise RuntimeError(f"{self.name} not ready within {timeout:g}s\n{tail}")
 
-    def stop(self) -> None:
-        kill_group(self.proc)
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the whole process group: children (a JVM, workers) outlive their leader."""
+        pgid = self.proc.pid  # start_new_session: the group id is the leader's pid
+        kill_group(self.proc, timeout=timeout)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def __enter__(self):
         return self
@@ -211,9 +225,6 @@ class TorchServe(_Proc):
         self._wait(
             lambda: _post(f"{self.url}/predictions/{self.model}", {"x": [1]})[0] == 200, timeout
         )
-
-    def stop(self) -> None:
-        kill_group(self.proc, timeout=10)  # the JVM and its Python worker share the group
 
 
 class KServeV1(_Proc):

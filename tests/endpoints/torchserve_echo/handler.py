@@ -1,10 +1,13 @@
 """TorchServe handler (module-level ``handle``): sums ``x`` of each JSON request.
 
 A custom handler, as TorchServe users write them; it needs no torch. An
-invalid body raises, which TorchServe answers with an HTTP error.
+invalid body raises TorchServe's PredictionException with 400, which
+TorchServe answers with HTTP 400.
 """
 
 import json
+
+from ts.utils.util import PredictionException
 
 
 def handle(data, context):
@@ -13,9 +16,12 @@ def handle(data, context):
     out = []
     for row in data:
         body = row.get("body") if row.get("body") is not None else row.get("data")
-        if isinstance(body, (bytes, bytearray)):
-            body = json.loads(body)
+        try:
+            if isinstance(body, (bytes, bytearray)):
+                body = json.loads(body)
+        except ValueError:
+            raise PredictionException("body is not JSON", 400) from None
         if not isinstance(body, dict) or not isinstance(body.get("x"), list):
-            raise ValueError('expected {"x": [numbers]}')
+            raise PredictionException('expected {"x": [numbers]}', 400)
         out.append({"sum": float(sum(body["x"]))})
     return out
