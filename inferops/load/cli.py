@@ -129,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def late_tolerance_s(args, limits: dict) -> float:
     """``--late-tolerance-ms``, else 5 % of the P99 bound in force (at least 1 ms)."""
-    from inferops.load.validity import default_late_tolerance_s
+    from inferops.measure.validity import default_late_tolerance_s
 
     if args.late_tolerance_ms is not None:
         if not args.late_tolerance_ms > 0:
@@ -203,7 +203,7 @@ def _spec(args):
 
         bodies_from_file(args.input_file, args.protocol)  # fail fast (exit 2) on a bad file
     if args.node_exporter:
-        from inferops.load.hostmetrics import NodeExporterSampler
+        from inferops.measure.hostmetrics import NodeExporterSampler
 
         exporter = NodeExporterSampler(args.node_exporter)
         try:  # one scrape now: a wrong address is a usage error (exit 2) before any load
@@ -230,8 +230,8 @@ def run(args: argparse.Namespace) -> int:
     spec = _spec(args)  # every usage error before anything is written
     from inferops.load import engine
     from inferops.load.payloads import TargetUnreachable
-    from inferops.load.runfolder import RunFolder
-    from inferops.load.summary import exit_code, headline
+    from inferops.measure.runfolder import RunFolder
+    from inferops.measure.summary import exit_code, headline
 
     try:  # 401/404/bad metadata are usage errors: raise them before a folder exists
         spec.config.load_bodies()

@@ -2,7 +2,7 @@
 
 The same user classes as ``locust -f loadtests/`` run inside a
 ``locust.env.Environment`` with a ``LocalRunner`` on gevent; numbers come from
-the in-process :class:`~inferops.load.recorder.Recorder` and ``env.stats``
+the in-process :class:`~inferops.measure.recorder.Recorder` and ``env.stats``
 (never Locust's lagging CSV). Public entry points:
 
 * :func:`measure` — one run (open loop at a rate, or closed loop with users);
@@ -178,11 +178,11 @@ def measure(spec: RunSpec, folder) -> dict:
     from locust.event import Events
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
-    from inferops.load import summary as summary_mod
+    from inferops.measure import summary as summary_mod
     from inferops.load.payloads import TargetUnreachable
     from inferops.load.progress import Progress
-    from inferops.load.recorder import Recorder
-    from inferops.load.sampler_process import ProcessSampler
+    from inferops.measure.recorder import Recorder
+    from inferops.measure.sampler_process import ProcessSampler
 
     config = dataclasses.replace(spec.config)  # a step must not leak its start time
     recorder = Recorder(late_tolerance_s=config.late_tolerance_s)
@@ -368,7 +368,7 @@ def _step_record(
 
 
 def _manifest(spec: RunSpec) -> dict:
-    from inferops.load import manifest
+    from inferops.measure import manifest
 
     cfg = spec.config
     return manifest.collect(
@@ -528,7 +528,7 @@ def sweep(
         ):
             folder.write_bytes(name, (step_dir / name).read_bytes())
     else:
-        from inferops.load.recorder import new_histogram
+        from inferops.measure.recorder import new_histogram
 
         folder.write_hdr("latency.hdr", new_histogram())
         folder.write_hdr("service_time.hdr", new_histogram())

@@ -5,7 +5,7 @@ happens through Locust's own events, so ``locust -f loadtests/`` keeps its web
 UI, ``--headless``, ``locust.conf``, ``--processes`` and master/worker modes:
 
 * ``init_command_line_parser`` — the options below (also in the web UI);
-* ``init`` — a :class:`~inferops.load.recorder.Recorder` on every process that
+* ``init`` — a :class:`~inferops.measure.recorder.Recorder` on every process that
   sends requests (local or worker);
 * ``report_to_master`` / ``worker_report`` — each worker ships its encoded
   histograms and counts with every stats report and is emptied; the master adds
@@ -24,7 +24,7 @@ import sys
 import time
 
 from inferops.load.arrivals import ARRIVALS, SCENARIOS, Scenario
-from inferops.load.recorder import REPORT_KEY, Recorder
+from inferops.measure.recorder import REPORT_KEY, Recorder
 
 
 def add_options(parser) -> None:
@@ -118,7 +118,7 @@ def config_from_options(environment):
 def _late_tolerance_s(o) -> float:
     from inferops import thresholds
     from inferops.exitcodes import UsageError
-    from inferops.load.validity import default_late_tolerance_s
+    from inferops.measure.validity import default_late_tolerance_s
 
     given = getattr(o, "late_tolerance_ms", None)
     if given:
@@ -202,7 +202,7 @@ def install(events) -> None:
         state.recorder.window_start = state.started
         environment.inferops_recorder = state.recorder
         if not isinstance(environment.runner, WorkerRunner) and _options(environment).run_folder:
-            from inferops.load.sampler_process import ProcessSampler
+            from inferops.measure.sampler_process import ProcessSampler
 
             state.sampler = ProcessSampler(os.getpid()).start()
 
@@ -253,7 +253,7 @@ def finish(environment) -> dict | None:
 
     from inferops import thresholds
     from inferops.exitcodes import InferopsError
-    from inferops.load import summary as summary_mod
+    from inferops.measure import summary as summary_mod
 
     state = getattr(environment, "inferops_state", None)
     if state is None:
@@ -331,8 +331,8 @@ def _write_folder(environment, o, summary, rows, limits, partial) -> None:
     from locust.html import get_html_report
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
-    from inferops.load import manifest
-    from inferops.load.runfolder import RunFolder
+    from inferops.measure import manifest
+    from inferops.measure.runfolder import RunFolder
 
     folder = RunFolder(o.run_folder, overwrite=True)
     state = environment.inferops_state

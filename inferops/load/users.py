@@ -10,7 +10,7 @@ arrival it refuses is counted and makes the run invalid.
 
 Each request fires Locust's ``request`` event with ``response_time`` measured
 from the *intended* send time and ``context = {intended, sent, done}`` so the
-:class:`~inferops.load.recorder.Recorder` can keep the service time too.
+:class:`~inferops.measure.recorder.Recorder` can keep the service time too.
 HTTP goes through geventhttpclient (what Locust's FastHttpUser uses) with a
 connection pool, pre-encoded bodies and no per-request parsing beyond a check
 that the reply holds ``"outputs"``.

@@ -14,8 +14,8 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from inferops.exitcodes import UsageError
-from inferops.load import runfolder
-from inferops.load.runfolder import (
+from inferops.measure import runfolder
+from inferops.measure.runfolder import (
     TIMESERIES_COLUMNS,
     RunFolder,
     atomic_write_bytes,
@@ -73,7 +73,7 @@ def test_killed_writer_process_leaves_old_file_intact(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, sys, time
-        from inferops.load import runfolder
+        from inferops.measure import runfolder
         real_fsync = os.fsync
         def fsync_then_hang(fd):
             real_fsync(fd)

@@ -120,7 +120,7 @@ def _git(cwd: pathlib.Path, *args: str) -> str | None:
 
 def host_facts() -> dict:
     """hostname, os, kernel, cpu_model, cpu_count, memory_bytes, gpus of this machine."""
-    from inferops.load.hostmetrics import gpu_inventory
+    from inferops.measure.hostmetrics import gpu_inventory
 
     try:
         import psutil

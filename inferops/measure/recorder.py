@@ -22,7 +22,7 @@ import time
 
 from hdrh.histogram import HdrHistogram
 
-from inferops.load.validity import LATE_TOLERANCE_S
+from inferops.measure.validity import LATE_TOLERANCE_S
 
 #: 1 µs .. 1 hour, 3 significant digits
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3

@@ -17,7 +17,7 @@ import time
 
 from inferops import thresholds as thresholds_mod
 from inferops.exitcodes import BREACH, INVALID, OK
-from inferops.load.validity import (
+from inferops.measure.validity import (
     MAX_GENERATOR_CPU_PCT,
     MAX_LATE_SENDS_PCT,
     MIN_SAMPLES_P99,
