@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         progress.update(detail, description="rendering the report")
         from inferops.report import catalog
         from inferops.report.analysis import Options
-        from inferops.report.render import write_report
+        from inferops.report.cli import write_report
         from inferops.report.runs import load_runs
 
         options = Options(

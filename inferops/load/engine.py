@@ -178,9 +178,9 @@ def measure(spec: RunSpec, folder) -> dict:
     from locust.event import Events
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
-    from inferops.measure import summary as summary_mod
     from inferops.load.payloads import TargetUnreachable
     from inferops.load.progress import Progress
+    from inferops.measure import summary as summary_mod
     from inferops.measure.recorder import Recorder
     from inferops.measure.sampler_process import ProcessSampler
 

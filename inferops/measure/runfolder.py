@@ -1,8 +1,9 @@
 """Writing a run folder (docs/run-format.md), one atomic file at a time.
 
-Every file lands with write-to-temp, ``fsync``, ``os.replace``, ``fsync`` of the
-folder: a reader (or a crash) sees either the old file or the new one, never
-half of one. ``summary.json`` is written last by :meth:`RunFolder.finish`, so a
+The format (names, columns, typed summary and manifest) is declared in
+:mod:`inferops.measure.runformat`; this module only lands the files, each with
+:mod:`inferops.atomicfile`: a reader (or a crash) sees either the old file or
+the new one, never half of one. ``summary.json`` is written last by :meth:`RunFolder.finish`, so a
 folder that has it is a complete run.
 
 >>> run = RunFolder("runs/cnn")                    # doctest: +SKIP
@@ -14,143 +15,15 @@ folder that has it is a complete run.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import os
 import pathlib
-import re
 import tempfile
 from typing import Any
 
+from inferops.atomicfile import atomic_write_bytes, atomic_write_json, atomic_write_text
 from inferops.exitcodes import UsageError
-
-SCHEMA = 1
-SUMMARY = "summary.json"
-TIMESERIES = "timeseries.csv"
-
-#: the documented timeseries.csv columns, in order (docs/run-format.md)
-TIMESERIES_COLUMNS = (
-    "t_s",
-    "offered_qps",
-    "achieved_qps",
-    "p50_ms",
-    "p99_ms",
-    "errors",
-    "cpu_pct",
-    "mem_pct",
-    "net_rx_bytes_s",
-    "net_tx_bytes_s",
-    "disk_read_bytes_s",
-    "disk_write_bytes_s",
-    "gpu_util_pct",
-    "gpu_mem_pct",
-    "gpu_power_w",
-    "gpu_temp_c",
-)
-
-# mkstemp creates 0600 files; results should get the usual umask-derived mode.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically.
-
-    The bytes go to a hidden temporary file in the same folder, which is
-    fsynced and then renamed over ``path``; the folder is fsynced so the
-    rename survives a power cut. On any error the temporary file is removed
-    and ``path`` keeps its old content.
-    """
-    path = pathlib.Path(path)
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # BaseException too: a Ctrl-C mid-write must not leave temp files behind.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(folder)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Replace ``path`` with UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically.
-
-    NaN and ±infinity become ``null`` (Python's ``json`` would write ``NaN``,
-    which is not JSON); numpy scalars and arrays become plain numbers and
-    lists; tuples become lists. Anything else not serialisable raises
-    ``TypeError`` before the file is touched.
-    """
-    text = json.dumps(_json_safe(obj), indent=2, allow_nan=False, sort_keys=False)
-    atomic_write_text(path, text + "\n")
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "tolist"):  # numpy scalar or array, without importing numpy
-        return _json_safe(obj.tolist())
-    return obj  # json.dumps raises TypeError naming the type
-
-
-def _fsync_dir(folder: pathlib.Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # some filesystems do not allow opening folders; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _natural_key(name: str) -> list:
-    # cpu2_pct before cpu10_pct
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def timeseries_columns(rows: list[dict]) -> list[str]:
-    """The header :meth:`RunFolder.write_timeseries` uses for ``rows``.
-
-    The documented columns always come first, in documented order; any other
-    key found in any row follows, sorted naturally (``cpu2_pct`` before
-    ``cpu10_pct``).
-    """
-    extra = {k for row in rows for k in row if k not in TIMESERIES_COLUMNS}
-    return list(TIMESERIES_COLUMNS) + sorted(extra, key=_natural_key)
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float) and not math.isfinite(value):
-        return ""
-    return value
+from inferops.measure import runformat
+from inferops.measure.runformat import SCHEMA, SUMMARY, TIMESERIES
 
 
 class RunFolder:
@@ -222,28 +95,12 @@ class RunFolder:
         return target
 
     def write_timeseries(self, rows: list[dict]) -> pathlib.Path:
-        """Write ``timeseries.csv``: one row per dict.
-
-        Columns are those of :func:`timeseries_columns`; a key missing from a
-        row, ``None`` and NaN are written as an empty cell.
-        """
-        columns = timeseries_columns(rows)
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(row.get(col)) for col in columns])
-        return self.write_text(TIMESERIES, buf.getvalue())
+        """Write ``timeseries.csv`` (:func:`runformat.encode_timeseries`): one row per dict."""
+        return self.write_text(TIMESERIES, runformat.encode_timeseries(rows))
 
     def write_hdr(self, name: str | os.PathLike, histogram: Any) -> pathlib.Path:
-        """Write an ``hdrh.histogram.HdrHistogram`` in its base64 compressed encoding.
-
-        Read it back with :func:`read_hdr`.
-        """
-        encoded = histogram.encode()
-        if isinstance(encoded, str):
-            encoded = encoded.encode("ascii")
-        return self.write_bytes(name, encoded + b"\n")
+        """Write an ``HdrHistogram`` in its base64 compressed encoding (read: ``read_hdr``)."""
+        return self.write_bytes(name, runformat.encode_hdr(histogram))
 
     def step(self, index: int) -> RunFolder:
         """The sub-run folder ``steps/NN`` (zero-padded to two digits) for a sweep step."""
@@ -251,24 +108,21 @@ class RunFolder:
             raise ValueError(f"step index must be a non-negative integer, got {index!r}")
         return RunFolder(self.path / "steps" / f"{index:02d}", overwrite=self.overwrite)
 
-    def finish(self, summary: dict, *, partial: bool = False) -> pathlib.Path:
+    def finish(self, summary, *, partial: bool = False) -> pathlib.Path:
         """Write ``summary.json`` last and return its path.
 
-        Sets ``summary["partial"] = partial`` and ``summary["schema"]`` (if
-        absent) to 1, in the dict passed in. Any write to this folder after
-        ``finish`` raises ``RuntimeError``.
+        ``summary`` is a :class:`~inferops.measure.runformat.Summary` (or its JSON
+        dict). Sets ``partial`` and, if absent, ``schema`` on it. Any write to
+        this folder after ``finish`` raises ``RuntimeError``.
         """
-        summary["partial"] = bool(partial)
-        summary.setdefault("schema", SCHEMA)
+        if isinstance(summary, runformat.Summary):
+            summary.partial = bool(partial)
+            data = summary.to_json()
+        else:
+            summary["partial"] = bool(partial)
+            summary.setdefault("schema", SCHEMA)
+            data = summary
         target = self._target(SUMMARY)
-        atomic_write_json(target, summary)
+        atomic_write_json(target, data)
         self.finished = True
         return target
-
-
-def read_hdr(path: str | os.PathLike):
-    """Decode a ``.hdr`` file written by :meth:`RunFolder.write_hdr`."""
-    from hdrh.histogram import HdrHistogram
-
-    data = pathlib.Path(path).read_bytes().strip()
-    return HdrHistogram.decode(data)

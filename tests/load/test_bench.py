@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from inferops.measure.runfolder import read_hdr
+from inferops.measure.runformat import read_hdr
 from tests.load.lawserver import p99_ms
 from tests.load.procs import PY, ROOT, LawServer, kill_group, run_bench
 

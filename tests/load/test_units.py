@@ -12,8 +12,8 @@ import pytest
 
 from inferops.exitcodes import UsageError
 from inferops.load import payloads, sweep
-from inferops.measure import validity
 from inferops.load.arrivals import Scenario, gaps
+from inferops.measure import validity
 from inferops.measure.recorder import Recorder
 
 
