@@ -52,7 +52,7 @@ def positive(text: str | float) -> float:
     """A finite number > 0."""
     value = _float(text, "a positive number")
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
@@ -60,7 +60,7 @@ def non_negative(text: str | float) -> float:
     """A finite number >= 0."""
     value = _float(text, "a number >= 0")
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
@@ -101,7 +101,8 @@ def int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
     def parse(text: str | int) -> int:
         value = _int(text, expected)
         if value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+            bound = f">= {lo}" if hi is None else f"{lo}-{hi}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
         return value
 
     parse.__name__ = f"int_{lo}_{hi}"
@@ -122,8 +123,8 @@ def duration(text: str | float) -> float:
         seconds = parse_duration(text, name="duration")
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("duration: ")) from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be a duration > 0, got {text!r}")
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite duration > 0, got {text!r}")
     return seconds
 
 
@@ -132,9 +133,12 @@ def duration_or_zero(text: str | float) -> float:
     from inferops.units import parse_duration
 
     try:
-        return parse_duration(text, name="duration")
+        seconds = parse_duration(text, name="duration")
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("duration: ")) from None
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"must be a finite duration, got {text!r}")
+    return seconds
 
 
 _SIZE = re.compile(r"^(\d+)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
@@ -157,4 +161,9 @@ def check(value: object, validator: Callable[[object], T], name: str) -> T:
     try:
         return validator(value)
     except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"{name}: {exc}") from None
+        raise UsageError(flag_message(name, str(exc))) from None
+
+
+def flag_message(name: str, problem: str) -> str:
+    """``--rate must be > 0, got -5`` / ``--rate: expected a number, got 'x'``: one line."""
+    return f"{name} {problem}" if problem.startswith("must") else f"{name}: {problem}"
