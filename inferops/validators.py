@@ -115,21 +115,8 @@ positive_int = int_range(1)
 port = int_range(0, 65535)
 
 
-def duration(text: str | float) -> float:
-    """Seconds from ``30``, ``30s``, ``2m``, ``1h30m``, ``250ms`` (Locust's forms); > 0."""
-    from inferops.units import parse_duration
-
-    try:
-        seconds = parse_duration(text, name="duration")
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("duration: ")) from None
-    if not 0 < seconds < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite duration > 0, got {text!r}")
-    return seconds
-
-
 def duration_or_zero(text: str | float) -> float:
-    """Like :func:`duration`, but 0 is allowed (a warm-up may be skipped)."""
+    """Seconds from ``30``, ``30s``, ``2m``, ``1h30m``, ``250ms`` (Locust's forms); >= 0."""
     from inferops.units import parse_duration
 
     try:
@@ -138,6 +125,14 @@ def duration_or_zero(text: str | float) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("duration: ")) from None
     if not math.isfinite(seconds):
         raise argparse.ArgumentTypeError(f"must be a finite duration, got {text!r}")
+    return seconds
+
+
+def duration(text: str | float) -> float:
+    """Like :func:`duration_or_zero`, but the duration must be > 0."""
+    seconds = duration_or_zero(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be a duration > 0, got {text!r}")
     return seconds
 
 
