@@ -169,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_arguments(args) -> None:
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; the demo writes a folder there")
     try:
         from inferops.server.process import ServerProcess  # noqa: F401
     except ImportError as exc:

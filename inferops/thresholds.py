@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 from inferops.exitcodes import UsageError
+from inferops.tomlfile import read_toml
 
 
 @dataclass(frozen=True)
@@ -97,23 +92,16 @@ def load(path: str | Path | None = None) -> dict[str, float]:
     path = Path(path)
     try:
         stat = path.stat()
-    except FileNotFoundError:
-        raise UsageError(f"thresholds file not found: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    except OSError:
+        stat = None  # read_toml says why, in one line
+    if stat is None or path.is_dir():
+        return validate(read_toml(path, "thresholds file"), source=str(path))
     return dict(_load_file(str(path), stat.st_mtime_ns, stat.st_size))
 
 
 @functools.lru_cache(maxsize=16)
 def _load_file(path: str, _mtime_ns: int, _size: int) -> dict[str, float]:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"thresholds file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from None
-    return validate(data, source=path)
+    return validate(read_toml(path, "thresholds file"), source=path)
 
 
 #: the one "not set" value for an optional bound or option (never 0.0 or "")

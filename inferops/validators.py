@@ -151,6 +151,29 @@ def size_bytes(text: str) -> int:
     return value
 
 
+def http_url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host and a valid port; no trailing slash."""
+    from urllib.parse import urlsplit
+
+    text = str(text)
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise argparse.ArgumentTypeError(
+            f"a URL cannot contain spaces or control characters: {text!r}"
+        )
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a valid URL ({exc}): {text!r}") from None
+    if parts.scheme not in ("http", "https"):
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    if not parts.hostname:
+        raise argparse.ArgumentTypeError(f"the URL has no host: {text!r}")
+    if port == 0:
+        raise argparse.ArgumentTypeError(f"port 0 is not a port to connect to: {text!r}")
+    return text.rstrip("/")
+
+
 def check(value: object, validator: Callable[[object], T], name: str) -> T:
     """Apply ``validator`` outside argparse: a bad value raises UsageError naming ``name``."""
     try:

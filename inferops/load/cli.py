@@ -59,8 +59,6 @@ def late_tolerance_s(args, limits: dict) -> float:
 
 def _check_combination(args) -> None:
     """Rules between flags (each flag's own value is checked by its validator)."""
-    if not args.target.startswith(("http://", "https://")):
-        raise UsageError(f"--target: expected an http:// or https:// URL, got {args.target!r}")
     if args.protocol == "v2" and not args.model:
         raise UsageError("--model is required with --protocol v2")
     if not args.model and not args.input_file:

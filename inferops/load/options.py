@@ -40,6 +40,7 @@ def add_load_options(parser, *, locust: bool = False) -> None:
         add(
             "--target",
             required=True,
+            type=validators.http_url,
             metavar="URL",
             help="base URL of the inference server, e.g. http://127.0.0.1:8000",
         )
@@ -151,6 +152,7 @@ def add_load_options(parser, *, locust: bool = False) -> None:
     add("--profile", metavar="LABEL", help="label stored in manifest.json for reports")
     add(
         "--node-exporter",
+        type=validators.http_url,
         metavar="URL",
         help="take host metrics from the target's node_exporter (e.g. http://HOST:9100)"
         " instead of this machine",
