@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from inferops import __version__
@@ -28,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with a one-line message naming the bad flag."""
 
     def error(self, message: str):
+        # "argument --rate: must be > 0, got -5" reads better as "--rate must be > 0, got -5"
+        message = re.sub(r"^argument (\S+?)(?:/\S+)?: (?=must )", r"\1 ", message)
         self.exit(USAGE, f"{self.prog}: error: {message}\n")
 
 
@@ -36,12 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inferops {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module_name, help_text in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # subcommand not built in this checkout
+        # every subcommand ships with the package: one that does not import is a broken
+        # install, said loudly, never a command that silently disappears from --help
+        module = importlib.import_module(module_name)
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from inferops import validators
 from inferops.exitcodes import INVALID, InvalidMeasurement, UsageError
 
 #: (profile label, ServerProcess keyword arguments, what it is)
@@ -44,25 +45,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--slo-p99-ms",
-        type=float,
+        type=validators.positive,
         default=100.0,
         help="P99 SLO the sweeps search against, ms (default 100)",
     )
     parser.add_argument(
         "--target-qps",
-        type=float,
+        type=validators.positive,
         default=1000.0,
         help="fleet throughput to size for, req/s (default 1000)",
     )
     parser.add_argument(
         "--step-duration",
+        type=validators.duration,
         default="3s",
         help="measured window per sweep step (default 3s; the engine "
         "lengthens low-rate steps to get enough samples)",
     )
     parser.add_argument(
         "--sweep-budget",
-        type=float,
+        type=validators.positive,
         default=80.0,
         metavar="SECONDS",
         help="longest one profile's sweep may take before it is interrupted "
@@ -146,26 +148,56 @@ def _bench_cmd(*args: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build, then per profile: serve, calibrate, sweep; then the report."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from inferops.units import parse_duration
+    _check_arguments(args)
+    console = Console(stderr=True, soft_wrap=True)  # logs stay one line per message
+    started = time.monotonic()
+    with _progress(console, total=2 + 2 * len(PROFILES)) as steps:
+        _build_model(args, console, steps)
+        folders = [
+            folder
+            for profile, server_kwargs, what in PROFILES
+            if (folder := _measure_profile(args, profile, server_kwargs, what, console, steps))
+        ]
+        if not folders:
+            raise InvalidMeasurement("no sweep finished: nothing to report")
+        runs, written = _render_report(args, folders, steps)
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+    return _verdict(runs, written, console)
 
-    parse_duration(args.step_duration, name="--step-duration")
-    if not args.slo_p99_ms > 0 or not args.target_qps > 0:
-        raise UsageError("--slo-p99-ms and --target-qps must be positive")
+
+def _check_arguments(args) -> None:
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; the demo writes a folder there")
     try:
-        from inferops.server.process import ServerProcess
+        from inferops.server.process import ServerProcess  # noqa: F401
     except ImportError as exc:
         raise UsageError(
             f"the reference server is not available in this checkout ({exc})"
         ) from None
 
-    console = Console(stderr=True, soft_wrap=True)  # logs stay one line per message
-    out: Path = args.out
-    runs_dir = out / "runs"
-    started = time.monotonic()
-    total = 2 + 2 * len(PROFILES)
+
+class _Steps:
+    """The demo's progress display: an overall bar and a line saying what runs now."""
+
+    def __init__(self, progress, total: int):
+        self.progress = progress
+        self.overall = progress.add_task("demo", total=total)
+        self.detail = progress.add_task("", total=None)
+
+    def doing(self, what: str) -> None:
+        self.progress.update(self.detail, description=what)
+
+    def done(self) -> None:
+        self.progress.advance(self.overall)
+
+
+@contextlib.contextmanager
+def _progress(console, *, total: int):
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     columns = [
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -174,114 +206,102 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn(),
     ]
     with Progress(*columns, console=console, transient=False) as progress:
-        overall = progress.add_task("demo", total=total)
-        detail = progress.add_task("", total=None)
+        steps = _Steps(progress, total)
+        yield steps
+        progress.update(steps.detail, description="done", total=1, completed=1)
 
-        progress.update(detail, description=f"building the embedded {args.model} model")
-        from inferops.models import resolve
 
-        model_path = resolve(args.model)
-        progress.advance(overall)
-        console.print(f"model {args.model}: {model_path}")
+def _build_model(args, console, steps: _Steps) -> None:
+    from inferops.models import resolve
 
-        folders = []
-        for profile, server_kwargs, what in PROFILES:
-            progress.update(detail, description=f"{profile}: starting server ({what})")
-            with ServerProcess(
-                model=args.model, port=None, cpus=args.server_cpus, **server_kwargs
-            ) as server:
-                # 1. calibrate: one closed-loop user measures the unloaded service rate,
-                #    so the sweep starts near this machine's capacity instead of guessing
-                progress.update(detail, description=f"{profile}: calibrating (1 user, 2 s)")
-                calib = runs_dir / "calibration" / profile
-                code = _bench(
-                    _bench_cmd(
-                        "--target",
-                        server.url,
-                        "--model",
-                        args.model,
-                        "--users",
-                        "1",
-                        "--duration",
-                        "2s",
-                        "--warmup",
-                        "1s",
-                        "--out",
-                        str(calib),
-                        "--profile",
-                        profile,
-                    ),
-                    on_line=lambda _line: None,
-                    budget_s=60,
-                )
-                start_qps = _calibrated_start(calib, code)
-                progress.advance(overall)
+    steps.doing(f"building the embedded {args.model} model")
+    model_path = resolve(args.model)
+    steps.done()
+    console.print(f"model {args.model}: {model_path}")
 
-                # 2. the SLO sweep, exactly as `inferops bench --sweep` runs in a fleet
-                folder = runs_dir / profile
-                progress.update(detail, description=f"{profile}: sweep from {start_qps:.0f} req/s")
 
-                def show(line: str, profile=profile) -> None:
-                    if line.startswith(("sweep step", "time budget")):
-                        progress.update(detail, description=f"{profile}: {line}")
-                        console.print(f"  {profile}: {line}")
+def _measure_profile(args, profile, server_kwargs, what, console, steps: _Steps) -> Path | None:
+    """Serve one profile, calibrate, sweep; the sweep's run folder (None if it left none)."""
+    from inferops.server.process import ServerProcess
 
-                code = _bench(
-                    _bench_cmd(
-                        "--target",
-                        server.url,
-                        "--model",
-                        args.model,
-                        "--sweep",
-                        "--slo-p99-ms",
-                        f"{args.slo_p99_ms:g}",
-                        "--sweep-start",
-                        f"{start_qps:.1f}",
-                        "--sweep-precision",
-                        "0.1",
-                        "--sweep-max-steps",
-                        "10",
-                        "--duration",
-                        args.step_duration,
-                        "--warmup",
-                        "1s",
-                        "--out",
-                        str(folder),
-                        "--profile",
-                        profile,
-                    ),
-                    on_line=show,
-                    budget_s=args.sweep_budget,
-                )
-                if code == 2:
-                    raise UsageError(f"inferops bench --sweep rejected its arguments ({profile})")
-                if (folder / "summary.json").exists():
-                    folders.append(folder)
-                else:
-                    console.print(
-                        f"[red]{profile}: the sweep left no summary.json "
-                        f"(bench exit {code}); leaving it out of the report[/red]"
-                    )
-                progress.advance(overall)
+    runs_dir = args.out / "runs"
+    steps.doing(f"{profile}: starting server ({what})")
+    with ServerProcess(
+        model=args.model, port=None, cpus=args.server_cpus, **server_kwargs
+    ) as server:
+        steps.doing(f"{profile}: calibrating (1 user, 2 s)")
+        start_qps = _calibrate(args, server.url, runs_dir / "calibration" / profile, profile)
+        steps.done()
+        folder = runs_dir / profile
+        steps.doing(f"{profile}: sweep from {start_qps:.0f} req/s")
+        code = _sweep(args, server.url, folder, profile, start_qps, console, steps)
+        steps.done()
+    if (folder / "summary.json").exists():
+        return folder
+    console.print(
+        f"[red]{profile}: the sweep left no summary.json "
+        f"(bench exit {code}); leaving it out of the report[/red]"
+    )
+    return None
 
-        if not folders:
-            raise InvalidMeasurement("no sweep finished: nothing to report")
-        progress.update(detail, description="rendering the report")
-        from inferops.report import catalog
-        from inferops.report.analysis import Options
-        from inferops.report.render import write_report
-        from inferops.report.runs import load_runs
 
-        options = Options(
-            target_qps=args.target_qps,
-            catalog=catalog.load(),
-            catalog_source=str(catalog.DEFAULT_PATH),
-        )
-        runs = load_runs(folders)
-        written = write_report(runs, options, out / "index.html")
-        progress.advance(overall)
-        progress.update(detail, description="done", total=1, completed=1)
-    console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+def _calibrate(args, url: str, folder: Path, profile: str) -> float:
+    """One closed-loop user measures the unloaded service rate, so the sweep starts
+    near this machine's capacity instead of guessing."""
+    code = _bench(
+        _bench_cmd(
+            "--target", url, "--model", args.model, "--users", "1",
+            "--duration", "2s", "--warmup", "1s", "--out", str(folder), "--profile", profile,
+        ),
+        on_line=lambda _line: None,
+        budget_s=60,
+    )  # fmt: skip
+    return _calibrated_start(folder, code)
+
+
+def _sweep(args, url, folder, profile, start_qps, console, steps: _Steps) -> int:
+    """The SLO sweep, exactly as `inferops bench --sweep` runs in a fleet."""
+
+    def show(line: str) -> None:
+        if line.startswith(("sweep step", "time budget")):
+            steps.doing(f"{profile}: {line}")
+            console.print(f"  {profile}: {line}")
+
+    code = _bench(
+        _bench_cmd(
+            "--target", url, "--model", args.model, "--sweep",
+            "--slo-p99-ms", f"{args.slo_p99_ms:g}", "--sweep-start", f"{start_qps:.1f}",
+            "--sweep-precision", "0.1", "--sweep-max-steps", "10",
+            "--duration", f"{args.step_duration:g}", "--warmup", "1s",
+            "--out", str(folder), "--profile", profile,
+        ),
+        on_line=show,
+        budget_s=args.sweep_budget,
+    )  # fmt: skip
+    if code == 2:
+        raise UsageError(f"inferops bench --sweep rejected its arguments ({profile})")
+    return code
+
+
+def _render_report(args, folders: list[Path], steps: _Steps):
+    from inferops.report import catalog
+    from inferops.report.analysis import Options
+    from inferops.report.cli import write_report
+    from inferops.report.runs import load_runs
+
+    steps.doing("rendering the report")
+    options = Options(
+        target_qps=args.target_qps,
+        catalog=catalog.load(),
+        catalog_source=str(catalog.DEFAULT_PATH),
+    )
+    runs = load_runs(folders)
+    written = write_report(runs, options, args.out / "index.html")
+    steps.done()
+    return runs, written
+
+
+def _verdict(runs, written: Path, console) -> int:
     invalid = [r.profile for r in runs if not r.valid]
     missing = len(PROFILES) - len(runs)
     if invalid or missing:

@@ -7,17 +7,14 @@ silently switch a gate off.
 
 from __future__ import annotations
 
+import functools
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from typing import Protocol
 
 from inferops.exitcodes import UsageError
+from inferops.tomlfile import read_toml
 
 
 @dataclass(frozen=True)
@@ -85,18 +82,92 @@ def validate(data: dict, *, source: str = "thresholds") -> dict[str, float]:
 
 
 def load(path: str | Path | None = None) -> dict[str, float]:
-    """Read and validate a thresholds file; ``None`` gives the seeds' defaults."""
+    """Read and validate a thresholds file; ``None`` gives the seeds' defaults.
+
+    A file is read once per process (per path and modification time): the
+    Locust shape, the session and the gate all ask for it.
+    """
     if path is None:
         return dict(DEFAULTS)
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"thresholds file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from None
-    return validate(data, source=str(path))
+        stat = path.stat()
+    except OSError:
+        stat = None  # read_toml says why, in one line
+    if stat is None or path.is_dir():
+        return validate(read_toml(path, "thresholds file"), source=str(path))
+    return dict(_load_file(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _load_file(path: str, _mtime_ns: int, _size: int) -> dict[str, float]:
+    return validate(read_toml(path, "thresholds file"), source=path)
+
+
+#: the one "not set" value for an optional bound or option (never 0.0 or "")
+UNSET = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value in force and where it came from (shown to the user)."""
+
+    value: float | None
+    source: str
+
+    @property
+    def is_set(self) -> bool:
+        return self.value is not UNSET
+
+
+def resolve_bound(
+    option: float | None,
+    limits: dict[str, float],
+    *,
+    option_name: str = "--slo-p99-ms",
+    recorded: float | None = None,
+    recorded_source: str = "the sweep's slo.p99_ms",
+    limits_source: str = "thresholds",
+) -> Setting:
+    """The P99 bound in force: the option, else one recorded by a sweep, else the thresholds.
+
+    ``Setting(UNSET, "not set")`` when none of them gives one.
+    """
+    if option is not UNSET:
+        return Setting(float(option), option_name)
+    if recorded is not UNSET:
+        return Setting(float(recorded), recorded_source)
+    if "p99_latency_ms" in limits:
+        return Setting(limits["p99_latency_ms"], f"{limits_source} p99_latency_ms")
+    return Setting(UNSET, "not set")
+
+
+@dataclass(frozen=True)
+class Slo:
+    """What a load step must meet: P99 at most ``p99_ms``, errors at most ``max_error_rate``."""
+
+    p99_ms: float
+    max_error_rate: float | None = None
+
+
+class StepResult(Protocol):
+    valid: bool
+    p99_ms: float | None
+    error_rate: float | None
+
+
+def meets_slo(step: StepResult, slo: Slo, *, p99_proven: bool = True) -> bool:
+    """Does a measured step meet the SLO? The one rule, for the sweep and the report.
+
+    It must be valid, have a P99 at or under the bound (proven by early
+    stopping when the caller knows the verdict), and an error rate within the
+    limit (an unknown error rate does not pass a limit).
+    """
+    if not step.valid or not p99_proven or step.p99_ms is None or step.p99_ms > slo.p99_ms:
+        return False
+    if slo.max_error_rate is None:
+        return True
+    return step.error_rate is not None and step.error_rate <= slo.max_error_rate
 
 
 def check(limits: dict[str, float], observed: dict[str, float | None]) -> list[dict]:

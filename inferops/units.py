@@ -35,6 +35,6 @@ def parse_duration(value: str | int | float, *, name: str = "duration") -> float
                 raise UsageError(
                     f"{name}: expected a duration like 30s, 2m or 1h30m, got {value!r}"
                 ) from None
-    if seconds < 0 or seconds != seconds:  # NaN check without math import
-        raise UsageError(f"{name}: must be a non-negative duration, got {value!r}")
+    if not 0 <= seconds < float("inf"):  # negative, NaN or infinite
+        raise UsageError(f"{name}: must be a finite, non-negative duration, got {value!r}")
     return seconds

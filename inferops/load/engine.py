@@ -1,54 +1,36 @@
 """Run the Locust users programmatically and write a run folder (``inferops bench``).
 
 The same user classes as ``locust -f loadtests/`` run inside a
-``locust.env.Environment`` with a ``LocalRunner`` on gevent; numbers come from
-the in-process :class:`~inferops.load.recorder.Recorder` and ``env.stats``
-(never Locust's lagging CSV). Public entry points:
+``locust.env.Environment`` with a ``LocalRunner`` on gevent, measured by the
+same :class:`~inferops.load.session.RunSession` as under stock Locust. Public
+entry points:
 
 * :func:`measure` — one run (open loop at a rate, or closed loop with users);
 * :func:`sweep` — the SLO search, one run folder per step under ``steps/NN``.
 
-Both return the summary dict that they also wrote as ``summary.json``.
+Both return the :class:`~inferops.measure.runformat.Summary` they also wrote as
+``summary.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
 import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 
-from inferops.load.users import LoadConfig
+from inferops.load.options import LoadConfig
+from inferops.load.session import RunSession
+from inferops.measure.runformat import HISTOGRAMS, LOCUST_FILES, TIMESERIES, SloResult, SloStep
+from inferops.thresholds import Slo, meets_slo
 
 #: seconds without a successful reply, with connection errors, before a run is abandoned
 DEAD_TARGET_S = 3.0
-
-
-@dataclass
-class RunSpec:
-    """One measurement: the load, its length and what it is judged against."""
-
-    config: LoadConfig
-    users: int | None = None  # closed loop when set
-    duration_s: float = 30.0
-    warmup_s: float = 5.0
-    limits: dict = field(default_factory=dict)  # from inferops.thresholds.load
-    slo_p99_ms: float | None = None
-    command: list[str] = field(default_factory=list)
-    profile: str | None = None
-    progress: bool = True
-    node_exporter: str | None = None  # host metrics from the target's node_exporter
-
-    @property
-    def bound_ms(self) -> float | None:
-        return self.slo_p99_ms if self.slo_p99_ms is not None else self.limits.get("p99_latency_ms")
-
-    @property
-    def mode(self) -> str:
-        return "closed" if self.users else "open"
+#: a sweep step runs long enough for this many samples (early stopping needs 459)
+SWEEP_MIN_SAMPLES = 600
+#: the sweep's error-rate limit when the thresholds have none
+DEFAULT_MAX_ERROR_RATE = 0.01
 
 
 class _Stop:
@@ -62,7 +44,54 @@ class _Stop:
             self.reason = reason
 
 
-def _user_classes():
+# --- one run -----------------------------------------------------------------------------
+
+
+def measure(config: LoadConfig, folder, *, command=(), progress: bool = True):
+    """Run once and write ``folder`` (a RunFolder); returns the Summary."""
+    import locust  # noqa: F401 - gevent monkey-patching before anything else
+
+    from inferops.load.payloads import TargetUnreachable
+
+    config = dataclasses.replace(config)  # a step must not leak its start time
+    session = RunSession(config)
+    stop = _Stop()
+    try:
+        config.load_bodies()
+    except TargetUnreachable as exc:
+        stop(f"target unreachable at start: {exc}")
+        return _finish(session, None, folder, stop, session.started, session.started, command)
+
+    env, runner = _environment(config)
+    session.start(env).attach(env.events)
+    history = _HistoryCsv(env, folder.path)
+    handlers = _on_signals(stop)
+    window_start, window_end = _schedule(config, session)
+    try:
+        _drive(config, session, env, runner, stop, progress)
+        if config.mode == "open" and not stop.reason:
+            _drain(config, session, stop)
+    finally:
+        runner.quit()
+        session.stop_sampling()
+        history.stop()
+        for h in handlers:
+            h.cancel()
+        session.detach()
+    end = time.time() if stop.reason else window_end
+    end = max(window_start, min(end, window_end))
+    try:
+        return _finish(session, env, folder, stop, window_start, end, command, history.path)
+    finally:
+        history.remove()
+
+
+def _environment(config: LoadConfig):
+    """A Locust Environment with one user class (open- or closed-loop) and a LocalRunner."""
+    from locust import argument_parser
+    from locust.env import Environment
+    from locust.event import Events
+
     from inferops.load.users import ClosedLoopUser, OpenLoopUser
 
     class BenchOpenLoop(OpenLoopUser):
@@ -71,336 +100,158 @@ def _user_classes():
     class BenchClosedLoop(ClosedLoopUser):
         pass
 
-    return BenchOpenLoop, BenchClosedLoop
-
-
-def _default_options():
-    from locust import argument_parser
-
     parser = argument_parser.get_empty_argument_parser()
     argument_parser.setup_parser_arguments(parser)
-    return parser.parse(args=[])
-
-
-def _host_rows(samples: list[dict], rows: list[dict]) -> None:
-    """Merge 1 Hz host samples into the per-second rows (by epoch second)."""
-    by_sec: dict[int, dict] = {}
-    for s in samples:
-        by_sec[int(s["t"])] = s
-    for row in rows:
-        s = by_sec.get(int(row["t"]))
-        if s:
-            row.update({k: v for k, v in s.items() if k != "t"})
-
-
-def _peaks(samples: list[dict], start: float, end: float, fallback: dict) -> tuple[dict, float]:
-    window = [s for s in samples if start - 1 <= s["t"] <= end + 1] or samples
-
-    def peak(key):
-        vals = [s.get(key) for s in window if s.get(key) is not None]
-        return max(vals) if vals else None
-
-    if not window:
-        host = {
-            k: fallback.get(k)
-            for k in (
-                "cpu_pct_max",
-                "memory_pct_max",
-                "gpu_util_pct_max",
-                "gpu_mem_pct_max",
-                "gpu_power_w_max",
-                "gpu_temp_c_max",
-            )
-        }
-        return host, fallback.get("gen_cpu_pct_max")
-    host = {
-        "cpu_pct_max": peak("cpu_pct"),
-        "memory_pct_max": peak("mem_pct"),
-        "gpu_util_pct_max": peak("gpu_util_pct"),
-        "gpu_mem_pct_max": peak("gpu_mem_pct"),
-        "gpu_power_w_max": peak("gpu_power_w"),
-        "gpu_temp_c_max": peak("gpu_temp_c"),
-    }
-    return host, peak("gen_cpu_pct")
-
-
-def _write_locust_outputs(folder, env, csv_tmp) -> None:
-    """Locust's own CSV (from its env.stats-based writer) and HTML, moved in atomically."""
-    from locust.html import get_html_report
-
-    writer = getattr(env, "_inferops_csv", None)
-    if writer is not None:
-        # final rows, then move each file in with an atomic write
-        for fn, fh, w, start in (
-            (
-                writer._requests_data_rows,
-                writer.requests_csv_filehandle,
-                writer.requests_csv_writer,
-                None,
-            ),
-            (
-                writer._failures_data_rows,
-                writer.failures_csv_filehandle,
-                writer.failures_csv_writer,
-                writer.failures_csv_data_start,
-            ),
-            (
-                writer._exceptions_data_rows,
-                writer.exceptions_csv_filehandle,
-                writer.exceptions_csv_writer,
-                writer.exceptions_csv_data_start,
-            ),
-        ):
-            if start is None:
-                fh.seek(0)
-                fh.truncate()
-                w.writerow(writer.requests_csv_columns)
-            else:
-                fh.seek(start)
-                fh.truncate()
-            fn(w)
-        writer._stats_history_data_rows(writer.stats_history_csv_writer, time.time())
-        writer.close_files()
-        for suffix in ("stats", "stats_history", "failures", "exceptions"):
-            tmp = os.path.join(csv_tmp, f"locust_{suffix}.csv")
-            with open(tmp, encoding="utf-8") as fh:
-                folder.write_text(f"locust_{suffix}.csv", fh.read())
-            os.unlink(tmp)
-        os.rmdir(csv_tmp)
-    folder.write_text("locust.html", get_html_report(env, show_download_link=False))
-
-
-def measure(spec: RunSpec, folder) -> dict:
-    """Run once and write ``folder`` (a RunFolder); returns the summary."""
-    import gevent
-    import locust  # noqa: F401 - gevent monkey-patching before anything else
-    from locust.env import Environment
-    from locust.event import Events
-    from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
-
-    from inferops.load import summary as summary_mod
-    from inferops.load.payloads import TargetUnreachable
-    from inferops.load.progress import Progress
-    from inferops.load.recorder import Recorder
-    from inferops.load.sampler_process import ProcessSampler
-
-    config = dataclasses.replace(spec.config)  # a step must not leak its start time
-    recorder = Recorder(late_tolerance_s=config.late_tolerance_s)
-    started = time.time()
-    stop = _Stop()
-
-    def finish(env=None, *, rows=None, host=None, gen_cpu=None, duration=0.0, reasons=()):
-        partial = stop.reason is not None
-        summary = summary_mod.build(
-            recorder=recorder,
-            target=config.target,
-            protocol=config.protocol,
-            model=config.model,
-            mode=spec.mode,
-            started_at=started,
-            duration_s=duration,
-            warmup_s=spec.warmup_s,
-            offered_qps=None if spec.users else config.rate,
-            host=host or {},
-            generator_cpu_pct_max=gen_cpu,
-            limits=spec.limits,
-            bound_ms=spec.bound_ms,
-            rows=rows or [],
-            partial=partial,
-            reasons=list(reasons) + ([f"partial run: {stop.reason}"] if partial else []),
-            max_inflight=config.max_inflight,
-        )
-        folder.write_json("manifest.json", _manifest(spec))
-        folder.write_timeseries(rows or [])
-        folder.write_hdr("latency.hdr", recorder.latency)
-        folder.write_hdr("service_time.hdr", recorder.service)
-        if env is not None:
-            _write_locust_outputs(folder, env, os.path.join(folder.path, ".locust-tmp"))
-        folder.finish(summary, partial=partial)
-        return summary
-
-    try:
-        config.load_bodies()
-    except TargetUnreachable as exc:
-        stop(f"target unreachable at start: {exc}")
-        return finish(reasons=[])
-
-    open_cls, closed_cls = _user_classes()
     env = Environment(
-        user_classes=[closed_cls if spec.users else open_cls],
+        user_classes=[BenchOpenLoop if config.mode == "open" else BenchClosedLoop],
         events=Events(),
         host=config.target,
-        parsed_options=_default_options(),
+        parsed_options=parser.parse(args=[]),
     )
     env.parsed_options.inferops_open_users = 1
-    env.inferops_config = config
-    env.inferops_recorder = recorder
-    recorder.attach(env.events)
-    runner = env.create_local_runner()
+    return env, env.create_local_runner()
 
-    csv_tmp = os.path.join(folder.path, ".locust-tmp")
-    os.makedirs(csv_tmp, exist_ok=True)
-    env._inferops_csv = StatsCSVFileWriter(
-        env, PERCENTILES_TO_REPORT, os.path.join(csv_tmp, "locust")
-    )
-    csv_greenlet = gevent.spawn(env._inferops_csv)
 
-    handlers = [
+class _HistoryCsv:
+    """Locust's own ``locust_stats_history.csv``, written by its public StatsCSVFileWriter."""
+
+    def __init__(self, env, folder):
+        import gevent
+        from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
+
+        self.tmp = os.path.join(folder, ".locust-tmp")
+        os.makedirs(self.tmp, exist_ok=True)
+        self.writer = StatsCSVFileWriter(
+            env, PERCENTILES_TO_REPORT, os.path.join(self.tmp, "locust")
+        )
+        self.path = self.writer.stats_history_file_name()
+        self.greenlet = gevent.spawn(self.writer)
+
+    def stop(self) -> None:
+        self.greenlet.kill(block=True)
+        self.writer.stats_history_flush()
+        self.writer.close_files()
+
+    def remove(self) -> None:
+        for name in os.listdir(self.tmp):
+            os.unlink(os.path.join(self.tmp, name))
+        os.rmdir(self.tmp)
+
+
+def _on_signals(stop: _Stop) -> list:
+    """Ctrl-C or SIGTERM end the run early; what was measured is written as partial."""
+    import gevent
+
+    return [
         gevent.signal_handler(sig, stop, name)
         for sig, name in (
             (signal.SIGINT, "interrupted (SIGINT)"),
             (signal.SIGTERM, "terminated (SIGTERM)"),
         )
     ]
-    sampler = ProcessSampler(os.getpid(), node_exporter=spec.node_exporter)
-    sampler.start()
-    label = (
-        f"{spec.users} users" if spec.users else f"{config.rate:g} req/s"
-    ) + f" -> {config.target}"
-    progress = Progress(label, spec.warmup_s + spec.duration_s, enabled=spec.progress)
-    # long-lived set-up objects out of the collector's way: fewer, shorter GC pauses
-    gc.collect()
-    gc.freeze()
+
+
+def _schedule(config: LoadConfig, session: RunSession) -> tuple[float, float]:
+    """Fix t=0 of the schedule and the measured window after the warm-up."""
     t0 = time.time() + 0.05
     config.start = t0
-    config.duration_s = spec.warmup_s + spec.duration_s
-    recorder.window_start = t0 + spec.warmup_s
-    recorder.window_end = recorder.window_start + spec.duration_s
+    config.schedule_s = config.warmup_s + config.duration_s
+    recorder = session.recorder
+    recorder.window_start = t0 + config.warmup_s
+    recorder.window_end = recorder.window_start + config.duration_s
+    return recorder.window_start, recorder.window_end
+
+
+def _drive(config, session, env, runner, stop: _Stop, show_progress: bool) -> None:
+    """Run the users until the window ends, a signal arrives or the target goes dead."""
+    import gevent
+
+    from inferops.load.progress import Progress
+
+    recorder, t0 = session.recorder, config.start
+    label = (
+        f"{config.users} users" if config.mode == "closed" else f"{config.rate:g} req/s"
+    ) + f" -> {config.target}"
+    progress = Progress(label, config.schedule_s, enabled=show_progress)
     stats_reset = False
     last_tick = 0
+    users_now = _closed_users(config, 0.0)
+    runner.start(users_now, spawn_rate=max(1, users_now))
     try:
-        users_now = _closed_users(spec, 0.0)
-        runner.start(users_now, spawn_rate=max(1, users_now))
         while True:
             now = time.time()
             if now >= recorder.window_end or stop.reason:
-                break
+                return
             if not stats_reset and now >= recorder.window_start:
                 env.stats.reset_all()  # Locust's own CSV/HTML cover the measured window
                 stats_reset = True
-            if (
-                recorder.connection_errors
-                and recorder.last_failure > recorder.last_success
-                and now - max(recorder.last_success, t0) > DEAD_TARGET_S
-            ):
+            if _target_dead(recorder, now, t0):
                 stop("target stopped answering (connection errors)")
-                break
+                return
             if int(now) != last_tick:  # percentiles cost ~0.5 ms: once a second is plenty
                 last_tick = int(now)
-                if spec.users and _closed_users(spec, now - t0) != users_now:
-                    users_now = _closed_users(spec, now - t0)  # closed-loop scenario
+                wanted = _closed_users(config, now - t0)
+                if config.mode == "closed" and wanted != users_now:
+                    users_now = wanted  # closed-loop scenario
                     runner.start(users_now, spawn_rate=max(1, users_now))
-                p99 = recorder.recent_p99_ms()
-                progress.update(
-                    now - t0,
-                    f"{recorder.requests} req, "
-                    f"p99 {'-' if p99 is None else f'{p99:.1f}'} ms (last s), "
-                    f"{recorder.failures} errors",
-                )
+                _show(progress, recorder, now - t0)
             gevent.sleep(0.2)
-        if not spec.users and not stop.reason:
-            # open loop: the schedule has ended; give in-flight requests time to land
-            deadline = time.time() + config.timeout_s
-            while (
-                not getattr(env, "inferops_schedule_done", False)
-                and time.time() < deadline
-                and not stop.reason
-            ):
-                gevent.sleep(0.05)
     finally:
-        runner.quit()
         progress.close()
-        sampler.stop()
-        csv_greenlet.kill(block=True)
-        for h in handlers:
-            h.cancel()
-        recorder.detach(env.events)
 
-    end = time.time() if stop.reason else recorder.window_end
-    duration = max(0.0, min(end, recorder.window_end) - recorder.window_start)
-    samples = sampler.samples()
-    rows = recorder.rows(recorder.window_start, t_end=min(end, recorder.window_end))
-    _host_rows(samples, rows)
-    host, gen_cpu = _peaks(
-        samples, recorder.window_start, recorder.window_start + duration, sampler.peaks()
+
+def _target_dead(recorder, now: float, t0: float) -> bool:
+    return bool(
+        recorder.connection_errors
+        and recorder.last_failure > recorder.last_success
+        and now - max(recorder.last_success, t0) > DEAD_TARGET_S
     )
-    return finish(env, rows=rows, host=host, gen_cpu=gen_cpu, duration=duration)
 
 
-def _closed_users(spec: RunSpec, t: float) -> int:
+def _show(progress, recorder, elapsed: float) -> None:
+    p99 = recorder.recent_p99_ms()
+    progress.update(
+        elapsed,
+        f"{recorder.requests} req, "
+        f"p99 {'-' if p99 is None else f'{p99:.1f}'} ms (last s), "
+        f"{recorder.failures} errors",
+    )
+
+
+def _drain(config: LoadConfig, session: RunSession, stop: _Stop) -> None:
+    """Open loop: the schedule has ended; give in-flight requests time to land."""
+    import gevent
+
+    deadline = time.time() + config.timeout_s
+    while not session.schedule_done and time.time() < deadline and not stop.reason:
+        gevent.sleep(0.05)
+
+
+def _finish(session, env, folder, stop, window_start, window_end, command, history=None):
+    """The Summary of the run, and its run folder."""
+    partial = stop.reason is not None
+    summary = session.finish(
+        window_start=window_start,
+        window_end=window_end,
+        partial=partial,
+        reasons=[f"partial run: {stop.reason}"] if partial else [],
+    )
+    session.write(folder, env, summary, command=list(command), history_csv=history)
+    return summary
+
+
+def _closed_users(config: LoadConfig, t: float) -> int:
     """Closed loop: the scenario scales the user count (open loop: one scheduler)."""
-    if not spec.users:
+    if config.mode == "open" or not config.users:
         return 1
-    return max(1, math.ceil(spec.users * spec.config.scenario.level(t)))
+    return max(1, math.ceil(config.users * config.scenario.level(t)))
 
 
-def _generator_limited(summary: dict) -> bool:
-    return any(r.startswith("load generator limited") for r in summary["validity"])
-
-
-def _step_record(
-    s: dict, rate: float, index: int, slo: float, max_err: float, retried: bool = False
-) -> dict:
-    """One entry of ``slo.steps``."""
-    p99 = s["latency_ms"]["p99"]
-    err = s["error_rate"] if s["error_rate"] is not None else 1.0
-    ok = bool(
-        s["valid"]
-        and s["early_stopping"]["ok"]
-        and p99 is not None
-        and p99 <= slo
-        and err <= max_err
-    )
-    step = {
-        "offered_qps": round(rate, 3),
-        "achieved_qps": s["achieved_qps"],
-        "p99_ms": p99,
-        "error_rate": s["error_rate"],
-        "valid": s["valid"],
-        "ok": ok,
-        "dir": f"steps/{index:02d}",
-    }
-    if not s["valid"]:
-        step["validity"] = s["validity"]
-    if retried:
-        step["retried"] = True
-    return step
-
-
-def _manifest(spec: RunSpec) -> dict:
-    from inferops.load import manifest
-
-    cfg = spec.config
-    return manifest.collect(
-        spec.command,
-        thresholds=spec.limits,
-        profile=spec.profile,
-        extra={
-            "load": {
-                "target": cfg.target,
-                "protocol": cfg.protocol,
-                "model": cfg.model,
-                "rate": cfg.rate,
-                "users": spec.users,
-                "arrivals": cfg.arrivals,
-                "scenario": cfg.scenario.name,
-                "duration_s": spec.duration_s,
-                "warmup_s": spec.warmup_s,
-                "slo_p99_ms": spec.slo_p99_ms,
-                "max_inflight": cfg.max_inflight,
-                "input_file": cfg.input_file,
-                "host_metrics_from": spec.node_exporter or "load generator host",
-            },
-        },
-    )
-
-
-#: a sweep step runs long enough for this many samples (early stopping needs 459)
-SWEEP_MIN_SAMPLES = 600
+# --- the SLO sweep -------------------------------------------------------------------------
 
 
 def sweep(
-    spec: RunSpec,
+    config: LoadConfig,
     folder,
     *,
     start_qps: float = 10.0,
@@ -408,8 +259,10 @@ def sweep(
     precision: float = 0.02,
     max_steps: int = 25,
     say=print,
-) -> dict:
-    """Find the highest open-loop rate whose P99 meets ``spec.slo_p99_ms``.
+    command=(),
+    progress: bool = True,
+):
+    """Find the highest open-loop rate whose P99 meets the bound in force.
 
     Doubles the rate from ``start_qps`` until a step misses the SLO, then
     bisects the bracket until it is narrower than ``precision`` of its upper
@@ -420,118 +273,150 @@ def sweep(
     """
     from inferops.load.sweep import search
 
-    slo = spec.bound_ms
-    if slo is None:
+    if config.bound_ms is None:
         from inferops.exitcodes import UsageError
 
         raise UsageError("--sweep needs --slo-p99-ms (or p99_latency_ms in the thresholds)")
-    max_err = spec.limits.get("max_error_rate", 0.01)
-    steps: list[dict] = []
-    summaries: list[dict] = []
-    stopped = {"reason": None}
+    steps = _SweepSteps(config, folder, say=say, command=command, progress=progress)
+    result = search(
+        steps.run, start=start_qps, ceiling=max_qps, precision=precision, max_steps=max_steps
+    )
+    best_index = steps.index_of(result.best_rate)
+    top = _sweep_summary(steps, result, best_index, precision=precision, start_qps=start_qps)
+    _write_sweep_folder(folder, config, top, steps, best_index, command)
+    return top
 
-    def run_step(rate: float, retry: bool = True) -> dict | None:
-        index = len(steps)
-        duration = max(spec.duration_s, SWEEP_MIN_SAMPLES / rate)
-        step_spec = dataclasses.replace(
-            spec,
-            config=dataclasses.replace(spec.config, rate=rate),
+
+class _SweepSteps:
+    """Runs the sweep's steps (``steps/NN``), each a full :func:`measure`."""
+
+    def __init__(self, config: LoadConfig, folder, *, say, command, progress):
+        self.config, self.folder, self.say = config, folder, say
+        self.command, self.progress = command, progress
+        self.slo = Slo(config.bound_ms, config.limits.get("max_error_rate", DEFAULT_MAX_ERROR_RATE))
+        self.records: list[SloStep] = []
+        self.summaries: list = []
+        self.stopped: str | None = None
+
+    def run(self, rate: float, retry: bool = True) -> dict | None:
+        """One step at ``rate``: ``{"ok", "valid"}`` for the search, None when interrupted."""
+        index = len(self.records)
+        step_config = dataclasses.replace(
+            self.config,
+            rate=rate,
             users=None,
-            duration_s=duration,
-            slo_p99_ms=slo,
+            duration_s=max(self.config.duration_s, SWEEP_MIN_SAMPLES / rate),
         )
-        s = measure(step_spec, folder.step(index))
-        if retry and not s["valid"] and not s["partial"] and _generator_limited(s):
+        s = measure(
+            step_config, self.folder.step(index), command=self.command, progress=self.progress
+        )
+        if retry and not s.valid and not s.partial and _generator_limited(s):
             # a busy machine can stall the generator once; a rate is invalid only twice over
-            steps.append(_step_record(s, rate, index, slo, max_err, retried=True))
-            summaries.append(s)
-            say(
+            self._keep(s, rate, index, retried=True)
+            self.say(
                 f"sweep step {index:02d}: {rate:.1f} req/s invalid "
-                f"({'; '.join(s['validity'])}); measuring it again"
+                f"({'; '.join(s.validity)}); measuring it again"
             )
-            return run_step(rate, retry=False)
-        step = _step_record(s, rate, index, slo, max_err)
-        ok, p99 = step["ok"], step["p99_ms"]
-        steps.append(step)
-        summaries.append(s)
-        say(
+            return self.run(rate, retry=False)
+        step = self._keep(s, rate, index)
+        p99 = step.p99_ms
+        self.say(
             f"sweep step {index:02d}: {rate:.1f} req/s -> p99 "
             f"{'-' if p99 is None else f'{p99:.2f}'} ms, "
-            f"{'valid' if s['valid'] else 'INVALID'}, {'meets' if ok else 'misses'} SLO {slo:g} ms"
+            f"{'valid' if s.valid else 'INVALID'}, "
+            f"{'meets' if step.ok else 'misses'} SLO {self.slo.p99_ms:g} ms"
         )
-        if s["partial"]:
-            stopped["reason"] = s["validity"][-1] if s["validity"] else "partial"
+        if s.partial:
+            self.stopped = s.validity[-1] if s.validity else "partial"
             return None
+        return {"ok": step.ok, "valid": step.valid}
+
+    def _keep(self, s, rate: float, index: int, retried: bool = False) -> SloStep:
+        p99 = s.latency_ms["p99"]
+        step = SloStep(
+            offered_qps=round(rate, 3),
+            achieved_qps=s.achieved_qps,
+            p99_ms=p99,
+            error_rate=s.error_rate,
+            valid=s.valid,
+            dir=f"steps/{index:02d}",
+            validity=None if s.valid else s.validity,
+            retried=True if retried else None,
+            ok=False,
+        )
+        step.ok = meets_slo(step, self.slo, p99_proven=s.early_stopping["ok"])
+        self.records.append(step)
+        self.summaries.append(s)
         return step
 
-    result = search(
-        run_step, start=start_qps, ceiling=max_qps, precision=precision, max_steps=max_steps
-    )
-    notes = [
-        f"step {st['dir']} at {st['offered_qps']:g} req/s was invalid "
-        f"({'; '.join(st.get('validity', []))}); "
-        + ("measured again" if st.get("retried") else "not used to claim capacity")
-        for st in steps
-        if not st["valid"]
-    ]
-    notes += result.notes
-    # search() counts calls; a retried rate added two steps, so map rate -> last step
-    best_index = None
-    if result.best_rate is not None:
-        best_index = max(
-            i
-            for i, st in enumerate(steps)
-            if st["ok"] and st["offered_qps"] == round(result.best_rate, 3)
+    def index_of(self, rate: float | None) -> int | None:
+        """search() counts calls; a retried rate added two steps, so map rate -> last step."""
+        if rate is None:
+            return None
+        return max(
+            i for i, st in enumerate(self.records) if st.ok and st.offered_qps == round(rate, 3)
         )
-    if best_index is not None:
-        top = dict(summaries[best_index])
-    else:
-        top = dict(summaries[-1]) if summaries else {}
-    partial = stopped["reason"] is not None
-    top.update(
-        {
-            "mode": "sweep",
-            "slo": {
-                "p99_ms": slo,
-                "max_qps": result.best_rate,
-                "precision": precision,
-                "converged": result.converged,
-                "steps": steps,
-                "notes": notes,
-            },
-        }
+
+    def notes(self) -> list[str]:
+        return [
+            f"step {st.dir} at {st.offered_qps:g} req/s was invalid "
+            f"({'; '.join(st.validity or [])}); "
+            + ("measured again" if st.retried else "not used to claim capacity")
+            for st in self.records
+            if not st.valid
+        ]
+
+
+def _generator_limited(summary) -> bool:
+    return any(r.startswith("load generator limited") for r in summary.validity)
+
+
+def _sweep_summary(steps: _SweepSteps, result, best_index, *, precision, start_qps):
+    """The sweep's top-level Summary: its capacity step's numbers plus ``slo``."""
+    slo_ms = steps.slo.p99_ms
+    base = steps.summaries[best_index if best_index is not None else -1]
+    top = dataclasses.replace(
+        base,
+        mode="sweep",
+        slo=SloResult(
+            p99_ms=slo_ms,
+            max_qps=result.best_rate,
+            precision=precision,
+            converged=result.converged,
+            steps=steps.records,
+            notes=steps.notes() + result.notes,
+        ),
     )
+    partial = steps.stopped is not None
     reasons = []
     if partial:
-        reasons.append(f"partial run: sweep stopped: {stopped['reason']}")
+        reasons.append(f"partial run: sweep stopped: {steps.stopped}")
     if result.best_rate is None and not partial:
         reasons.append(
-            f"no valid step met the SLO (p99 <= {slo:g} ms) at or above {start_qps:g} req/s"
+            f"no valid step met the SLO (p99 <= {slo_ms:g} ms) at or above {start_qps:g} req/s"
         )
     if reasons:
-        top["valid"] = False
-        top["validity"] = list(top.get("validity", [])) + reasons
-        top["passed"] = False
-    folder.write_json("manifest.json", _manifest(spec))
-    if best_index is not None:
-        # the headline histograms and timeseries are those of the capacity step
-        step_dir = folder.path / steps[best_index]["dir"]
-        for name in (
-            "latency.hdr",
-            "service_time.hdr",
-            "timeseries.csv",
-            "locust.html",
-            "locust_stats.csv",
-            "locust_stats_history.csv",
-            "locust_failures.csv",
-            "locust_exceptions.csv",
-        ):
-            folder.write_bytes(name, (step_dir / name).read_bytes())
-    else:
-        from inferops.load.recorder import new_histogram
-
-        folder.write_hdr("latency.hdr", new_histogram())
-        folder.write_hdr("service_time.hdr", new_histogram())
-        folder.write_timeseries([])
-    folder.finish(top, partial=partial)
+        top.valid = False
+        top.validity = list(top.validity) + reasons
+        top.passed = False
+    top.partial = partial
     return top
+
+
+def _write_sweep_folder(folder, config, top, steps: _SweepSteps, best_index, command) -> None:
+    """The sweep folder: the capacity step's files copied up, summary.json last."""
+    from inferops.measure import manifest
+
+    folder.write_json(manifest.MANIFEST, manifest.collect_for(config, list(command)))
+    if best_index is not None:
+        step_dir = folder.path / steps.records[best_index].dir
+        for name in (*HISTOGRAMS.values(), TIMESERIES, *LOCUST_FILES):
+            if (step_dir / name).exists():
+                folder.write_bytes(name, (step_dir / name).read_bytes())
+    else:
+        from inferops.measure.recorder import new_histogram
+
+        for name in HISTOGRAMS.values():
+            folder.write_hdr(name, new_histogram())
+        folder.write_timeseries([])
+    folder.finish(top, partial=top.partial)

@@ -77,10 +77,21 @@ def bodies_from_metadata(meta: dict, protocol: str, *, seed: int = 0) -> list[by
     return [json.dumps({"inputs": _nest(tensors[0]["data"], tensors[0]["shape"])}).encode()]
 
 
-def _tensor(name: str, value) -> dict:
+def _numbers(value, where: str):
+    """``value`` as a numeric numpy array, or UsageError saying why it cannot be one."""
     import numpy as np
 
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        raise UsageError(f"{where}: not a rectangular array (rows of different lengths?)") from None
+    if arr.dtype.kind not in "biuf":
+        raise UsageError(f"{where}: holds {arr.dtype} values; inputs must be numbers")
+    return arr
+
+
+def _tensor(name: str, value, where: str = "--input-file") -> dict:
+    arr = _numbers(value, where)
     datatype = "INT64" if arr.dtype.kind in "iu" else "BOOL" if arr.dtype.kind == "b" else "FP32"
     return {
         "name": name,
@@ -98,14 +109,7 @@ def bodies_from_file(path: str | Path, protocol: str, meta: dict | None = None) 
     names = [i["name"] for i in (meta or {}).get("inputs", [])] or ["input"]
     bodies: list[bytes] = []
     if path.suffix == ".npy":
-        import numpy as np
-
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise UsageError(f"--input-file: {path}: not a valid .npy file: {exc}") from None
-        if arr.ndim < 1 or len(arr) == 0:
-            raise UsageError(f"--input-file: {path}: needs at least one sample on axis 0")
+        arr = _load_npy(path)
         for sample in arr:
             batch = sample[None, ...]
             if protocol == "v2":
@@ -113,26 +117,58 @@ def bodies_from_file(path: str | Path, protocol: str, meta: dict | None = None) 
             else:
                 bodies.append(json.dumps({"inputs": batch.tolist()}).encode())
         return bodies
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
+        where = f"--input-file: {path}:{lineno}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UsageError(f"--input-file: {path}:{lineno}: not JSON: {exc.msg}") from None
+            raise UsageError(f"{where}: not JSON: {exc.msg}") from None
         if not isinstance(obj, dict):
-            raise UsageError(f"--input-file: {path}:{lineno}: expected a JSON object")
+            raise UsageError(f"{where}: expected a JSON object")
         if "inputs" not in obj:  # {"input name": nested list}
             if protocol == "v2":
-                obj = {"inputs": [_tensor(k, v) for k, v in obj.items()]}
+                obj = {"inputs": [_tensor(k, v, where) for k, v in obj.items()]}
             elif len(obj) == 1:
-                obj = {"inputs": next(iter(obj.values()))}
+                obj = {"inputs": _numbers(next(iter(obj.values())), where).tolist()}
             else:
-                raise UsageError(f"--input-file: {path}:{lineno}: predict takes one input")
+                raise UsageError(f"{where}: predict takes one input")
         bodies.append(json.dumps(obj).encode())
     if not bodies:
         raise UsageError(f"--input-file: {path}: no samples")
     return bodies
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--input-file: {path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(f"--input-file: {path}:{line}: not UTF-8 text") from None
+
+
+def _load_npy(path: Path):
+    """A numeric array with at least one sample on axis 0, or UsageError."""
+    import zipfile
+
+    import numpy as np
+
+    if zipfile.is_zipfile(path):
+        raise UsageError(f"--input-file: {path}: an .npz archive, not a .npy array")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise UsageError(f"--input-file: {path}: not a valid .npy file: {exc}") from None
+    if not isinstance(arr, np.ndarray):
+        raise UsageError(f"--input-file: {path}: not a .npy array")
+    if arr.ndim < 1 or len(arr) == 0:
+        raise UsageError(f"--input-file: {path}: needs at least one sample on axis 0")
+    return _numbers(arr, f"--input-file: {path}")
 
 
 def fetch_metadata(

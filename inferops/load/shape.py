@@ -15,6 +15,7 @@ import time
 
 from locust import LoadTestShape
 
+from inferops.load.session import session_of
 from inferops.load.users import ClosedLoopUser, OpenLoopUser
 
 
@@ -23,11 +24,9 @@ class ScenarioShape(LoadTestShape):
     use_common_options = True
 
     def tick(self):
-        from inferops.load.locust_plugin import config_from_options
-
         env = self.runner.environment
         o = env.parsed_options
-        config = config_from_options(env)
+        config = session_of(env).config
         t = self.get_run_time()
         run_time = getattr(o, "run_time", None)
         if run_time and t >= run_time:

@@ -10,7 +10,7 @@ arrival it refuses is counted and makes the run invalid.
 
 Each request fires Locust's ``request`` event with ``response_time`` measured
 from the *intended* send time and ``context = {intended, sent, done}`` so the
-:class:`~inferops.load.recorder.Recorder` can keep the service time too.
+:class:`~inferops.measure.recorder.Recorder` can keep the service time too.
 HTTP goes through geventhttpclient (what Locust's FastHttpUser uses) with a
 connection pool, pre-encoded bodies and no per-request parsing beyond a check
 that the reply holds ``"outputs"``.
@@ -25,16 +25,14 @@ concrete classes found in the locustfile).
 from __future__ import annotations
 
 import itertools
-import math
 import time
-from dataclasses import dataclass, field
 
 import gevent
 from gevent.pool import Group
 from locust import FastHttpUser, User, constant, task
 
-from inferops.load.arrivals import Scenario, gaps
-from inferops.load.payloads import auth_headers, infer_path, load_bodies
+from inferops.load.arrivals import gaps
+from inferops.load.session import session_of
 
 #: libev waits on epoll, whose timeout is whole milliseconds (rounded up)
 TIMER_RESOLUTION_S = 0.001
@@ -48,56 +46,12 @@ class InFlightCapReached(Exception):
     """The open-loop generator refused an arrival: too many requests in flight."""
 
 
-@dataclass
-class LoadConfig:
-    """Everything a user needs, shared through ``environment.inferops_config``."""
-
-    target: str
-    protocol: str = "v2"
-    model: str | None = None
-    token: str | None = None
-    input_file: str | None = None
-    rate: float | None = None  # open-loop arrivals/s in total; None = closed loop
-    arrivals: str = "poisson"
-    scenario: Scenario = field(default_factory=Scenario)
-    duration_s: float = math.inf  # schedule length from start (warm-up included)
-    start: float | None = None  # epoch of the schedule's t=0; None = when the user starts
-    max_inflight: int = 10_000
-    timeout_s: float = 30.0
-    seed: int | None = None
-    late_tolerance_s: float = 0.001
-    bodies: list[bytes] | None = None
-
-    @property
-    def path(self) -> str:
-        return infer_path(self.protocol, self.model)
-
-    def load_bodies(self) -> list[bytes]:
-        if self.bodies is None:
-            self.bodies = load_bodies(
-                self.target, self.protocol, self.model, token=self.token, input_file=self.input_file
-            )
-        return self.bodies
-
-    def headers(self) -> dict:
-        return {"Content-Type": "application/json", **auth_headers(self.token)}
-
-
 def apply_window_end(environment) -> None:
     """Under ``locust -f`` with ``-t``, stop measuring at the planned end (see shape.py)."""
     end = getattr(environment.parsed_options, "inferops_window_end", None)
-    recorder = getattr(environment, "inferops_recorder", None)
-    if end and recorder is not None:
+    if end:
+        recorder = session_of(environment).recorder
         recorder.window_end = min(recorder.window_end, float(end))
-
-
-def config_of(environment) -> LoadConfig:
-    config = getattr(environment, "inferops_config", None)
-    if config is None:  # a bare locustfile run without the plugin: build from options
-        from inferops.load.locust_plugin import config_from_options
-
-        config = environment.inferops_config = config_from_options(environment)
-    return config
 
 
 class OpenLoopUser(User):
@@ -109,8 +63,8 @@ class OpenLoopUser(User):
     @task
     def schedule(self):
         env = self.environment
-        config = config_of(env)
-        recorder = getattr(env, "inferops_recorder", None)
+        session = session_of(env)
+        config, recorder = session.config, session.recorder
         apply_window_end(env)
         from geventhttpclient import HTTPClient
 
@@ -163,7 +117,7 @@ class OpenLoopUser(User):
 
         try:
             for offset in gaps(rate_at, kind=config.arrivals, seed=config.seed):
-                if offset >= config.duration_s:
+                if offset >= config.schedule_s:
                     break
                 intended = start + offset
                 delay = intended - time.time()
@@ -175,8 +129,7 @@ class OpenLoopUser(User):
                         intended = now  # sent up to 1 ms early: the arrival moves, never lags
                 elif delay > 0:
                     intended = time.time()
-                if recorder is not None:
-                    recorder.record_offered(intended)
+                recorder.record_offered(intended)
                 if len(inflight) >= config.max_inflight:
                     fire(
                         request_type="POST",
@@ -193,7 +146,7 @@ class OpenLoopUser(User):
                 inflight.spawn(one, intended, next(bodies))
             # schedule over: let what is in flight finish (its latency still counts)
             inflight.join(timeout=config.timeout_s)
-            drained = env.inferops_schedule_done = True
+            drained = session.schedule_done = True
         finally:
             if not drained:  # stopped mid-schedule (-t, Ctrl-C): replies on the way still count
                 inflight.join(timeout=min(2.0, config.timeout_s))
@@ -211,7 +164,7 @@ class ClosedLoopUser(FastHttpUser):
     wait_time = constant(0)
 
     def on_start(self):
-        config = config_of(self.environment)
+        config = session_of(self.environment).config
         apply_window_end(self.environment)
         self._bodies = itertools.cycle(config.load_bodies())
         self._path = config.path

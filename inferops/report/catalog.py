@@ -19,16 +19,11 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 from inferops.exitcodes import UsageError
+from inferops.tomlfile import read_toml
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent.parent / "hardware.toml"
 
@@ -120,14 +115,7 @@ def validate(data: dict, *, source: str = "hardware.toml") -> list[Hardware]:
 def load(path: str | Path | None = None) -> list[Hardware]:
     """Read ``hardware.toml`` (default: the one at the repository root)."""
     path = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"hardware catalogue not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from None
-    return validate(data, source=str(path))
+    return validate(read_toml(path, "hardware catalogue"), source=str(path))
 
 
 def for_profile(entries: list[Hardware], profile: str) -> list[Hardware]:

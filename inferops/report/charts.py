@@ -71,7 +71,7 @@ def downsample(frame, max_points: int | None = None):
     return out.reset_index(drop=True), size
 
 
-def latency_curve(series: list[dict], slo_ms: float, *, title: str) -> str:
+def latency_curve(series: list, slo_ms: float, *, title: str) -> str:
     """P99 against achieved QPS, one line per run, with the SLO and max QPS at SLO marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
@@ -79,21 +79,21 @@ def latency_curve(series: list[dict], slo_ms: float, *, title: str) -> str:
         color = _PALETTE[i % len(_PALETTE)]
         # drawn left to right: sweep steps are stored in search order, not rate order
         pts = sorted(
-            (p for p in item["curve"] if p["p99_ms"] is not None and p["achieved_qps"] is not None),
-            key=lambda p: p["achieved_qps"],
+            (p for p in item.curve if p.p99_ms is not None and p.achieved_qps is not None),
+            key=lambda p: p.achieved_qps,
         )
-        xs = [p["achieved_qps"] for p in pts]
-        ys = [p["p99_ms"] for p in pts]
-        ax.plot(xs, ys, "-", color=color, label=item["label"])
+        xs = [p.achieved_qps for p in pts]
+        ys = [p.p99_ms for p in pts]
+        ax.plot(xs, ys, "-", color=color, label=item.label)
         for p in pts:
             ax.plot(
-                p["achieved_qps"],
-                p["p99_ms"],
-                "o" if p["valid"] else "x",
+                p.achieved_qps,
+                p.p99_ms,
+                "o" if p.valid else "x",
                 color=color,
-                markerfacecolor=color if p["meets_slo"] else "white",
+                markerfacecolor=color if p.meets_slo else "white",
             )
-        best = item["max_qps_at_slo"]
+        best = item.max_qps_at_slo
         if best is not None:
             ax.axvline(best, color=color, linestyle=":", linewidth=1)
             ax.annotate(
@@ -107,12 +107,7 @@ def latency_curve(series: list[dict], slo_ms: float, *, title: str) -> str:
     ax.axhline(slo_ms, color="black", linestyle="--", linewidth=1, label=f"SLO P99 {slo_ms:g} ms")
     ax.set_xlabel("achieved throughput (req/s)")
     ax.set_ylabel("P99 latency (ms)")
-    ys_all = [
-        p["p99_ms"]
-        for s in series
-        for p in s["curve"]
-        if p["p99_ms"] and p["achieved_qps"] is not None
-    ]
+    ys_all = [p.p99_ms for s in series for p in s.curve if p.p99_ms and p.achieved_qps is not None]
     if ys_all and max(ys_all) / max(min(ys_all), 1e-9) > 30:
         ax.set_yscale("log")
     ax.set_title(title)
@@ -204,31 +199,31 @@ def host_resources(frame, has_gpu: bool) -> str:
     return to_svg(fig)
 
 
-def nodes_vs_target(items: list[dict]) -> str:
+def nodes_vs_target(items: list) -> str:
     """Proposed nodes (capacity rule, N+1) and Erlang C nodes over a range of targets."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     for i, item in enumerate(items):
-        rows = item["sizing"].get("by_target") or []
+        rows = item.sizing.by_target
         if not rows:
             continue
         color = _PALETTE[i % len(_PALETTE)]
-        xs = [r["target_qps"] for r in rows]
+        xs = [r.target_qps for r in rows]
         ax.plot(
             xs,
-            [r["proposed"] for r in rows],
+            [r.proposed for r in rows],
             "o-",
             color=color,
-            label=f"{item['label']}: capacity rule (N+1)",
+            label=f"{item.label}: capacity rule (N+1)",
         )
-        q = [(r["target_qps"], r["queueing_nodes"]) for r in rows if r["queueing_nodes"]]
+        q = [(r.target_qps, r.queueing_nodes) for r in rows if r.queueing_nodes]
         if q:
             ax.plot(
                 *zip(*q, strict=True),
                 "s--",
                 color=color,
                 markerfacecolor="white",
-                label=f"{item['label']}: Erlang C (N+1)",
+                label=f"{item.label}: Erlang C (N+1)",
             )
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -12,27 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inferops import validators
 from inferops.exitcodes import UsageError
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,19 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--target-qps",
-        type=_positive,
+        type=validators.positive,
         metavar="X",
         help="throughput the fleet must carry, req/s (default: thresholds min_qps)",
     )
     parser.add_argument(
         "--slo-p99-ms",
-        type=_positive,
+        type=validators.positive,
         metavar="Y",
         help="P99 SLO in ms (default: the sweep's SLO, else thresholds p99)",
     )
     parser.add_argument(
         "--headroom",
-        type=_fraction,
+        type=validators.fraction,
         metavar="H",
         help="fraction of each node kept free, 0..1 "
         "(default: 1 - max_cpu_percent/100 from the thresholds)",
@@ -76,10 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def write_report(runs: list, options, out: str | Path) -> Path:
+    """The pipeline after reading: analyse the runs, then render the facts into ``out``."""
+    from inferops.report.analysis import analyse
+    from inferops.report.render import write_html
+
+    return write_html(analyse(runs, options), runs, out)
+
+
 def run(args: argparse.Namespace) -> int:
     from inferops.report import catalog as catalog_mod
     from inferops.report.analysis import Options
-    from inferops.report.render import write_report
     from inferops.report.runs import load_runs
 
     out = Path(args.out)

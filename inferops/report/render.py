@@ -8,20 +8,17 @@ no file behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from inferops import __version__
+from inferops.atomicfile import atomic_write_text
 from inferops.report import charts
-from inferops.report.analysis import Options, analyse
-from inferops.report.runs import Run
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 TEMPLATE = "report.html.j2"
 
 
-def run_timeseries(run: Run):
+def run_timeseries(run):
     """The run's timeseries; for a sweep without one (or an empty one), its steps' series
     laid end to end."""
     if run.timeseries is not None and len(run.timeseries):
@@ -40,37 +37,36 @@ def run_timeseries(run: Run):
     return pd.concat(parts, ignore_index=True)
 
 
-def build_context(runs: list[Run], options: Options) -> dict:
-    """Analysis plus rendered charts: everything the template needs."""
-    facts = analyse(runs, options)
-    slo = facts["slo"].value
-    for item, run in zip(facts["runs"], runs, strict=True):
-        item["curve_svg"] = charts.latency_curve([item], slo, title=item["label"])
+def add_charts(facts, runs: list) -> dict:
+    """The template's context: the analysed ``facts`` (report.analysis.Facts), each run's
+    charts drawn from its run folder, and the version."""
+    slo = facts.slo.value
+    for item, run in zip(facts.runs, runs, strict=True):
+        item.curve_svg = charts.latency_curve([item], slo, title=item.label)
         frame = run_timeseries(run)
         if frame is not None and len(frame):
-            item["timeseries_svg"], item["timeseries_note"] = charts.percentiles_over_time(
-                frame, item["percentiles"]
+            item.timeseries_svg, item.timeseries_note = charts.percentiles_over_time(
+                frame, item.percentiles
             )
             if frame is not run.timeseries:
-                item["timeseries_note"] += "; the sweep's steps one after another"
-            item["resources_svg"] = charts.host_resources(frame, item["has_gpu"])
-            item["timeseries_columns"] = [c for c in ("p90_ms", "p999_ms") if c in frame]
+                item.timeseries_note += "; the sweep's steps one after another"
+            item.resources_svg = charts.host_resources(frame, item.has_gpu)
+            item.timeseries_columns = [c for c in ("p90_ms", "p999_ms") if c in frame]
         else:
-            item["timeseries_svg"] = item["resources_svg"] = None
-            item["timeseries_note"] = (
+            item.timeseries_svg = item.resources_svg = None
+            item.timeseries_note = (
                 "timeseries.csv has no rows"
                 if run.timeseries is not None
                 else "no timeseries.csv in this run folder"
             )
-    facts["overlay_svg"] = (
-        charts.latency_curve(facts["runs"], slo, title="all runs")
-        if len(facts["runs"]) > 1
-        else None
+    sized = [i for i in facts.runs if not i.sizing.refused]
+    context = {f: getattr(facts, f) for f in facts.__dataclass_fields__}
+    context["overlay_svg"] = (
+        charts.latency_curve(facts.runs, slo, title="all runs") if len(facts.runs) > 1 else None
     )
-    sized = [i for i in facts["runs"] if not i["sizing"]["refused"]]
-    facts["nodes_svg"] = charts.nodes_vs_target(sized) if sized else None
-    facts["version"] = __version__
-    return facts
+    context["nodes_svg"] = charts.nodes_vs_target(sized) if sized else None
+    context["version"] = __version__
+    return context
 
 
 def render_html(context: dict, template_dir: Path = TEMPLATES) -> str:
@@ -99,25 +95,9 @@ def _num(value, digits: int = 1, unit: str = "") -> str:
     return f"{text} {unit}".rstrip() if unit else text
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync, rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_report(runs: list[Run], options: Options, out: str | Path) -> Path:
-    """Analyse ``runs``, render, write ``out`` atomically; return its path."""
+def write_html(facts, runs: list, out: str | Path) -> Path:
+    """Draw the charts, render the template and write ``out`` atomically; return its path."""
     out = Path(out)
-    html = render_html(build_context(runs, options))
-    write_atomic(out, html)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, render_html(add_charts(facts, runs)))
     return out

@@ -18,52 +18,14 @@ import signal
 import threading
 from pathlib import Path
 
+from inferops import validators
 from inferops.exitcodes import UsageError
 
 TOKEN_ENV = "INFEROPS_TOKEN"
-_SIZE = re.compile(r"^(\d+)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
-
-
-def parse_bytes(text: str) -> int:
-    """``1048576``, ``512k``, ``64M``, ``1GiB`` -> bytes (powers of 1024)."""
-    match = _SIZE.match(str(text).strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected a size like 1048576, 512k or 64M, got {text!r}")
-    number, unit = int(match.group(1)), (match.group(2) or "b").lower()[:1]
-    value = number * {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1 byte")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
-    return value
-
-
-def _delay_ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
-    if not 0 <= value <= 60_000:
-        raise argparse.ArgumentTypeError(f"must be 0-60000 ms, got {text}")
-    return value
+#: one batching delay bound, shared with the deploy's validation
+MAX_QUEUE_DELAY_MS = 60_000
+parse_bytes = validators.size_bytes  # the --max-body-bytes form ("64M"), for other callers
+queue_delay_ms = validators.number_range(0, MAX_QUEUE_DELAY_MS, unit="ms")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", help="model name in URLs and metrics (default: file stem)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 = any)")
+    parser.add_argument(
+        "--port", type=validators.port, default=8000, help="port (default 8000; 0 = any)"
+    )
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -83,31 +47,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-batch-size",
-        type=_positive_int,
+        type=validators.positive_int,
         default=32,
         help="rows per model run after dynamic batching; 1 = no batching (default 32)",
     )
     parser.add_argument(
         "--max-queue-delay-ms",
-        type=_delay_ms,
+        type=queue_delay_ms,
         default=2.0,
         help="longest a request waits for others to batch with (default 2)",
     )
     parser.add_argument(
         "--max-queue-size",
-        type=_positive_int,
+        type=validators.positive_int,
         default=256,
         help="requests allowed to wait; more get 503 (default 256)",
     )
     parser.add_argument(
         "--max-body-bytes",
-        type=parse_bytes,
+        type=validators.size_bytes,
         default=64 * 1024**2,
         help="largest request body; more gets 413 (default 64M)",
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=validators.positive_int,
         default=None,
         help="engine threads (default: one per CPU this process may use)",
     )

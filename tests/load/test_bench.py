@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from inferops.load.runfolder import read_hdr
+from inferops.measure.runformat import read_hdr
 from tests.load.lawserver import p99_ms
 from tests.load.procs import PY, ROOT, LawServer, kill_group, run_bench
 
@@ -529,7 +529,7 @@ def test_host_sampler_child_never_outlives_the_generator(tmp_path):
     script = tmp_path / "gen.py"
     script.write_text(
         "import os, time\n"
-        "from inferops.load.sampler_process import ProcessSampler\n"
+        "from inferops.measure.sampler_process import ProcessSampler\n"
         "s = ProcessSampler(os.getpid()).start()\n"
         "print(s._proc.pid, s._path, flush=True)\n"
         "time.sleep(1.2)\n"

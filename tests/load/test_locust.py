@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from inferops.load.runfolder import read_hdr
+from inferops.measure.runformat import read_hdr
 from tests.load.procs import ROOT, run_bench
 
 pytestmark = pytest.mark.slow

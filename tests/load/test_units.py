@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from inferops.exitcodes import UsageError
-from inferops.load import payloads, sweep, validity
+from inferops.load import payloads, sweep
 from inferops.load.arrivals import Scenario, gaps
-from inferops.load.recorder import Recorder
+from inferops.measure import validity
+from inferops.measure.recorder import Recorder
 
 
 def test_early_stopping_reference_numbers():
@@ -194,7 +195,7 @@ def test_search_does_not_halve_below_an_invalid_first_step():
     [(None, 0.001), (0, 0.001), (10, 0.001), (100, 0.005), (500, 0.025)],
 )
 def test_default_late_tolerance_is_share_of_bound(bound_ms, expected_s):
-    from inferops.load.validity import default_late_tolerance_s
+    from inferops.measure.validity import default_late_tolerance_s
 
     assert default_late_tolerance_s(bound_ms) == pytest.approx(expected_s)
 

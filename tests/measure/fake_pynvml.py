@@ -1,6 +1,6 @@
 """A FAKE ``pynvml`` (nvidia-ml-py) for tests: there is no NVIDIA GPU on the test machine.
 
-It mimics the parts of the real module that ``inferops.load.hostmetrics`` uses:
+It mimics the parts of the real module that ``inferops.measure.hostmetrics`` uses:
 the ``NVMLError`` hierarchy (an error built from a code becomes its subclass,
 as in pynvml), the constants, and the device queries. Each fake GPU is a dict
 of values; a value that is an exception instance is raised by its query, the way

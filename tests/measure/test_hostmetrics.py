@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from inferops.exitcodes import UsageError
-from inferops.load.hostmetrics import (
+from inferops.measure.hostmetrics import (
     GPU_FIELDS,
     HostSampler,
     NodeExporterSampler,
@@ -329,7 +329,7 @@ def test_sampler_in_a_child_of_the_generator_does_not_count_itself():
     script = textwrap.dedent(
         """
         import json, os, time
-        from inferops.load.hostmetrics import HostSampler
+        from inferops.measure.hostmetrics import HostSampler
         s = HostSampler(0.3, gpu=False, process_pid=os.getppid())
         s._open()
         me = s._psutil.Process()

@@ -15,8 +15,8 @@ import textwrap
 import psutil
 
 import inferops
-from inferops.load import manifest
-from inferops.load.runfolder import RunFolder
+from inferops.measure import manifest
+from inferops.measure.runfolder import RunFolder
 
 from . import fake_pynvml
 
@@ -71,7 +71,7 @@ def _collect_from_copy(tmp_path):
     script = textwrap.dedent(
         """
         import json, inferops
-        from inferops.load import manifest
+        from inferops.measure import manifest
         m = manifest.collect(["x"], thresholds={})
         print(json.dumps({"file": inferops.__file__, "sha": m["git_sha"],
                           "dirty": m["git_dirty"]}))

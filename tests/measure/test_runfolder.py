@@ -13,16 +13,12 @@ import textwrap
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from inferops import atomicfile
+from inferops.atomicfile import atomic_write_bytes, atomic_write_json, atomic_write_text
 from inferops.exitcodes import UsageError
-from inferops.load import runfolder
-from inferops.load.runfolder import (
-    TIMESERIES_COLUMNS,
-    RunFolder,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    read_hdr,
-)
+from inferops.measure import runfolder
+from inferops.measure.runfolder import RunFolder
+from inferops.measure.runformat import TIMESERIES_COLUMNS, read_hdr
 
 
 def _stray(folder):
@@ -73,14 +69,14 @@ def test_killed_writer_process_leaves_old_file_intact(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, sys, time
-        from inferops.load import runfolder
+        from inferops import atomicfile
         real_fsync = os.fsync
         def fsync_then_hang(fd):
             real_fsync(fd)
             print("ready", flush=True)
             time.sleep(60)
-        runfolder.os.fsync = fsync_then_hang
-        runfolder.atomic_write_bytes({str(target)!r}, b"new" * 100000)
+        atomicfile.os.fsync = fsync_then_hang
+        atomicfile.atomic_write_bytes({str(target)!r}, b"new" * 100000)
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -100,7 +96,7 @@ def test_killed_writer_process_leaves_old_file_intact(tmp_path):
 def test_atomic_files_get_umask_mode_not_0600(tmp_path):
     target = tmp_path / "m.json"
     atomic_write_json(target, {})
-    assert target.stat().st_mode & 0o777 == 0o666 & ~runfolder._UMASK
+    assert target.stat().st_mode & 0o777 == 0o666 & ~atomicfile._UMASK
 
 
 def test_json_nan_and_inf_become_null(tmp_path):

@@ -16,7 +16,7 @@ from inferops.cli import main
 from inferops.exitcodes import UsageError
 from inferops.report import charts, synthetic
 from inferops.report.analysis import Options
-from inferops.report.render import write_report
+from inferops.report.cli import write_report
 from inferops.report.runs import load_runs
 
 from .conftest import PROFILES, SLO_MS

@@ -22,10 +22,10 @@ def test_loads_a_run_with_histograms_and_timeseries(run_dir):
     run = runs_mod.load_run(run_dir)
     assert run.profile == "cpu-a"
     assert run.valid
-    assert run.latency.get_total_count() == run.summary["requests"]
+    assert run.latency.get_total_count() == run.summary.requests
     # the summary's p99 and the histogram's agree (both from the same data)
     assert run.latency.get_value_at_percentile(99) / 1000 == pytest.approx(
-        run.summary["latency_ms"]["p99"]
+        run.summary.latency_ms["p99"]
     )
     assert list(run.timeseries.columns[:3]) == ["t_s", "offered_qps", "achieved_qps"]
     assert len(run.timeseries) == 5
@@ -34,7 +34,7 @@ def test_loads_a_run_with_histograms_and_timeseries(run_dir):
 def test_sweep_loads_its_steps(make_sweep):
     path = make_sweep("sw", steps_qps=[20, 40, 60])
     run = runs_mod.load_run(path)
-    assert [s.summary["offered_qps"] for s in run.steps] == [20, 40, 60]
+    assert [s.summary.offered_qps for s in run.steps] == [20, 40, 60]
     assert run.slo_p99_ms == 50.0
 
 

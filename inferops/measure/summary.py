@@ -17,15 +17,14 @@ import time
 
 from inferops import thresholds as thresholds_mod
 from inferops.exitcodes import BREACH, INVALID, OK
-from inferops.load.validity import (
+from inferops.measure.runformat import SCHEMA, Summary
+from inferops.measure.validity import (
     MAX_GENERATOR_CPU_PCT,
     MAX_LATE_SENDS_PCT,
     MIN_SAMPLES_P99,
     early_stopping,
     stability,
 )
-
-SCHEMA = 1
 
 
 def _r(value, digits=3):
@@ -45,24 +44,21 @@ def window_throughputs(rows: list[dict], duration_s: float) -> list[float]:
 def build(
     *,
     recorder,
-    target: str,
-    protocol: str,
-    model: str | None,
-    mode: str,
+    config,
     started_at: float,
     duration_s: float,
-    warmup_s: float,
-    offered_qps: float | None,
     host: dict,
     generator_cpu_pct_max: float | None,
-    limits: dict,
-    bound_ms: float | None,
     rows: list[dict],
     partial: bool = False,
     reasons: list[str] | None = None,
-    max_inflight: int | None = None,
-) -> dict:
-    """The summary dict documented in docs/run-format.md."""
+) -> Summary:
+    """The run's :class:`~inferops.measure.runformat.Summary` (docs/run-format.md).
+
+    ``config`` is the run's :class:`~inferops.load.options.LoadConfig`: target,
+    protocol, model, mode, offered rate, limits, the P99 bound and the in-flight cap.
+    """
+    limits, bound_ms, max_inflight = config.limits, config.bound_ms, config.max_inflight
     reasons = list(reasons or [])
     n, failures = recorder.requests, recorder.failures
     late_pct = recorder.late_sends_pct()
@@ -117,67 +113,67 @@ def build(
             c["ok"] = False
             c["note"] = "P99 under the limit not proven at 99 % confidence (early stopping)"
     passed = valid and all(c["ok"] is not False for c in checks)
-    return {
-        "schema": SCHEMA,
-        "partial": partial,
-        "target": target,
-        "protocol": protocol,
-        "model": model,
-        "mode": mode,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
-        "duration_s": _r(duration_s),
-        "warmup_s": _r(warmup_s),
-        "requests": n,
-        "failures": failures,
-        "error_rate": _r(error_rate, 6),
-        "offered_qps": _r(offered_qps),
-        "achieved_qps": _r(achieved),
-        "latency_ms": latency,
-        "service_time_ms": service,
-        "late_sends_pct": _r(late_pct),
-        "late_tolerance_ms": _r(recorder.late_tolerance_s * 1000.0),
-        "send_lag_ms": {k: _r(v) for k, v in recorder.quantiles_ms("send_lag").items()},
-        "dropped": recorder.dropped,
-        "generator_cpu_pct_max": _r(generator_cpu_pct_max, 1),
-        "host": {k: _r(v, 2) for k, v in host.items()},
-        "valid": valid,
-        "validity": reasons,
-        "early_stopping": es,
-        "stability": stability(window_throughputs(rows, duration_s)),
-        "thresholds": checks,
-        "passed": passed,
-    }
+    return Summary(
+        schema=SCHEMA,
+        partial=partial,
+        target=config.target,
+        protocol=config.protocol,
+        model=config.model,
+        mode=config.mode,
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
+        duration_s=_r(duration_s),
+        warmup_s=_r(config.warmup_s),
+        requests=n,
+        failures=failures,
+        error_rate=_r(error_rate, 6),
+        offered_qps=_r(config.rate),
+        achieved_qps=_r(achieved),
+        latency_ms=latency,
+        service_time_ms=service,
+        late_sends_pct=_r(late_pct),
+        late_tolerance_ms=_r(recorder.late_tolerance_s * 1000.0),
+        send_lag_ms={k: _r(v) for k, v in recorder.quantiles_ms("send_lag").items()},
+        dropped=recorder.dropped,
+        generator_cpu_pct_max=_r(generator_cpu_pct_max, 1),
+        host={k: _r(v, 2) for k, v in host.items()},
+        valid=valid,
+        validity=reasons,
+        early_stopping=es,
+        stability=stability(window_throughputs(rows, duration_s)),
+        thresholds=checks,
+        passed=passed,
+    )
 
 
-def exit_code(summary: dict) -> int:
+def exit_code(summary: Summary) -> int:
     """0 passed, 1 threshold breached, 3 invalid or partial."""
-    if summary.get("partial") or not summary.get("valid"):
+    if not summary.trusted:
         return INVALID
-    return OK if summary.get("passed") else BREACH
+    return OK if summary.passed else BREACH
 
 
-def headline(summary: dict) -> str:
+def headline(summary: Summary) -> str:
     """One line for the terminal."""
-    lat = summary.get("latency_ms") or {}
+    lat = summary.latency_ms or {}
 
     def ms(v):
         return "-" if v is None else f"{v:.2f}"
 
     verdict = (
         "PARTIAL"
-        if summary.get("partial")
+        if summary.partial
         else "INVALID"
-        if not summary.get("valid")
+        if not summary.valid
         else "PASS"
-        if summary.get("passed")
+        if summary.passed
         else "FAIL"
     )
-    offered = summary.get("offered_qps")
+    offered = summary.offered_qps
+    late = summary.late_sends_pct
     return (
-        f"{verdict}: {summary.get('requests', 0)} requests, "
-        f"{summary.get('achieved_qps') or 0:.1f} req/s achieved"
+        f"{verdict}: {summary.requests} requests, "
+        f"{summary.achieved_qps or 0:.1f} req/s achieved"
         + (f" of {offered:.1f} offered" if offered else "")
         + f", p50 {ms(lat.get('p50'))} ms, p99 {ms(lat.get('p99'))} ms, "
-        f"errors {summary.get('failures', 0)}, late sends "
-        f"{summary.get('late_sends_pct') if summary.get('late_sends_pct') is not None else '-'} %"
+        f"errors {summary.failures}, late sends {late if late is not None else '-'} %"
     )

@@ -1,4 +1,4 @@
-"""Run :class:`~inferops.load.hostmetrics.HostSampler` in a child process.
+"""Run :class:`~inferops.measure.hostmetrics.HostSampler` in a child process.
 
 Inside the load generator, gevent turns the sampler's thread into a greenlet
 whose psutil calls block the event loop for milliseconds every second — enough
@@ -9,7 +9,7 @@ With ``node_exporter`` (a URL), host fields come from that exporter — the
 *target's* machine in a fleet run — while ``gen_cpu_pct`` still measures the
 local load generator.
 
-Child usage: ``python -m inferops.load.sampler_process PID OUTFILE [INTERVAL [URL]]``
+Child usage: ``python -m inferops.measure.sampler_process PID OUTFILE [INTERVAL [URL]]``
 appends one JSON sample per line to OUTFILE until SIGTERM.
 """
 
@@ -43,7 +43,7 @@ class ProcessSampler:
             [
                 sys.executable,
                 "-m",
-                "inferops.load.sampler_process",
+                "inferops.measure.sampler_process",
                 str(self.pid),
                 self._path,
                 str(self.interval),
@@ -86,7 +86,7 @@ class ProcessSampler:
         return list(self._samples or [])
 
     def peaks(self) -> dict:
-        from inferops.load.hostmetrics import _PEAKS
+        from inferops.measure.hostmetrics import _PEAKS
 
         out = {}
         for peak, key in _PEAKS.items():
@@ -96,7 +96,7 @@ class ProcessSampler:
 
 
 def _child(pid: int, path: str, interval: float, node_exporter: str | None = None) -> None:
-    from inferops.load.hostmetrics import HostSampler, NodeExporterSampler
+    from inferops.measure.hostmetrics import HostSampler, NodeExporterSampler
 
     stop = {"now": False}
     parent = os.getppid()

@@ -22,7 +22,7 @@ import time
 
 from hdrh.histogram import HdrHistogram
 
-from inferops.load.validity import LATE_TOLERANCE_S
+from inferops.measure.validity import LATE_TOLERANCE_S
 
 #: 1 µs .. 1 hour, 3 significant digits
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
@@ -81,9 +81,13 @@ class Recorder:
         self.late_tolerance_s = late_tolerance_s
         self.window_start = 0.0
         self.window_end = math.inf
-        self.latency = new_histogram()
-        self.service = new_histogram()
-        self.send_lag = new_histogram()  # open loop: actual send minus intended send
+        #: every named histogram is recorded, shipped worker -> master and merged the
+        #: same way; a protocol adds its own (TTFT, ITL) with :meth:`add_histogram`
+        self.histograms: dict[str, HdrHistogram] = {}
+        self.latency = self.add_histogram("latency")
+        self.service = self.add_histogram("service")
+        # open loop: actual send minus intended send
+        self.send_lag = self.add_histogram("send_lag")
         self.requests = 0
         self.failures = 0
         self.sends = 0  # open-loop sends (the denominator of late_sends_pct)
@@ -94,6 +98,14 @@ class Recorder:
         self.last_success = 0.0
         self.last_failure = 0.0
         self.seconds: dict[int, _Second] = {}
+
+    def add_histogram(self, name: str) -> HdrHistogram:
+        """A further histogram (microseconds), merged across workers like latency."""
+        return self.histograms.setdefault(name, new_histogram())
+
+    def record_us(self, name: str, value_us: int) -> None:
+        """One value into a named histogram (e.g. a time to first token)."""
+        self.histograms[name].record_value(max(LOWEST_US, int(value_us)))
 
     # -- recording ---------------------------------------------------------
     def attach(self, events) -> Recorder:
@@ -172,9 +184,10 @@ class Recorder:
             hist = sec.hist.encode() if sec.hist is not None and sec.hist.get_total_count() else b""
             seconds[str(key)] = [sec.completed, sec.errors, sec.offered, hist]
         report = {
-            "latency": self.latency.encode() if self.latency.get_total_count() else b"",
-            "service": self.service.encode() if self.service.get_total_count() else b"",
-            "send_lag": self.send_lag.encode() if self.send_lag.get_total_count() else b"",
+            "histograms": {
+                name: hist.encode() if hist.get_total_count() else b""
+                for name, hist in self.histograms.items()
+            },
             "counts": [
                 self.requests,
                 self.failures,
@@ -187,9 +200,8 @@ class Recorder:
             "first": self.first_intended if math.isfinite(self.first_intended) else None,
             "seconds": seconds,
         }
-        self.latency.reset()
-        self.service.reset()
-        self.send_lag.reset()
+        for hist in self.histograms.values():
+            hist.reset()
         self.requests = self.failures = self.sends = self.late = self.dropped = 0
         self.connection_errors = 0
         self.first_intended = math.inf
@@ -198,12 +210,9 @@ class Recorder:
 
     def merge(self, report: dict) -> None:
         """Add a worker's :meth:`take_report` into this recorder."""
-        if report.get("latency"):
-            self.latency.add(HdrHistogram.decode(report["latency"]))
-        if report.get("service"):
-            self.service.add(HdrHistogram.decode(report["service"]))
-        if report.get("send_lag"):
-            self.send_lag.add(HdrHistogram.decode(report["send_lag"]))
+        for name, encoded in report.get("histograms", {}).items():
+            if encoded:
+                self.add_histogram(name).add(HdrHistogram.decode(encoded))
         req, fail, sends, late, dropped, conn = report["counts"]
         self.requests += req
         self.failures += fail
@@ -228,7 +237,7 @@ class Recorder:
 
     # -- reading -----------------------------------------------------------
     def quantiles_ms(self, which: str = "latency") -> dict:
-        hist = {"latency": self.latency, "service": self.service, "send_lag": self.send_lag}[which]
+        hist = self.histograms[which]
         if hist.get_total_count() == 0:
             return {"p50": None, "p90": None, "p99": None, "p999": None, "max": None}
         q = {

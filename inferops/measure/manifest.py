@@ -20,9 +20,9 @@ import subprocess
 from typing import Any
 
 import inferops
+from inferops.measure.runformat import MANIFEST, SCHEMA
 
-SCHEMA = 1
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "collect", "collect_for"]
 
 #: distributions whose versions change results (missing ones are recorded as None)
 PACKAGES = (
@@ -74,6 +74,32 @@ def collect(
     return manifest
 
 
+def collect_for(config, command: list[str]) -> dict:
+    """The manifest of a load run (``config``: its LoadConfig), with a ``load`` block."""
+    return collect(
+        command,
+        thresholds=config.limits,
+        profile=config.profile,
+        extra={
+            "load": {
+                "target": config.target,
+                "protocol": config.protocol,
+                "model": config.model,
+                "rate": config.rate,
+                "users": config.users,
+                "arrivals": config.arrivals,
+                "scenario": config.scenario.name,
+                "duration_s": config.duration_s,
+                "warmup_s": config.warmup_s,
+                "slo_p99_ms": config.bound_ms,
+                "max_inflight": config.max_inflight,
+                "input_file": config.input_file,
+                "host_metrics_from": config.node_exporter or "load generator host",
+            },
+        },
+    )
+
+
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     """Installed version of each distribution, None when it is not installed."""
     out: dict[str, str | None] = {}
@@ -120,7 +146,7 @@ def _git(cwd: pathlib.Path, *args: str) -> str | None:
 
 def host_facts() -> dict:
     """hostname, os, kernel, cpu_model, cpu_count, memory_bytes, gpus of this machine."""
-    from inferops.load.hostmetrics import gpu_inventory
+    from inferops.measure.hostmetrics import gpu_inventory
 
     try:
         import psutil

@@ -1,0 +1,278 @@
+"""The load flags, declared once, and the typed :class:`LoadConfig` built from them.
+
+``inferops bench`` and ``locust -f loadtests/`` take the same load flags:
+:func:`add_load_options` declares them on either parser (``locust=True`` adds
+Locust's web-UI keywords and names the rate ``--arrival-rate``, because Locust
+owns ``-u``/``-t``/``-H``). :meth:`LoadConfig.from_namespace` turns either
+parsed namespace into one typed config: the thresholds file is read here, the
+P99 bound resolved here (:func:`inferops.thresholds.resolve_bound`), and the
+Locust parser's "unset" values (``0``, ``""``) become the one sentinel, None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from dataclasses import dataclass, field
+
+from inferops import thresholds, validators
+from inferops.load.arrivals import ARRIVALS, SCENARIOS, Scenario
+from inferops.thresholds import UNSET, Setting
+
+#: the wire protocols a load can speak (one module each under load/protocols/ later)
+PROTOCOLS = ("v2", "predict")
+TOKEN_ENV = "INFEROPS_TOKEN"
+
+
+def add_load_options(parser, *, locust: bool = False) -> None:
+    """Declare the load flags on ``parser`` (argparse, or Locust's own parser)."""
+
+    def add(*flags, web_ui: bool = True, secret: bool = False, **kw):
+        if locust:  # Locust's parser understands two more keywords
+            if not web_ui:
+                kw["include_in_web_ui"] = False
+            if secret:
+                kw["is_secret"] = True
+        parser.add_argument(*flags, **kw)
+
+    if not locust:
+        add(
+            "--target",
+            required=True,
+            type=validators.http_url,
+            metavar="URL",
+            help="base URL of the inference server, e.g. http://127.0.0.1:8000",
+        )
+    add(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="v2",
+        help="v2: POST /v2/models/NAME/infer; predict: POST /predict (default v2)",
+    )
+    add("--model", default=None, metavar="NAME", help="model name (payloads from its v2 metadata)")
+    add(
+        "--input-file",
+        default=None,
+        metavar="FILE",
+        help="sample inputs: .jsonl (one request/input object per line) or .npy",
+    )
+    if locust:
+        add(
+            "--arrival-rate",
+            type=validators.non_negative,
+            default=0.0,
+            help="open-loop arrivals per second in total (0 = classic closed loop)",
+        )
+    else:
+        load = parser.add_mutually_exclusive_group()
+        load.add_argument(
+            "--rate", type=validators.positive, metavar="QPS", help="open-loop arrival rate, req/s"
+        )
+        load.add_argument(
+            "--users",
+            type=validators.positive_int,
+            metavar="N",
+            help="classic closed-loop Locust users",
+        )
+    add(
+        "--arrivals",
+        choices=ARRIVALS,
+        default="poisson",
+        help="open-loop arrival process (default poisson)",
+    )
+    add(
+        "--scenario",
+        choices=SCENARIOS,
+        default="steady",
+        help="shape of the load over the run (default steady)",
+    )
+    add(
+        "--steps",
+        type=validators.positive_int,
+        default=4,
+        help="plateaus of --scenario step (default 4)",
+    )
+    add(
+        "--spike-factor",
+        type=validators.positive,
+        default=5.0,
+        help="peak / baseline for --scenario spike (default 5)",
+    )
+    add(
+        "--slo-p99-ms",
+        type=validators.non_negative if locust else validators.positive,
+        default=0.0 if locust else None,
+        metavar="MS",
+        help="P99 bound for --sweep, early stopping and the gate (default p99_latency_ms)",
+    )
+    add(
+        "--thresholds",
+        default=None,
+        metavar="FILE",
+        help="thresholds.toml to gate on (default: the built-in seed table)",
+    )
+    add(
+        "--max-inflight",
+        type=validators.positive_int,
+        default=10_000,
+        help="open-loop safety cap on requests in flight; hitting it invalidates",
+    )
+    add(
+        "--late-tolerance-ms",
+        type=validators.number,
+        default=None,
+        metavar="MS",
+        help="a send this late after its intended time counts as late "
+        "(default 5%% of the P99 bound, at least 1 ms)",
+    )
+    add(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) if locust else None,
+        secret=True,
+        help=f"bearer token (default ${TOKEN_ENV})",
+    )
+    if locust:
+        add(
+            "--run-folder",
+            default="",
+            web_ui=False,
+            help="write an inferops run folder (summary.json, HDR, ...) here at exit",
+        )
+        return
+    add("--duration", type=validators.duration, default="30s", help="measured window (default 30s)")
+    add(
+        "--warmup",
+        type=validators.duration_or_zero,
+        default="5s",
+        help="warm-up excluded from results (default 5s)",
+    )
+    add("--timeout", type=validators.duration, default="30s", help="per-request timeout (30s)")
+    add("--seed", type=int, help="seed of the arrival process")
+    add("--profile", metavar="LABEL", help="label stored in manifest.json for reports")
+    add(
+        "--node-exporter",
+        type=validators.http_url,
+        metavar="URL",
+        help="take host metrics from the target's node_exporter (e.g. http://HOST:9100)"
+        " instead of this machine",
+    )
+
+
+def _unset(value):
+    """Locust's parser (and its web UI) say "not set" with 0 or ""; we say None."""
+    return UNSET if value in (None, "", 0) else value
+
+
+def late_tolerance_s(given_ms: float | None, bound: Setting) -> float:
+    """``--late-tolerance-ms``, else 5 % of the P99 bound in force (at least 1 ms)."""
+    from inferops.measure.validity import default_late_tolerance_s
+
+    if given_ms is not None:
+        return validators.check(given_ms, validators.positive, "--late-tolerance-ms") / 1000.0
+    return default_late_tolerance_s(bound.value)
+
+
+@dataclass
+class LoadConfig:
+    """One load: what to send, how fast, for how long, and what it is judged against."""
+
+    target: str
+    protocol: str = "v2"
+    model: str | None = None
+    token: str | None = None
+    input_file: str | None = None
+    rate: float | None = None  # open-loop arrivals/s in total; None = closed loop
+    users: int | None = None  # closed-loop users (bench --users)
+    arrivals: str = "poisson"
+    scenario: Scenario = field(default_factory=Scenario)
+    duration_s: float = 30.0  # the measured window (inf: until stopped)
+    warmup_s: float = 0.0
+    max_inflight: int = 10_000
+    timeout_s: float = 30.0
+    seed: int | None = None
+    late_tolerance_s: float = 0.001
+    limits: dict = field(default_factory=dict)  # from inferops.thresholds.load, read once
+    bound: Setting = field(default_factory=lambda: Setting(UNSET, "not set"))
+    node_exporter: str | None = None  # host metrics from the target's node_exporter
+    profile: str | None = None
+    # set when the schedule starts: epoch of t=0 and its length (warm-up included)
+    start: float | None = None
+    schedule_s: float = math.inf
+    bodies: list[bytes] | None = None
+
+    @property
+    def mode(self) -> str:
+        return "open" if self.rate else "closed"
+
+    @property
+    def bound_ms(self) -> float | None:
+        return self.bound.value
+
+    @property
+    def path(self) -> str:
+        from inferops.load.payloads import infer_path
+
+        return infer_path(self.protocol, self.model)
+
+    def load_bodies(self) -> list[bytes]:
+        from inferops.load.payloads import load_bodies
+
+        if self.bodies is None:
+            self.bodies = load_bodies(
+                self.target, self.protocol, self.model, token=self.token, input_file=self.input_file
+            )
+        return self.bodies
+
+    def headers(self) -> dict:
+        from inferops.load.payloads import auth_headers
+
+        return {"Content-Type": "application/json", **auth_headers(self.token)}
+
+    @classmethod
+    def from_namespace(
+        cls, ns: argparse.Namespace, *, host: str | None = None, run_time: float | None = None
+    ) -> LoadConfig:
+        """A config from ``inferops bench`` args or Locust's ``parsed_options``.
+
+        ``host``/``run_time``: Locust's ``-H`` and ``-t`` (bench has --target/--duration).
+        Raises UsageError for a bad value or thresholds file.
+        """
+        get = ns.__dict__.get
+        limits = thresholds.load(_unset(get("thresholds")))
+        option = _unset(get("slo_p99_ms"))
+        if option is not None:
+            option = validators.check(option, validators.positive, "--slo-p99-ms")
+        bound = thresholds.resolve_bound(option, limits)
+        duration = run_time if run_time else get("duration") or math.inf
+        warmup = get("warmup") or 0.0
+        target = host if host is not None else get("target") or ""
+        return cls(
+            target=target.rstrip("/"),
+            protocol=get("protocol") or "v2",
+            model=_unset(get("model")),
+            token=_unset(get("token")) or os.environ.get(TOKEN_ENV) or None,
+            input_file=_unset(get("input_file")),
+            rate=_unset(get("rate") if "rate" in ns else get("arrival_rate")),
+            users=_unset(get("users")),
+            arrivals=get("arrivals") or "poisson",
+            scenario=Scenario(
+                get("scenario") or "steady",
+                duration_s=warmup + duration,
+                steps=get("steps") or 4,
+                spike_factor=get("spike_factor") or 5.0,
+            ),
+            duration_s=duration,
+            warmup_s=warmup,
+            max_inflight=get("max_inflight") or 10_000,
+            timeout_s=get("timeout") or 30.0,
+            seed=get("seed"),
+            late_tolerance_s=late_tolerance_s(
+                None if get("late_tolerance_ms") in (None, "") else get("late_tolerance_ms"),
+                bound,
+            ),
+            limits=limits,
+            bound=bound,
+            node_exporter=get("node_exporter"),
+            profile=get("profile"),
+        )

@@ -1,0 +1,222 @@
+"""One measurement, whichever way the load is started: ``start(env)`` ... ``finish(env)``.
+
+``inferops bench`` (engine.py, a LocalRunner it drives) and ``locust -f
+loadtests/`` (locust_plugin.py, Locust's own runners) both create a
+:class:`RunSession` per test and go through the same steps:
+
+1. ``start(env)``: attach the listeners (see below), start the host sampler,
+   freeze the heap so garbage collection does not stall the schedule;
+2. the load runs; every request reaches :class:`~inferops.measure.recorder.Recorder`;
+3. ``finish(env, window...) -> Summary``: stop sampling, cut the per-second rows,
+   take host peaks and build the one :class:`~inferops.measure.runformat.Summary`;
+4. ``write(folder, env, summary)``: the run folder, Locust's own tables included
+   (public ``StatsCSV`` only).
+
+Like Locust's ``stats.setup_distributed_stats_event_listeners``, the session owns
+its listeners: ``request`` on every process that sends; ``report_to_master`` on a
+worker (ship and empty the recorder); ``worker_report`` on the master (merge).
+:meth:`detach` removes exactly those. It is the only inferops state on Locust's
+``Environment`` (``environment.inferops_session``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+
+from inferops.load.options import LoadConfig
+from inferops.measure.recorder import REPORT_KEY, Recorder
+
+#: the one attribute inferops sets on Locust's Environment
+ENV_ATTR = "inferops_session"
+
+#: host peaks copied into summary.host, from the sampler's per-second keys
+_PEAK_KEYS = {
+    "cpu_pct_max": "cpu_pct",
+    "memory_pct_max": "mem_pct",
+    "gpu_util_pct_max": "gpu_util_pct",
+    "gpu_mem_pct_max": "gpu_mem_pct",
+    "gpu_power_w_max": "gpu_power_w",
+    "gpu_temp_c_max": "gpu_temp_c",
+}
+
+
+class RunSession:
+    """The recorder, the host sampler and the run's bookkeeping for one test."""
+
+    def __init__(self, config: LoadConfig):
+        self.config = config
+        self.recorder = Recorder(late_tolerance_s=config.late_tolerance_s)
+        self.sampler = None
+        self.gen_cpu_max: float | None = None
+        self.per_worker: dict[str, int] = {}  # master: measured samples each worker sent
+        self.started = time.time()
+        self.stopped: float | None = None
+        self.schedule_done = False  # open loop: every arrival sent and answered
+        self.rows: list[dict] = []
+        self._listeners: list[tuple[object, object]] = []
+
+    # -- listeners ---------------------------------------------------------------------
+    def _listen(self, hook, fn) -> None:
+        hook.add_listener(fn)
+        self._listeners.append((hook, fn))
+
+    def attach(self, events, *, sends: bool = True, worker: bool = False, master: bool = False):
+        """Add this session's listeners to Locust's ``events`` for the process's role."""
+        if sends:
+            self._listen(events.request, self.recorder.on_request)
+        if worker:
+            self._listen(events.report_to_master, self._on_report_to_master)
+        if master:
+            self._listen(events.worker_report, self._on_worker_report)
+        return self
+
+    def detach(self) -> None:
+        for hook, fn in self._listeners:
+            hook.remove_listener(fn)
+        self._listeners = []
+
+    def _on_report_to_master(self, client_id, data) -> None:
+        report = self.recorder.take_report()
+        report["gen_cpu_max"] = self.gen_cpu_max
+        data[REPORT_KEY] = report
+
+    def _on_worker_report(self, client_id, data) -> None:
+        report = data.get(REPORT_KEY)
+        if not report:
+            return
+        self.recorder.merge(report)
+        self.per_worker[client_id] = self.per_worker.get(client_id, 0) + report["counts"][0]
+        cpu = report.get("gen_cpu_max")
+        if cpu is not None:
+            self.note_generator_cpu(cpu)
+
+    def note_generator_cpu(self, cpu_pct: float) -> None:
+        self.gen_cpu_max = max(cpu_pct, self.gen_cpu_max or 0.0)
+
+    # -- the steps ---------------------------------------------------------------------
+    def start(self, env, *, sample_host: bool = True) -> RunSession:
+        """Become the environment's session; sample host metrics; freeze the heap."""
+        setattr(env, ENV_ATTR, self)
+        if sample_host:
+            from inferops.measure.sampler_process import ProcessSampler
+
+            self.sampler = ProcessSampler(os.getpid(), node_exporter=self.config.node_exporter)
+            self.sampler.start()
+        # Locust's heap is large: a full collection of it stalls the schedule for
+        # ~100 ms. Freeze what exists now so collections only scan new objects.
+        gc.collect()
+        gc.freeze()
+        return self
+
+    def stop_sampling(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+
+    def finish(
+        self,
+        *,
+        window_start: float,
+        window_end: float,
+        partial: bool = False,
+        reasons: list[str] | tuple = (),
+    ):
+        """The run's Summary over ``[window_start, window_end)``."""
+        from inferops.measure import summary as summary_mod
+
+        self.stop_sampling()
+        duration = max(0.0, window_end - window_start)
+        samples = self.sampler.samples() if self.sampler is not None else []
+        host, sampler_gen = {}, None
+        if self.sampler is not None:
+            host, sampler_gen = host_peaks(samples, window_start, window_end, self.sampler.peaks())
+        cpus = [c for c in (self.gen_cpu_max, sampler_gen) if c is not None]
+        self.rows = self.recorder.rows(window_start, t_end=window_end)
+        merge_host_rows(samples, self.rows)
+        summary = summary_mod.build(
+            recorder=self.recorder,
+            config=self.config,
+            started_at=window_start,
+            duration_s=duration,
+            host=host,
+            generator_cpu_pct_max=max(cpus) if cpus else None,
+            rows=self.rows,
+            partial=partial,
+            reasons=list(reasons),
+        )
+        if self.per_worker:
+            summary.workers = {
+                "count": len(self.per_worker),
+                "samples": sorted(self.per_worker.values()),
+            }
+        return summary
+
+    def write(self, folder, env, summary, *, command: list[str], history_csv: str | None = None):
+        """The run folder: manifest, timeseries, histograms, Locust's tables, summary last."""
+        from inferops.measure import manifest
+        from inferops.measure.runformat import HISTOGRAMS
+
+        folder.write_json(manifest.MANIFEST, manifest.collect_for(self.config, command))
+        folder.write_timeseries(self.rows)
+        for name, filename in HISTOGRAMS.items():
+            folder.write_hdr(filename, self.recorder.histograms[name])
+        if env is not None:
+            write_locust_tables(folder, env, history_csv=history_csv)
+        folder.finish(summary, partial=summary.partial)
+
+
+def session_of(environment) -> RunSession:
+    """The environment's session; a bare locustfile run without the plugin gets one here."""
+    session = getattr(environment, ENV_ATTR, None)
+    if session is None:
+        session = RunSession(LoadConfig.from_namespace(environment.parsed_options))
+        setattr(environment, ENV_ATTR, session)
+    return session
+
+
+def write_locust_tables(folder, env, *, history_csv: str | None = None) -> None:
+    """Locust's stats/failures/exceptions CSV and HTML report, from its public API."""
+    import csv
+    import io
+
+    from locust.html import get_html_report
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+    stats_csv = StatsCSV(env, PERCENTILES_TO_REPORT)
+    for name, method in (
+        ("locust_stats.csv", stats_csv.requests_csv),
+        ("locust_failures.csv", stats_csv.failures_csv),
+        ("locust_exceptions.csv", stats_csv.exceptions_csv),
+    ):
+        buf = io.StringIO()
+        method(csv.writer(buf))
+        folder.write_text(name, buf.getvalue())
+    if history_csv and os.path.exists(history_csv):
+        with open(history_csv, encoding="utf-8") as fh:
+            folder.write_text("locust_stats_history.csv", fh.read())
+    folder.write_text("locust.html", get_html_report(env, show_download_link=False))
+
+
+def merge_host_rows(samples: list[dict], rows: list[dict]) -> None:
+    """Merge 1 Hz host samples into the per-second rows (by epoch second)."""
+    by_sec = {int(s["t"]): s for s in samples}
+    for row in rows:
+        s = by_sec.get(int(row["t"]))
+        if s:
+            row.update({k: v for k, v in s.items() if k != "t"})
+
+
+def host_peaks(
+    samples: list[dict], start: float, end: float, fallback: dict
+) -> tuple[dict, float | None]:
+    """Peak host metrics over the window (±1 s), and the generator's peak CPU."""
+    window = [s for s in samples if start - 1 <= s["t"] <= end + 1] or samples
+    if not window:
+        return {k: fallback.get(k) for k in _PEAK_KEYS}, fallback.get("gen_cpu_pct_max")
+
+    def peak(key):
+        vals = [s.get(key) for s in window if s.get(key) is not None]
+        return max(vals) if vals else None
+
+    return {k: peak(col) for k, col in _PEAK_KEYS.items()}, peak("gen_cpu_pct")

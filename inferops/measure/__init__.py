@@ -1,0 +1,1 @@
+"""What a run records: HDR histograms, host metrics, validity, and the run folder format."""
