@@ -40,6 +40,11 @@ KEYS: dict[str, Key] = {
         Key("max_gpu_memory_percent", "max", 0, 100, "peak GPU memory, %"),
         Key("max_gpu_power_watts", "max", 0, math.inf, "peak GPU power, W"),
         Key("max_gpu_temp_celsius", "max", 0, 150, "peak GPU temperature, C"),
+        # LLM streaming runs (protocol openai); not observed for other protocols
+        Key("p99_ttft_ms", "max", 0, math.inf, "P99 time to first token (CO-corrected), ms"),
+        Key("p99_tpot_ms", "max", 0, math.inf, "P99 time per output token, ms"),
+        Key("min_output_tokens_per_s", "min", 0, math.inf, "output tokens per second"),
+        Key("min_goodput_qps", "min", 0, math.inf, "requests/s meeting every SLO"),
     ]
 }
 
@@ -51,6 +56,12 @@ DEFAULTS: dict[str, float] = {
     "min_success_rate": 0.99,
     "max_cpu_percent": 85,
     "max_memory_percent": 85,
+}
+
+#: Streamed LLM runs: a request's latency and rate depend on its output length,
+#: so the seeds' P99 and req/s rows do not apply; bound TTFT/TPOT in a file.
+LLM_DEFAULTS: dict[str, float] = {
+    k: v for k, v in DEFAULTS.items() if k not in ("p99_latency_ms", "min_qps")
 }
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "thresholds.toml"
@@ -72,7 +83,7 @@ def validate(data: dict, *, source: str = "thresholds") -> dict[str, float]:
         if (
             math.isnan(value)
             or not (key.lo <= value <= key.hi)
-            or (name == "p99_latency_ms" and value <= 0)
+            or (name in ("p99_latency_ms", "p99_ttft_ms", "p99_tpot_ms") and value <= 0)
         ):
             raise UsageError(
                 f"{source}: {name} = {value:g} is out of range [{key.lo:g}, {key.hi:g}]"
@@ -81,14 +92,15 @@ def validate(data: dict, *, source: str = "thresholds") -> dict[str, float]:
     return clean
 
 
-def load(path: str | Path | None = None) -> dict[str, float]:
-    """Read and validate a thresholds file; ``None`` gives the seeds' defaults.
+def load(path: str | Path | None = None, *, llm: bool = False) -> dict[str, float]:
+    """Read and validate a thresholds file; ``None`` gives the seeds' defaults
+    (``llm``: :data:`LLM_DEFAULTS`, for streamed LLM runs).
 
     A file is read once per process (per path and modification time): the
     Locust shape, the session and the gate all ask for it.
     """
     if path is None:
-        return dict(DEFAULTS)
+        return dict(LLM_DEFAULTS if llm else DEFAULTS)
     path = Path(path)
     try:
         stat = path.stat()

@@ -16,7 +16,7 @@ import time
 
 from inferops import thresholds, validators
 from inferops.exitcodes import UsageError
-from inferops.load import options
+from inferops.load import options, protocols
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,15 +59,16 @@ def late_tolerance_s(args, limits: dict) -> float:
 
 def _check_combination(args) -> None:
     """Rules between flags (each flag's own value is checked by its validator)."""
-    if args.protocol == "v2" and not args.model:
-        raise UsageError("--model is required with --protocol v2")
-    if not args.model and not args.input_file:
-        raise UsageError("--model (for its metadata) or --input-file is required")
     if args.sweep and (args.rate or args.users):
         raise UsageError("--sweep chooses the rates itself: drop --rate/--users")
     if not args.sweep and args.rate is None and args.users is None:
         raise UsageError(
             "one of --rate QPS (open loop), --users N (closed loop) or --sweep is required"
+        )
+    streaming = getattr(protocols.registry().get(args.protocol), "streaming", False)
+    if args.sweep and streaming and not (args.slo_ttft_ms or args.slo_tpot_ms):
+        raise UsageError(
+            f"--sweep with --protocol {args.protocol} needs --slo-ttft-ms and/or --slo-tpot-ms"
         )
     if args.sweep_max < args.sweep_start:
         raise UsageError("--sweep-start must be > 0 and <= --sweep-max")
@@ -90,10 +91,7 @@ def load_config(args) -> options.LoadConfig:
     """Every usage error, before anything is written; then the typed config."""
     _check_combination(args)
     config = options.LoadConfig.from_namespace(args)
-    if args.input_file:
-        from inferops.load.payloads import bodies_from_file
-
-        bodies_from_file(args.input_file, args.protocol)  # fail fast (exit 2) on a bad file
+    _ = config.proto  # the protocol's own flags (--model, --path, --header...): exit 2 now
     if args.node_exporter:
         config.node_exporter = _check_node_exporter(args.node_exporter)
     return config
@@ -102,17 +100,18 @@ def load_config(args) -> options.LoadConfig:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)
     from inferops.load import engine
-    from inferops.load.payloads import TargetUnreachable
+    from inferops.load.protocols.tensors import TargetUnreachable
     from inferops.measure.runfolder import RunFolder
     from inferops.measure.summary import exit_code, headline
 
-    try:  # 401/404/bad metadata are usage errors: raise them before a folder exists
+    try:  # 401/404/bad metadata/bad input file: usage errors before a folder exists
         config.load_bodies()
     except TargetUnreachable:
         pass  # measured as an invalid run (exit 3) with its folder
     out = args.out or os.path.join("runs", time.strftime("bench-%Y%m%d-%H%M%S", time.gmtime()))
     folder = RunFolder(out, overwrite=args.overwrite)
-    command = ["inferops", "bench", *sys.argv[2:]] if len(sys.argv) > 1 else []
+    argv = ["inferops", "bench", *sys.argv[2:]] if len(sys.argv) > 1 else []
+    command = options.redact_argv(argv)  # no secret reaches manifest.json
     if args.sweep:
         summary = engine.sweep(
             config,
@@ -137,8 +136,15 @@ def run(args: argparse.Namespace) -> int:
 def _say_sweep(summary) -> None:
     slo = summary.slo
     best = slo.max_qps
+    bounds = [
+        f"p99 {name} <= {value:g} ms"
+        for name, value in (("TTFT", slo.ttft_ms), ("TPOT", slo.tpot_ms), ("", slo.p99_ms))
+        if value is not None
+    ]
+    label = "knee" if slo.ttft_ms is not None or slo.tpot_ms is not None else "max QPS"
     print(
-        f"max QPS at p99 <= {slo.p99_ms:g} ms: " + (f"{best:.1f} req/s" if best else "none found"),
+        f"{label} at {', '.join(bounds).replace('p99  <=', 'p99 <=')}: "
+        + (f"{best:.1f} req/s" if best else "none found"),
         file=sys.stderr,
     )
     for note in slo.notes:

@@ -22,7 +22,14 @@ import time
 
 from inferops.load.options import LoadConfig
 from inferops.load.session import RunSession
-from inferops.measure.runformat import HISTOGRAMS, LOCUST_FILES, TIMESERIES, SloResult, SloStep
+from inferops.measure.runformat import (
+    HISTOGRAMS,
+    LLM_HISTOGRAMS,
+    LOCUST_FILES,
+    TIMESERIES,
+    SloResult,
+    SloStep,
+)
 from inferops.thresholds import Slo, meets_slo
 
 #: seconds without a successful reply, with connection errors, before a run is abandoned
@@ -51,7 +58,7 @@ def measure(config: LoadConfig, folder, *, command=(), progress: bool = True):
     """Run once and write ``folder`` (a RunFolder); returns the Summary."""
     import locust  # noqa: F401 - gevent monkey-patching before anything else
 
-    from inferops.load.payloads import TargetUnreachable
+    from inferops.load.protocols.tensors import TargetUnreachable
 
     config = dataclasses.replace(config)  # a step must not leak its start time
     session = RunSession(config)
@@ -271,11 +278,16 @@ def sweep(
     ``max_error_rate`` (default 1 %); an invalid step is never used to claim
     capacity (it closes the bracket from above and is named in ``slo.notes``).
     """
+    from inferops.exitcodes import UsageError
     from inferops.load.sweep import search
 
-    if config.bound_ms is None:
-        from inferops.exitcodes import UsageError
-
+    if config.streaming:
+        if config.slo_ttft_ms is None and config.slo_tpot_ms is None:
+            raise UsageError(
+                f"--sweep with --protocol {config.protocol} needs --slo-ttft-ms "
+                "and/or --slo-tpot-ms"
+            )
+    elif config.bound_ms is None:
         raise UsageError("--sweep needs --slo-p99-ms (or p99_latency_ms in the thresholds)")
     steps = _SweepSteps(config, folder, say=say, command=command, progress=progress)
     result = search(
@@ -293,7 +305,11 @@ class _SweepSteps:
     def __init__(self, config: LoadConfig, folder, *, say, command, progress):
         self.config, self.folder, self.say = config, folder, say
         self.command, self.progress = command, progress
-        self.slo = Slo(config.bound_ms, config.limits.get("max_error_rate", DEFAULT_MAX_ERROR_RATE))
+        self.llm = config.streaming  # the knee: P99 TTFT and TPOT (E2E P99 only when bound)
+        self.slo = Slo(
+            config.bound_ms if config.bound_ms is not None else math.inf,
+            config.limits.get("max_error_rate", DEFAULT_MAX_ERROR_RATE),
+        )
         self.records: list[SloStep] = []
         self.summaries: list = []
         self.stopped: str | None = None
@@ -319,12 +335,10 @@ class _SweepSteps:
             )
             return self.run(rate, retry=False)
         step = self._keep(s, rate, index)
-        p99 = step.p99_ms
         self.say(
-            f"sweep step {index:02d}: {rate:.1f} req/s -> p99 "
-            f"{'-' if p99 is None else f'{p99:.2f}'} ms, "
+            f"sweep step {index:02d}: {rate:.1f} req/s -> {self._measured(step)}, "
             f"{'valid' if s.valid else 'INVALID'}, "
-            f"{'meets' if step.ok else 'misses'} SLO {self.slo.p99_ms:g} ms"
+            f"{'meets' if step.ok else 'misses'} SLO {self.describe()}"
         )
         if s.partial:
             self.stopped = s.validity[-1] if s.validity else "partial"
@@ -345,9 +359,38 @@ class _SweepSteps:
             ok=False,
         )
         step.ok = meets_slo(step, self.slo, p99_proven=s.early_stopping["ok"])
+        if self.llm:
+            llm = s.llm or {}
+            step.p99_ttft_ms = (llm.get("ttft_ms") or {}).get("p99")
+            step.p99_tpot_ms = (llm.get("tpot_ms") or {}).get("p99")
+            step.output_tokens_per_s = llm.get("output_tokens_per_s")
+            step.ok = step.ok and _within(step.p99_ttft_ms, self.config.slo_ttft_ms)
+            step.ok = step.ok and _within(step.p99_tpot_ms, self.config.slo_tpot_ms)
         self.records.append(step)
         self.summaries.append(s)
         return step
+
+    def describe(self) -> str:
+        """The SLO in words: ``p99 <= 50 ms`` or ``p99 TTFT <= 500 ms, p99 TPOT <= 50 ms``."""
+        parts = []
+        if self.llm:
+            for name, bound in (
+                ("TTFT", self.config.slo_ttft_ms),
+                ("TPOT", self.config.slo_tpot_ms),
+            ):
+                if bound is not None:
+                    parts.append(f"p99 {name} <= {bound:g} ms")
+        if math.isfinite(self.slo.p99_ms):
+            parts.append(f"p99 <= {self.slo.p99_ms:g} ms")
+        return ", ".join(parts)
+
+    def _measured(self, step: SloStep) -> str:
+        def ms(v):
+            return "-" if v is None else f"{v:.2f} ms"
+
+        if self.llm:
+            return f"p99 TTFT {ms(step.p99_ttft_ms)}, p99 TPOT {ms(step.p99_tpot_ms)}"
+        return f"p99 {ms(step.p99_ms)}"
 
     def index_of(self, rate: float | None) -> int | None:
         """search() counts calls; a retried rate added two steps, so map rate -> last step."""
@@ -367,19 +410,26 @@ class _SweepSteps:
         ]
 
 
+def _within(value: float | None, bound: float | None) -> bool:
+    """A measured P99 meets its bound (no bound: met; bound but nothing measured: not)."""
+    return bound is None or (value is not None and value <= bound)
+
+
 def _generator_limited(summary) -> bool:
     return any(r.startswith("load generator limited") for r in summary.validity)
 
 
 def _sweep_summary(steps: _SweepSteps, result, best_index, *, precision, start_qps):
     """The sweep's top-level Summary: its capacity step's numbers plus ``slo``."""
-    slo_ms = steps.slo.p99_ms
+    slo_ms = steps.slo.p99_ms if math.isfinite(steps.slo.p99_ms) else None
     base = steps.summaries[best_index if best_index is not None else -1]
     top = dataclasses.replace(
         base,
         mode="sweep",
         slo=SloResult(
             p99_ms=slo_ms,
+            ttft_ms=steps.config.slo_ttft_ms if steps.llm else None,
+            tpot_ms=steps.config.slo_tpot_ms if steps.llm else None,
             max_qps=result.best_rate,
             precision=precision,
             converged=result.converged,
@@ -393,7 +443,7 @@ def _sweep_summary(steps: _SweepSteps, result, best_index, *, precision, start_q
         reasons.append(f"partial run: sweep stopped: {steps.stopped}")
     if result.best_rate is None and not partial:
         reasons.append(
-            f"no valid step met the SLO (p99 <= {slo_ms:g} ms) at or above {start_qps:g} req/s"
+            f"no valid step met the SLO ({steps.describe()}) at or above {start_qps:g} req/s"
         )
     if reasons:
         top.valid = False
@@ -410,7 +460,7 @@ def _write_sweep_folder(folder, config, top, steps: _SweepSteps, best_index, com
     folder.write_json(manifest.MANIFEST, manifest.collect_for(config, list(command)))
     if best_index is not None:
         step_dir = folder.path / steps.records[best_index].dir
-        for name in (*HISTOGRAMS.values(), TIMESERIES, *LOCUST_FILES):
+        for name in (*HISTOGRAMS.values(), *LLM_HISTOGRAMS.values(), TIMESERIES, *LOCUST_FILES):
             if (step_dir / name).exists():
                 folder.write_bytes(name, (step_dir / name).read_bytes())
     else:

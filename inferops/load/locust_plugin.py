@@ -22,7 +22,7 @@ import sys
 import time
 
 from inferops.exitcodes import InferopsError
-from inferops.load.options import LoadConfig, add_load_options
+from inferops.load.options import LoadConfig, add_load_options, redact_argv
 from inferops.load.session import ENV_ATTR, RunSession
 
 
@@ -180,6 +180,7 @@ def finish(environment):
         environment.process_exit_code = exit_code(summary)
     if o.run_folder:
         folder = RunFolder(o.run_folder, overwrite=True)
-        session.write(folder, environment, summary, command=["locust", *sys.argv[1:]])
+        command = redact_argv(["locust", *sys.argv[1:]])  # no secret reaches manifest.json
+        session.write(folder, environment, summary, command=command)
         print(f"inferops: run folder: {folder.path}", file=sys.stderr)
     return summary

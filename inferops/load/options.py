@@ -17,11 +17,10 @@ import os
 from dataclasses import dataclass, field
 
 from inferops import thresholds, validators
+from inferops.load import protocols
 from inferops.load.arrivals import ARRIVALS, SCENARIOS, Scenario
 from inferops.thresholds import UNSET, Setting
 
-#: the wire protocols a load can speak (one module each under load/protocols/ later)
-PROTOCOLS = ("v2", "predict")
 TOKEN_ENV = "INFEROPS_TOKEN"
 
 
@@ -46,17 +45,19 @@ def add_load_options(parser, *, locust: bool = False) -> None:
         )
     add(
         "--protocol",
-        choices=PROTOCOLS,
+        choices=protocols.names(),
         default="v2",
-        help="v2: POST /v2/models/NAME/infer; predict: POST /predict (default v2)",
+        help="wire protocol (default v2): "
+        + "; ".join(f"{name}: {cls.help}" for name, cls in protocols.registry().items()),
     )
     add("--model", default=None, metavar="NAME", help="model name (payloads from its v2 metadata)")
     add(
         "--input-file",
         default=None,
         metavar="FILE",
-        help="sample inputs: .jsonl (one request/input object per line) or .npy",
+        help="request bodies: .jsonl, one complete JSON body a line (v2: also .npy samples)",
     )
+    _add_protocol_options(add, locust)
     if locust:
         add(
             "--arrival-rate",
@@ -159,6 +160,95 @@ def add_load_options(parser, *, locust: bool = False) -> None:
     )
 
 
+def _add_protocol_options(add, locust: bool) -> None:
+    """Flags of the protocol adapters (inferops/load/protocols/)."""
+    add("--method", default=None, help="http: request method (default POST)")
+    add("--path", default=None, help="request path, overriding the protocol's (http: required)")
+    add(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        secret=True,
+        help="extra request header, repeatable (values are never written to the run folder)",
+    )
+    add(
+        "--expect-json-key",
+        default=None,
+        metavar="KEY",
+        help="a reply must also be a JSON object with this key",
+    )
+    add(
+        "--openai-endpoint",
+        choices=("chat", "completions"),
+        default="chat",
+        help="openai: /v1/chat/completions (default) or /v1/completions",
+    )
+    add(
+        "--prompt-tokens",
+        type=validators.positive_int,
+        default=128,
+        help="openai: words per synthetic prompt (default 128)",
+    )
+    add(
+        "--max-tokens",
+        type=validators.positive_int,
+        default=128,
+        help="openai: max_tokens of each request (default 128)",
+    )
+    add(
+        "--no-ignore-eos",
+        action="store_true",
+        default=False,
+        help="openai: do not send ignore_eos (for servers that reject it)",
+    )
+    add(
+        "--slo-ttft-ms",
+        type=validators.non_negative if locust else validators.positive,
+        default=0.0 if locust else None,
+        metavar="MS",
+        help="openai: TTFT bound for goodput and the sweep's knee",
+    )
+    add(
+        "--slo-tpot-ms",
+        type=validators.non_negative if locust else validators.positive,
+        default=0.0 if locust else None,
+        metavar="MS",
+        help="openai: TPOT bound for goodput and the sweep's knee",
+    )
+
+
+#: flags whose values are secrets: never written to a run folder or printed
+SECRET_FLAGS = ("--token", "--header")
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """``argv`` with every secret flag's value masked (``--header`` keeps its name).
+
+    ``--token s3cret`` -> ``--token <redacted>``; ``--header 'X-Key: v'`` ->
+    ``--header 'X-Key: <redacted>'``; the ``--flag=value`` forms likewise.
+    """
+    from inferops.load.protocols.base import redact_header
+
+    def mask(flag: str, value: str) -> str:
+        return redact_header(value) if flag == "--header" else "<redacted>"
+
+    out, pending = [], None
+    for arg in argv:
+        if pending is not None:
+            out.append(mask(pending, arg))
+            pending = None
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag in SECRET_FLAGS:
+            if eq:
+                out.append(f"{flag}={mask(flag, value)}")
+                continue
+            pending = flag
+        out.append(arg)
+    return out
+
+
 def _unset(value):
     """Locust's parser (and its web UI) say "not set" with 0 or ""; we say None."""
     return UNSET if value in (None, "", 0) else value
@@ -199,7 +289,18 @@ class LoadConfig:
     # set when the schedule starts: epoch of t=0 and its length (warm-up included)
     start: float | None = None
     schedule_s: float = math.inf
-    bodies: list[bytes] | None = None
+    # the protocol adapter's options (inferops/load/protocols/)
+    method: str | None = None
+    path_override: str | None = None
+    headers_given: list[str] = field(default_factory=list, repr=False)  # secret values
+    expect_json_key: str | None = None
+    openai_endpoint: str = "chat"
+    prompt_tokens: int = 128
+    max_tokens: int = 128
+    ignore_eos: bool = True
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    _protocol: object = field(default=None, repr=False, compare=False)
 
     @property
     def mode(self) -> str:
@@ -210,24 +311,44 @@ class LoadConfig:
         return self.bound.value
 
     @property
-    def path(self) -> str:
-        from inferops.load.payloads import infer_path
+    def proto(self):
+        """The protocol adapter (built once; it caches the request bodies)."""
+        if self._protocol is None:
+            from inferops.load.protocols.base import ProtocolOptions
 
-        return infer_path(self.protocol, self.model)
+            self._protocol = protocols.create(
+                self.protocol,
+                ProtocolOptions(
+                    model=self.model,
+                    input_file=self.input_file,
+                    token=self.token,
+                    method=self.method,
+                    path=self.path_override,
+                    headers=list(self.headers_given),
+                    expect_json_key=self.expect_json_key,
+                    seed=self.seed,
+                    openai_endpoint=self.openai_endpoint,
+                    prompt_tokens=self.prompt_tokens,
+                    max_tokens=self.max_tokens,
+                    ignore_eos=self.ignore_eos,
+                ),
+            )
+        return self._protocol
+
+    @property
+    def streaming(self) -> bool:
+        """Does the protocol measure LLM streams (TTFT, ITL, TPOT, tokens)?"""
+        return getattr(self.proto, "streaming", False)
+
+    @property
+    def path(self) -> str:
+        return self.proto.path
 
     def load_bodies(self) -> list[bytes]:
-        from inferops.load.payloads import load_bodies
-
-        if self.bodies is None:
-            self.bodies = load_bodies(
-                self.target, self.protocol, self.model, token=self.token, input_file=self.input_file
-            )
-        return self.bodies
+        return self.proto.prepare(self.target)
 
     def headers(self) -> dict:
-        from inferops.load.payloads import auth_headers
-
-        return {"Content-Type": "application/json", **auth_headers(self.token)}
+        return self.proto.headers()
 
     @classmethod
     def from_namespace(
@@ -239,7 +360,9 @@ class LoadConfig:
         Raises UsageError for a bad value or thresholds file.
         """
         get = ns.__dict__.get
-        limits = thresholds.load(_unset(get("thresholds")))
+        protocol = get("protocol") or "v2"
+        streaming = getattr(protocols.registry().get(protocol), "streaming", False)
+        limits = thresholds.load(_unset(get("thresholds")), llm=streaming)
         option = _unset(get("slo_p99_ms"))
         if option is not None:
             option = validators.check(option, validators.positive, "--slo-p99-ms")
@@ -249,7 +372,7 @@ class LoadConfig:
         target = host if host is not None else get("target") or ""
         return cls(
             target=target.rstrip("/"),
-            protocol=get("protocol") or "v2",
+            protocol=protocol,
             model=_unset(get("model")),
             token=_unset(get("token")) or os.environ.get(TOKEN_ENV) or None,
             input_file=_unset(get("input_file")),
@@ -275,4 +398,14 @@ class LoadConfig:
             bound=bound,
             node_exporter=get("node_exporter"),
             profile=get("profile"),
+            method=_unset(get("method")),
+            path_override=_unset(get("path")),
+            headers_given=list(get("header") or []),
+            expect_json_key=_unset(get("expect_json_key")),
+            openai_endpoint=get("openai_endpoint") or "chat",
+            prompt_tokens=get("prompt_tokens") or 128,
+            max_tokens=get("max_tokens") or 128,
+            ignore_eos=not get("no_ignore_eos"),
+            slo_ttft_ms=_unset(get("slo_ttft_ms")),
+            slo_tpot_ms=_unset(get("slo_tpot_ms")),
         )

@@ -26,6 +26,7 @@ import os
 import time
 
 from inferops.load.options import LoadConfig
+from inferops.measure import llm as llm_metrics
 from inferops.measure.recorder import REPORT_KEY, Recorder
 
 #: the one attribute inferops sets on Locust's Environment
@@ -48,6 +49,18 @@ class RunSession:
     def __init__(self, config: LoadConfig):
         self.config = config
         self.recorder = Recorder(late_tolerance_s=config.late_tolerance_s)
+        #: streamed LLM requests (protocol openai): TTFT, ITL, TPOT, tokens, goodput
+        self.llm = (
+            llm_metrics.LLMRecorder(
+                window=self.recorder,
+                slo_ttft_ms=config.slo_ttft_ms,
+                slo_tpot_ms=config.slo_tpot_ms,
+                # per-request E2E bound only when --slo-p99-ms was given (vLLM's e2el)
+                slo_e2e_ms=config.bound_ms if config.bound.source == "--slo-p99-ms" else None,
+            )
+            if config.streaming
+            else None
+        )
         self.sampler = None
         self.gen_cpu_max: float | None = None
         self.per_worker: dict[str, int] = {}  # master: measured samples each worker sent
@@ -66,6 +79,8 @@ class RunSession:
         """Add this session's listeners to Locust's ``events`` for the process's role."""
         if sends:
             self._listen(events.request, self.recorder.on_request)
+            if self.llm is not None:
+                self._listen(events.request, self.llm.on_request)
         if worker:
             self._listen(events.report_to_master, self._on_report_to_master)
         if master:
@@ -81,8 +96,12 @@ class RunSession:
         report = self.recorder.take_report()
         report["gen_cpu_max"] = self.gen_cpu_max
         data[REPORT_KEY] = report
+        if self.llm is not None:
+            data[llm_metrics.REPORT_KEY] = self.llm.take_report()
 
     def _on_worker_report(self, client_id, data) -> None:
+        if self.llm is not None and data.get(llm_metrics.REPORT_KEY):
+            self.llm.merge(data[llm_metrics.REPORT_KEY])
         report = data.get(REPORT_KEY)
         if not report:
             return
@@ -136,6 +155,7 @@ class RunSession:
         merge_host_rows(samples, self.rows)
         summary = summary_mod.build(
             recorder=self.recorder,
+            llm=self.llm,
             config=self.config,
             started_at=window_start,
             duration_s=duration,
@@ -155,12 +175,15 @@ class RunSession:
     def write(self, folder, env, summary, *, command: list[str], history_csv: str | None = None):
         """The run folder: manifest, timeseries, histograms, Locust's tables, summary last."""
         from inferops.measure import manifest
-        from inferops.measure.runformat import HISTOGRAMS
+        from inferops.measure.runformat import HISTOGRAMS, LLM_HISTOGRAMS
 
         folder.write_json(manifest.MANIFEST, manifest.collect_for(self.config, command))
         folder.write_timeseries(self.rows)
         for name, filename in HISTOGRAMS.items():
             folder.write_hdr(filename, self.recorder.histograms[name])
+        if self.llm is not None:
+            for name, filename in LLM_HISTOGRAMS.items():
+                folder.write_hdr(filename, self.llm.hists[name])
         if env is not None:
             write_locust_tables(folder, env, history_csv=history_csv)
         folder.finish(summary, partial=summary.partial)

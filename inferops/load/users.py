@@ -10,13 +10,16 @@ arrival it refuses is counted and makes the run invalid.
 
 Each request fires Locust's ``request`` event with ``response_time`` measured
 from the *intended* send time and ``context = {intended, sent, done}`` so the
-:class:`~inferops.measure.recorder.Recorder` can keep the service time too.
+:class:`~inferops.measure.recorder.Recorder` can keep the service time too
+(streamed LLM requests add ``llm``: first-token time, chunk gaps, tokens).
 HTTP goes through geventhttpclient (what Locust's FastHttpUser uses) with a
-connection pool, pre-encoded bodies and no per-request parsing beyond a check
-that the reply holds ``"outputs"``.
+connection pool and pre-encoded bodies; what a request is and when its reply
+counts as a success is the protocol adapter's (``inferops/load/protocols/``).
 
-:class:`ClosedLoopUser` is stock Locust: a FastHttpUser posting back to back
-(``--users N``), kept to show what closed-loop numbers hide.
+:class:`ClosedLoopUser` is Locust's classic closed loop (``--users N``): each
+user sends, waits for the reply, sends again; kept to show what closed-loop
+numbers hide. It goes through the same protocol adapter, so every protocol
+(streaming too) runs both ways.
 
 Both are abstract here; ``loadtests/`` subclasses them (Locust only runs
 concrete classes found in the locustfile).
@@ -29,17 +32,13 @@ import time
 
 import gevent
 from gevent.pool import Group
-from locust import FastHttpUser, User, constant, task
+from locust import User, constant, task
 
 from inferops.load.arrivals import gaps
 from inferops.load.session import session_of
 
 #: libev waits on epoll, whose timeout is whole milliseconds (rounded up)
 TIMER_RESOLUTION_S = 0.001
-
-
-class HTTPStatusError(Exception):
-    """The target answered with an error status (or without outputs)."""
 
 
 class InFlightCapReached(Exception):
@@ -66,17 +65,10 @@ class OpenLoopUser(User):
         session = session_of(env)
         config, recorder = session.config, session.recorder
         apply_window_end(env)
-        from geventhttpclient import HTTPClient
-
-        client = HTTPClient.from_url(
-            config.target,
-            concurrency=config.max_inflight,
-            connection_timeout=config.timeout_s,
-            network_timeout=config.timeout_s,
-            headers=config.headers(),
-        )
+        client = _client(config, concurrency=config.max_inflight)
+        proto = config.proto
         bodies = itertools.cycle(config.load_bodies())
-        path, fire = config.path, env.events.request.fire
+        method, path, fire = proto.method, config.path, env.events.request.fire
         inflight = Group()
         start = config.start or time.time()
         scenario = config.scenario
@@ -91,28 +83,21 @@ class OpenLoopUser(User):
 
         def one(intended: float, body: bytes) -> None:
             sent = time.time()
-            exc, length = None, 0
-            try:
-                resp = client.request("POST", path, body=body)
-                data = resp.read()
-                length = len(data)
-                if resp.status_code >= 400:
-                    exc = HTTPStatusError(f"HTTP {resp.status_code}")
-                elif b'"outputs"' not in data:
-                    exc = HTTPStatusError("reply has no outputs")
-            except Exception as e:  # every failure is a failed request
-                exc = e
+            outcome = _call(proto, client, body)
             done = time.time()
+            context = {"intended": intended, "sent": sent, "done": done}
+            if outcome.llm is not None:
+                context["llm"] = outcome.llm
             fire(
-                request_type="POST",
+                request_type=method,
                 name=path,
                 response_time=(done - intended) * 1000.0,
-                response_length=length,
+                response_length=outcome.length,
                 response=None,
-                exception=exc,
+                exception=outcome.error,
                 start_time=sent,
                 url=path,
-                context={"intended": intended, "sent": sent, "done": done},
+                context=context,
             )
 
         try:
@@ -132,7 +117,7 @@ class OpenLoopUser(User):
                 recorder.record_offered(intended)
                 if len(inflight) >= config.max_inflight:
                     fire(
-                        request_type="POST",
+                        request_type=method,
                         name=path,
                         response_time=0.0,
                         response_length=0,
@@ -157,8 +142,8 @@ class OpenLoopUser(User):
             gevent.sleep(3600)
 
 
-class ClosedLoopUser(FastHttpUser):
-    """Stock Locust closed loop: each user posts, waits for the reply, posts again."""
+class ClosedLoopUser(User):
+    """Classic closed loop: each user sends, waits for the reply, sends again."""
 
     abstract = True
     wait_time = constant(0)
@@ -166,18 +151,52 @@ class ClosedLoopUser(FastHttpUser):
     def on_start(self):
         config = session_of(self.environment).config
         apply_window_end(self.environment)
+        self._proto = config.proto
         self._bodies = itertools.cycle(config.load_bodies())
-        self._path = config.path
-        self._headers = config.headers()
+        self._client = _client(config, concurrency=1)
+
+    def on_stop(self):
+        self._client.close()
 
     @task
-    def infer(self):
-        with self.client.post(
-            self._path, data=next(self._bodies), headers=self._headers, catch_response=True
-        ) as resp:
-            if (
-                resp.status_code
-                and resp.status_code < 400
-                and b'"outputs"' not in (resp.content or b"")
-            ):
-                resp.failure("reply has no outputs")
+    def send(self):
+        proto = self._proto
+        sent = time.time()
+        outcome = _call(proto, self._client, next(self._bodies))
+        done = time.time()
+        context = {"sent": sent, "done": done}  # no intended time: nothing to lag behind
+        if outcome.llm is not None:
+            context["llm"] = outcome.llm
+        self.environment.events.request.fire(
+            request_type=proto.method,
+            name=proto.path,
+            response_time=(done - sent) * 1000.0,
+            response_length=outcome.length,
+            response=None,
+            exception=outcome.error,
+            start_time=sent,
+            url=proto.path,
+            context=context,
+        )
+
+
+def _client(config, *, concurrency: int):
+    from geventhttpclient import HTTPClient
+
+    return HTTPClient.from_url(
+        config.target,
+        concurrency=concurrency,
+        connection_timeout=config.timeout_s,
+        network_timeout=config.timeout_s,
+        headers=config.headers(),
+    )
+
+
+def _call(proto, client, body: bytes):
+    """One request through the protocol; a transport error is a failed outcome too."""
+    from inferops.load.protocols.base import Outcome
+
+    try:
+        return proto.call(client, body)
+    except Exception as exc:  # every failure is a failed request, never a crash
+        return Outcome(exc, 0)

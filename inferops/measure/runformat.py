@@ -49,6 +49,12 @@ HISTOGRAMS: dict[str, str] = {
     "latency": "latency.hdr",
     "service": "service_time.hdr",
 }
+#: streamed LLM runs (protocol openai) add these, by LLMRecorder name -> file
+LLM_HISTOGRAMS: dict[str, str] = {
+    "ttft": "ttft.hdr",
+    "itl": "itl.hdr",
+    "tpot": "tpot.hdr",
+}
 
 #: Locust's own outputs, kept beside ours for people who read Locust's tables
 LOCUST_FILES = (
@@ -184,28 +190,49 @@ class SloStep(_Record):
     dir: str | None = None
     validity: list | None = None
     retried: bool | None = None
+    # LLM sweeps (protocol openai): the knee's criteria and the step's token rate
+    p99_ttft_ms: float | None = None
+    p99_tpot_ms: float | None = None
+    output_tokens_per_s: float | None = None
     extra: dict = field(default_factory=dict)
 
-    OMIT_NONE: ClassVar[tuple[str, ...]] = ("validity", "retried")
+    OMIT_NONE: ClassVar[tuple[str, ...]] = (
+        "validity",
+        "retried",
+        "p99_ttft_ms",
+        "p99_tpot_ms",
+        "output_tokens_per_s",
+    )
 
 
 @dataclass(kw_only=True)
 class SloResult(_Record):
-    """The sweep's answer (``summary.slo``): the highest rate whose P99 met the bound."""
+    """The sweep's answer (``summary.slo``): the highest rate whose P99 met the bound.
 
-    p99_ms: float
+    An LLM sweep (protocol openai) bounds P99 TTFT (``ttft_ms``) and/or P99
+    TPOT (``tpot_ms``) instead; its ``p99_ms`` (E2E) is null unless given.
+    """
+
+    p99_ms: float | None
     steps: list
     max_qps: float | None = None
     precision: float | None = None
     converged: bool | None = None
     notes: list = field(default_factory=list)
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
     extra: dict = field(default_factory=dict)
 
+    OMIT_NONE: ClassVar[tuple[str, ...]] = ("ttft_ms", "tpot_ms")
     NESTED: ClassVar[dict[str, tuple[type, bool]]] = {"steps": (SloStep, True)}
 
     def check(self, where: str) -> None:
-        if self.p99_ms <= 0:
-            raise UsageError(f"{where}: slo.p99_ms must be positive, got {self.p99_ms!r}")
+        bounds = {"p99_ms": self.p99_ms, "ttft_ms": self.ttft_ms, "tpot_ms": self.tpot_ms}
+        if all(v is None for v in bounds.values()):
+            raise UsageError(f"{where}: slo has no bound (p99_ms, ttft_ms or tpot_ms)")
+        for name, value in bounds.items():
+            if value is not None and value <= 0:
+                raise UsageError(f"{where}: slo.{name} must be positive, got {value!r}")
 
 
 @dataclass(kw_only=True)
@@ -242,9 +269,10 @@ class Summary(_Record):
     stability: dict | None = None
     workers: dict | None = None
     slo: SloResult | None = None
+    llm: dict | None = None  # protocol openai: TTFT/ITL/TPOT, tokens, goodput
     extra: dict = field(default_factory=dict)
 
-    OMIT_NONE: ClassVar[tuple[str, ...]] = ("workers", "slo")
+    OMIT_NONE: ClassVar[tuple[str, ...]] = ("workers", "slo", "llm")
     NESTED: ClassVar[dict[str, tuple[type, bool]]] = {"slo": (SloResult, False)}
 
     @classmethod

@@ -45,6 +45,7 @@ def build(
     *,
     recorder,
     config,
+    llm=None,
     started_at: float,
     duration_s: float,
     host: dict,
@@ -57,6 +58,7 @@ def build(
 
     ``config`` is the run's :class:`~inferops.load.options.LoadConfig`: target,
     protocol, model, mode, offered rate, limits, the P99 bound and the in-flight cap.
+    ``llm``: the :class:`~inferops.measure.llm.LLMRecorder` of a streamed LLM run.
     """
     limits, bound_ms, max_inflight = config.limits, config.bound_ms, config.max_inflight
     reasons = list(reasons or [])
@@ -105,6 +107,16 @@ def build(
         "max_gpu_power_watts": host.get("gpu_power_w_max"),
         "max_gpu_temp_celsius": host.get("gpu_temp_c_max"),
     }
+    llm_summary = llm.summary(duration_s) if llm is not None else None
+    if llm_summary is not None:
+        observed.update(
+            {
+                "p99_ttft_ms": llm_summary["ttft_ms"]["p99"],
+                "p99_tpot_ms": llm_summary["tpot_ms"]["p99"],
+                "min_output_tokens_per_s": llm_summary["output_tokens_per_s"],
+                "min_goodput_qps": llm_summary["goodput_qps"],
+            }
+        )
     checks = thresholds_mod.check(limits, observed)
     for c in checks:
         c["value"] = _r(c["value"], 4)
@@ -142,6 +154,7 @@ def build(
         stability=stability(window_throughputs(rows, duration_s)),
         thresholds=checks,
         passed=passed,
+        llm=llm_summary,
     )
 
 
@@ -170,10 +183,17 @@ def headline(summary: Summary) -> str:
     )
     offered = summary.offered_qps
     late = summary.late_sends_pct
+    llm = summary.llm
+    tokens = ""
+    if llm:
+        tokens = (
+            f", TTFT p99 {ms(llm['ttft_ms']['p99'])} ms, TPOT p99 {ms(llm['tpot_ms']['p99'])} ms"
+            f", {llm['output_tokens_per_s'] or 0:.1f} output tokens/s"
+        )
     return (
         f"{verdict}: {summary.requests} requests, "
         f"{summary.achieved_qps or 0:.1f} req/s achieved"
         + (f" of {offered:.1f} offered" if offered else "")
         + f", p50 {ms(lat.get('p50'))} ms, p99 {ms(lat.get('p99'))} ms, "
-        f"errors {summary.failures}, late sends {late if late is not None else '-'} %"
+        f"errors {summary.failures}, late sends {late if late is not None else '-'} %" + tokens
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from inferops.exitcodes import UsageError
-from inferops.load import payloads, sweep
+from inferops.load import protocols, sweep
 from inferops.load.arrivals import Scenario, gaps
 from inferops.measure import validity
 from inferops.measure.recorder import Recorder
@@ -141,11 +141,21 @@ def test_search_stops_when_a_step_is_interrupted():
 META = {"name": "m", "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 3, 2]}]}
 
 
-def test_payload_from_metadata_sets_batch_to_one():
-    (v2,) = payloads.bodies_from_metadata(META, "v2")
-    tensor = json.loads(v2)["inputs"][0]
+def _protocol(name, **kw):
+    from inferops.load.protocols.base import ProtocolOptions
+
+    return protocols.create(name, ProtocolOptions(**kw))
+
+
+def test_payload_from_metadata_sets_batch_to_one(monkeypatch):
+    from inferops.load.protocols import predict, v2
+
+    for module in (v2, predict):
+        monkeypatch.setattr(module, "fetch_metadata", lambda *a, **k: META)
+    (body,) = _protocol("v2", model="m").prepare("http://127.0.0.1:9")
+    tensor = json.loads(body)["inputs"][0]
     assert tensor["shape"] == [1, 3, 2] and len(tensor["data"]) == 6
-    (pred,) = payloads.bodies_from_metadata(META, "predict")
+    (pred,) = _protocol("predict", model="m").prepare("http://127.0.0.1:9")
     arr = np.asarray(json.loads(pred)["inputs"])
     assert arr.shape == (1, 3, 2)
 
@@ -153,20 +163,28 @@ def test_payload_from_metadata_sets_batch_to_one():
 def test_payload_files(tmp_path):
     npy = tmp_path / "s.npy"
     np.save(npy, np.arange(12, dtype=np.float32).reshape(2, 3, 2))
-    bodies = payloads.bodies_from_file(npy, "v2", META)
+    bodies = _protocol("v2", path="/infer", input_file=str(npy)).prepare("http://127.0.0.1:9")
     assert len(bodies) == 2
     assert json.loads(bodies[1])["inputs"][0]["data"] == [6, 7, 8, 9, 10, 11]
     assert json.loads(bodies[1])["inputs"][0]["shape"] == [1, 3, 2]
     jl = tmp_path / "s.jsonl"
     jl.write_text('{"x": [[1, 2]]}\n\n{"inputs": [[3, 4]]}\n')
-    pred = payloads.bodies_from_file(jl, "predict")
-    assert [json.loads(b)["inputs"] for b in pred] == [[[1, 2]], [[3, 4]]]
+    v2 = _protocol("v2", model="m", input_file=str(jl)).prepare("http://127.0.0.1:9")
+    assert json.loads(v2[0])["inputs"][0] == {
+        "name": "x",
+        "shape": [1, 2],
+        "datatype": "INT64",
+        "data": [1, 2],
+    }
+    # predict sends every line as it is: the body is the user's, whatever its keys
+    pred = _protocol("predict", input_file=str(jl)).prepare("http://127.0.0.1:9")
+    assert [json.loads(b) for b in pred] == [{"x": [[1, 2]]}, {"inputs": [[3, 4]]}]
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{nope\n")
     with pytest.raises(UsageError, match=r"bad.jsonl:1: not JSON"):
-        payloads.bodies_from_file(bad, "v2")
+        _protocol("v2", model="m", input_file=str(bad)).prepare("http://127.0.0.1:9")
     with pytest.raises(UsageError, match="no such file"):
-        payloads.bodies_from_file(tmp_path / "missing.npy", "v2")
+        _protocol("v2", model="m", input_file=str(tmp_path / "missing.npy")).prepare("x")
 
 
 def test_min_samples_matches_binomial():
