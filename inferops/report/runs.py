@@ -45,7 +45,7 @@ class Run:
 
     @property
     def slo_p99_ms(self) -> float | None:
-        return float(self.slo.p99_ms) if self.slo else None
+        return float(self.slo.p99_ms) if self.slo and self.slo.p99_ms is not None else None
 
     @property
     def valid(self) -> bool:
