@@ -49,8 +49,14 @@ def _new_session(environment, *, at_start: bool = False) -> RunSession | None:
     """
     from locust.runners import MasterRunner, WorkerRunner
 
+    from inferops.load.protocols.tensors import TargetUnreachable
+
     try:
         config = config_from_options(environment)
+        try:  # a bad input file (or 401, unknown model) is exit 2 now, not a failing user
+            config.load_bodies()
+        except TargetUnreachable:
+            pass  # measured: every request fails, the run is judged invalid
     except InferopsError as exc:
         print(f"inferops: error: {exc}", file=sys.stderr)
         if at_start:

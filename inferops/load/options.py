@@ -170,6 +170,7 @@ def _add_protocol_options(add, locust: bool) -> None:
         default=[],
         metavar="'NAME: VALUE'",
         secret=True,
+        web_ui=False,  # a repeatable flag has no field in Locust's form
         help="extra request header, repeatable (values are never written to the run folder)",
     )
     add(

@@ -47,6 +47,19 @@ def test_seeds_api_predict(seeds_api, tmp_path):
     assert s["protocol"] == "predict" and s["requests"] > 0 and s["failures"] == 0, res.stderr
 
 
+def test_bad_input_file_exits_2_naming_the_line(seeds_api, tmp_path):
+    f = tmp_path / "in.jsonl"
+    f.write_text('{"texts": ["x"]}\n[1, 2]\n')
+    res = subprocess.run(
+        [LOCUST, "-f", str(ROOT / "loadtests"), "--headless", "-H", seeds_api.url,
+         "--protocol", "predict", "--input-file", str(f), "--arrival-rate", "5", "-t", "2s"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "in.jsonl:2: expected a JSON object, got list" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_mlserver_v2(mlserver, tmp_path):
     res, s = _locust(
         ["-H", mlserver.url, "--model", mlserver.model, "--arrival-rate", "30", "-t", "3s",

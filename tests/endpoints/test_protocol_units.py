@@ -262,3 +262,14 @@ def test_worker_reports_merge_losslessly():
     master.merge(b.take_report())
     assert master.summary(10.0) == whole.summary(10.0)
     assert a.requests == 0 and a.hists["ttft"].get_total_count() == 0  # emptied
+
+
+def test_secret_flag_values_are_redacted_from_the_command_line():
+    from inferops.load.options import redact_argv
+
+    argv = ["bench", "--token", "t0ps3cret", "--header", "X-Api-Key: k3y", "--header=A: b",
+            "--token=t2", "--model", "m"]  # fmt: skip
+    out = redact_argv(argv)
+    assert out == ["bench", "--token", "<redacted>", "--header", "X-Api-Key: <redacted>",
+                   "--header=A: <redacted>", "--token=<redacted>", "--model", "m"]  # fmt: skip
+    assert not any(s in " ".join(out) for s in ("t0ps3cret", "k3y", "t2"))
