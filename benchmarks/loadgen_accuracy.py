@@ -17,11 +17,12 @@ LLM streaming (``--cases llm``), against the SSE law server
 * ``uniform`` — TTFT uniform in [80, 120] ms, ITL uniform in [60, 80] ms: the
   measured TTFT and ITL P50/P99 of ``inferops bench --protocol openai`` and of
   vLLM ``benchmark_serving``'s method (benchmarks/_vllm_method.py) vs the truth;
-* ``stall`` — the server freezes 400 ms of every 2 s (TTFT 20 ms otherwise, ITL
-  5 ms): inferops open loop (TTFT from the intended send) vs vLLM's method
-  uncapped and with ``--max-concurrency 2`` (a closed loop at a rate, TTFT
-  from the actual send) vs inferops closed loop: what coordinated omission
-  does to TTFT.
+* ``stall`` — the server freezes 500 ms of every 5 s (TTFT 20 ms otherwise, ITL
+  5 ms, 4 tokens), 50 req/s: inferops open loop (TTFT from the intended send)
+  vs vLLM's method uncapped and with ``--max-concurrency 2`` (a closed loop at
+  a rate, TTFT from the actual send) vs inferops closed loop (2 users): what
+  coordinated omission does to TTFT. The truth: 8.4 % of arrivals wait more
+  than 80 ms for the freeze to end (TTFT > 100 ms), P99 = 470 ms.
 
 Usage: ``.venv/bin/python benchmarks/loadgen_accuracy.py [--seconds 10] [--cases http,llm]``.
 """
@@ -176,50 +177,79 @@ def llm_cases(seconds: float) -> None:
             for m in truth:
                 _llm_row(name, g, truth[m], m)
         # 2. a stalling stream server: coordinated omission in TTFT
-        stall = "stall:2000:400:20"
+        stall, rate, tokens = "stall:5000:500:20", 50, 4
+        stall_args = ["--protocol", "openai", "--max-tokens", str(tokens), "--prompt-tokens", "16"]
         true_ttft = {
             q: quantile_ms(stall, p) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
         }
-        print(f"\nstalling SSE server: TTFT law {stall} (400 ms frozen of every 2 s), ITL 5 ms")
-        print("  truth TTFT " + "  ".join(f"{q} {v:.1f} ms" for q, v in true_ttft.items()))
+        true_share = (500 - 80) / 5000  # arrivals that wait > 80 ms for the freeze to end
+        print(f"\nstalling SSE server: TTFT law {stall} (500 ms frozen of every 5 s), ITL 5 ms")
+        print(
+            "  truth TTFT "
+            + "  ".join(f"{q} {v:.1f} ms" for q, v in true_ttft.items())
+            + f"  share > 100 ms {true_share:.1%}"
+        )
         with SSELawServer("--ttft", stall, "--itl", "fixed:5") as server:
             got = {
-                f"inferops open loop ({LLM_RATE} req/s, from intended send)": inferops(
-                    server.url,
-                    [*openai_args, "--rate", str(LLM_RATE)],
-                    seconds,
+                f"inferops open loop ({rate} req/s, from intended send)": _with_share(
+                    inferops(
+                        server.url,
+                        [*stall_args, "--rate", str(rate)],
+                        seconds,
+                        work / "stall-open",
+                        llm=True,
+                    ),
                     work / "stall-open",
-                    llm=True,
                 ),
-                f"vLLM method ({LLM_RATE} req/s, uncapped)": _vllm_method.run(
+                f"vLLM method ({rate} req/s, uncapped)": _vllm_method.run(
                     server.url,
-                    rate=LLM_RATE,
+                    rate=rate,
                     seconds=seconds,
                     max_concurrency=None,
-                    max_tokens=LLM_TOKENS,
+                    max_tokens=tokens,
                 ),
-                f"vLLM method ({LLM_RATE} req/s, --max-concurrency 2)": _vllm_method.run(
+                f"vLLM method ({rate} req/s, --max-concurrency 2)": _vllm_method.run(
                     server.url,
-                    rate=LLM_RATE,
+                    rate=rate,
                     seconds=seconds,
                     max_concurrency=2,
-                    max_tokens=LLM_TOKENS,
+                    max_tokens=tokens,
                 ),
-                "inferops closed loop (2 users, from actual send)": inferops(
-                    server.url,
-                    [*openai_args, "--users", "2"],
-                    seconds,
+                "inferops closed loop (2 users, from actual send)": _with_share(
+                    inferops(
+                        server.url,
+                        [*stall_args, "--users", "2"],
+                        seconds,
+                        work / "stall-closed",
+                        llm=True,
+                    ),
                     work / "stall-closed",
-                    llm=True,
                 ),
             }
         for name, g in got.items():
             _llm_row(name, g, true_ttft, "ttft_ms")
+            share = g.get("ttft_over_100ms")
+            print(f"  {'':46s} share of TTFT > 100 ms: {share:.1%} (truth {true_share:.1%})")
         ours = abs(got[next(iter(got))]["ttft_ms"]["p99"] - true_ttft["p99"])
         for name, g in list(got.items())[1:]:
             theirs = abs(g["ttft_ms"]["p99"] - true_ttft["p99"])
             if ours > 0:
                 print(f"  |P99 TTFT error| {name} / inferops open loop: {theirs / ours:.1f}x")
+
+
+def _with_share(llm: dict, folder: Path) -> dict:
+    """Add the share of TTFTs over 100 ms, read from the run's ttft.hdr."""
+    from inferops.measure.runformat import read_hdr
+
+    hist = read_hdr(folder / "ttft.hdr")
+    total = hist.get_total_count()
+    at_or_below = sum(
+        item.count_at_value_iterated_to
+        for item in hist.get_recorded_iterator()
+        if hist.get_highest_equivalent_value(item.value_iterated_to) <= 100_000
+    )
+    over = total - at_or_below
+    return {**llm, "ttft_over_100ms": over / total if total else None}
 
 
 def main() -> None:

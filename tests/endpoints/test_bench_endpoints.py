@@ -30,10 +30,15 @@ def _bench(args, out, timeout=120):
     return res
 
 
-def _no_thresholds(tmp_path):
+def _no_thresholds(tmp_path, extra: str = ""):
     f = tmp_path / "none.toml"
-    f.write_text("max_error_rate = 0.0\n")
+    f.write_text("max_error_rate = 0.0\n" + extra)
     return ["--thresholds", str(f)]
+
+
+LLM_LIMITS = (
+    "p99_ttft_ms = 1000\np99_tpot_ms = 400\nmin_output_tokens_per_s = 1\nmin_goodput_qps = 1\n"
+)
 
 
 def _jsonl(path, rows):
@@ -148,7 +153,7 @@ def test_openai_ttft_itl_and_tokens_match_the_law(sse_server, tmp_path):
         ["--target", server.url, "--protocol", "openai", "--prompt-tokens", str(PROMPT),
          "--max-tokens", str(TOKENS), "--rate", "40", "--duration", "14s", "--warmup", "1s",
          "--slo-ttft-ms", "1000", "--slo-tpot-ms", "400", "--seed", "3",
-         *_no_thresholds(tmp_path)],
+         *_no_thresholds(tmp_path, LLM_LIMITS)],
         out,
         timeout=180,
     )  # fmt: skip
@@ -167,6 +172,11 @@ def test_openai_ttft_itl_and_tokens_match_the_law(sse_server, tmp_path):
     assert llm["goodput_qps"] == pytest.approx(s["achieved_qps"], rel=0.01)  # loose SLOs: all
     for name in ("ttft.hdr", "itl.hdr", "tpot.hdr"):
         assert (out / name).is_file()
+    checks = {c["name"]: c for c in s["thresholds"]}
+    assert checks["p99_ttft_ms"]["value"] == llm["ttft_ms"]["p99"]
+    assert checks["min_goodput_qps"]["value"] == llm["goodput_qps"]
+    for key in ("p99_ttft_ms", "p99_tpot_ms", "min_output_tokens_per_s", "min_goodput_qps"):
+        assert checks[key]["ok"] is True, checks
 
 
 def test_openai_counts_chunks_without_usage_and_says_so(sse_server, tmp_path):
@@ -175,10 +185,12 @@ def test_openai_counts_chunks_without_usage_and_says_so(sse_server, tmp_path):
     out = tmp_path / "chunks"
     _bench(
         ["--target", server.url, "--protocol", "openai", "--openai-endpoint", "completions",
-         "--max-tokens", "8", *SHORT, *_no_thresholds(tmp_path)],
+         "--max-tokens", "8", *SHORT, *_no_thresholds(tmp_path, "p99_ttft_ms = 0.5\n")],
         out,
     )  # fmt: skip
     s = _summary(out)
+    (ttft,) = [c for c in s["thresholds"] if c["name"] == "p99_ttft_ms"]
+    assert ttft["ok"] is False and ttft["value"] > 0.5  # a breach, with the measured value
     assert s["failures"] == 0 and s["requests"] > 0
     assert s["llm"]["token_count_source"] == "chunks"
     assert s["llm"]["output_tokens_total"] == 4 * s["requests"]  # 8 tokens in 4 chunks

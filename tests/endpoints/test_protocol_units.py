@@ -273,3 +273,25 @@ def test_secret_flag_values_are_redacted_from_the_command_line():
     assert out == ["bench", "--token", "<redacted>", "--header", "X-Api-Key: <redacted>",
                    "--header=A: <redacted>", "--token=<redacted>", "--model", "m"]  # fmt: skip
     assert not any(s in " ".join(out) for s in ("t0ps3cret", "k3y", "t2"))
+
+
+def test_llm_threshold_keys_are_known_and_checked():
+    from inferops import thresholds
+
+    limits = thresholds.validate(
+        {
+            "p99_ttft_ms": 500,
+            "p99_tpot_ms": 50,
+            "min_output_tokens_per_s": 100,
+            "min_goodput_qps": 2,
+        }  # fmt: skip
+    )
+    res = {c["name"]: c["ok"] for c in thresholds.check(limits, {"p99_ttft_ms": 600,
+           "p99_tpot_ms": 40, "min_output_tokens_per_s": 90, "min_goodput_qps": None})}  # fmt: skip
+    assert res == {"p99_ttft_ms": False, "p99_tpot_ms": True, "min_output_tokens_per_s": False,
+                   "min_goodput_qps": None}  # fmt: skip
+    with pytest.raises(UsageError, match="p99_ttft_ms = 0 is out of range"):
+        thresholds.validate({"p99_ttft_ms": 0})
+    with pytest.raises(UsageError, match="unknown key 'p99_ttft'"):
+        thresholds.validate({"p99_ttft": 5})
+    assert "min_qps" not in thresholds.load(None, llm=True)  # req/s means little for LLMs
