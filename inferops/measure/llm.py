@@ -10,7 +10,7 @@ token counts. Definitions (docs/load.md):
   a request the generator sent late, or that waited for a connection, still
   counts from when it should have left); closed loop: − actual send;
 * **ITL** = every gap between consecutive content chunks (all requests pooled);
-* **TPOT** (per request) = (end of stream − first content chunk) /
+* **TPOT** (per request) = (``data: [DONE]`` received − first content chunk) /
   (output tokens − 1), for requests with at least 2 output tokens;
 * **E2E** = end of stream − intended send (the run's ``latency_ms``; kept here
   too for goodput).
@@ -88,7 +88,8 @@ class LLMRecorder:
         for gap in llm["gaps"]:
             self.hists["itl"].record_value(_us(gap))
         out = llm["output_tokens"]
-        tpot = (done - llm["first"]) / (out - 1) if out > 1 else None
+        end = llm.get("end") or done  # the [DONE] event; else the reply's end
+        tpot = (end - llm["first"]) / (out - 1) if out > 1 else None
         if tpot is not None:
             self.hists["tpot"].record_value(_us(tpot))
         self.output_tokens += out

@@ -177,12 +177,12 @@ class OpenAI(Protocol):
         now = time.time
         first = last = None
         gaps: list[float] = []
-        chunks, usage, done, length = 0, None, False, 0
+        chunks, usage, done, length, end = 0, None, False, 0, 0.0
         try:
             for kind, data in sse.events(resp.readline):
                 length += len(data)
                 if data == b"[DONE]":
-                    done = True
+                    done, end = True, now()
                     break
                 try:
                     obj = orjson.loads(data)
@@ -215,6 +215,7 @@ class OpenAI(Protocol):
         out = _count(usage, "completion_tokens")
         llm = {
             "first": first,
+            "end": end,  # [DONE] arrived (TPOT's end; the drain after it is not generation)
             "gaps": gaps,
             "chunks": chunks,
             "output_tokens": out if out is not None else chunks,
