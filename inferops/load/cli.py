@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     except TargetUnreachable:
         pass  # measured as an invalid run (exit 3) with its folder
     out = args.out or os.path.join("runs", time.strftime("bench-%Y%m%d-%H%M%S", time.gmtime()))
-    folder = RunFolder(out, overwrite=args.overwrite)
+    folder = RunFolder(out, overwrite=args.overwrite, secrets=config.secrets)
     command = ["inferops", "bench", *sys.argv[2:]] if len(sys.argv) > 1 else []
     if args.sweep:
         summary = engine.sweep(

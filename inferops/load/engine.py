@@ -23,6 +23,7 @@ import time
 from inferops.load.options import LoadConfig
 from inferops.load.session import RunSession
 from inferops.measure.runformat import HISTOGRAMS, LOCUST_FILES, TIMESERIES, SloResult, SloStep
+from inferops.redact import redact_url
 from inferops.thresholds import Slo, meets_slo
 
 #: seconds without a successful reply, with connection errors, before a run is abandoned
@@ -171,7 +172,7 @@ def _drive(config, session, env, runner, stop: _Stop, show_progress: bool) -> No
     recorder, t0 = session.recorder, config.start
     label = (
         f"{config.users} users" if config.mode == "closed" else f"{config.rate:g} req/s"
-    ) + f" -> {config.target}"
+    ) + f" -> {redact_url(config.target)}"
     progress = Progress(label, config.schedule_s, enabled=show_progress)
     stats_reset = False
     last_tick = 0

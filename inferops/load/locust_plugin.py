@@ -179,7 +179,7 @@ def finish(environment):
     if o.thresholds or o.slo_p99_ms or partial:
         environment.process_exit_code = exit_code(summary)
     if o.run_folder:
-        folder = RunFolder(o.run_folder, overwrite=True)
+        folder = RunFolder(o.run_folder, overwrite=True, secrets=session.config.secrets)
         session.write(folder, environment, summary, command=["locust", *sys.argv[1:]])
         print(f"inferops: run folder: {folder.path}", file=sys.stderr)
     return summary

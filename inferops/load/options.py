@@ -224,6 +224,13 @@ class LoadConfig:
             )
         return self.bodies
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values no artefact of this run may contain (token, URL passwords, secret env)."""
+        from inferops.redact import secrets_of
+
+        return tuple(secrets_of(token=self.token, urls=(self.target, self.node_exporter)))
+
     def headers(self) -> dict:
         from inferops.load.payloads import auth_headers
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from inferops.exitcodes import UsageError
+from inferops.redact import redact_url
 
 PROTOCOLS = ("v2", "predict")
 
@@ -180,6 +181,7 @@ def fetch_metadata(
 
     url = target.rstrip("/") + f"/v2/models/{quote(model, safe='')}"
     req = urllib.request.Request(url, headers=auth_headers(token))
+    url = redact_url(url)  # what messages show: never a password
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
