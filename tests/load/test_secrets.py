@@ -105,3 +105,20 @@ def test_an_old_run_folder_with_a_token_does_not_leak_into_the_report(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert TOKEN not in html and PASSWORD not in html
     assert "--token ***" in html
+
+
+def test_token_reaches_no_artefact_under_stock_locust(law_server, tmp_path):
+    server = law_server("fixed:1", token=TOKEN)
+    out = tmp_path / "locust"
+    res = subprocess.run(
+        [str(ROOT / ".venv/bin/locust"), "-f", str(ROOT / "loadtests"), "--headless",
+         "-H", server.url, "--model", "law", "--arrival-rate", "100", "-t", "2s",
+         "--token", TOKEN, "--run-folder", str(out), "--late-tolerance-ms", "20"],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"] > 0 and summary["failures"] == 0, res.stderr[-2000:]
+    files = _every_byte(out)
+    assert str(out / "manifest.json") in files and str(out / "locust.html") in files
+    assert not _leaks(TOKEN, files, res.stdout, res.stderr)
+    assert "***" in json.loads((out / "manifest.json").read_text())["command"]
