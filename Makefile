@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests use (promtool, node_exporter, debootstrap,
-# systemd-nspawn, chromium, nftables, wrk, hey). Needs root; skipped otherwise.
+# systemd-nspawn, chromium, nftables, wrk, hey). Needs root; fails if any is
+# missing and it cannot install them.
 system-deps:
 	scripts/install-system-deps
 
@@ -27,7 +28,10 @@ test-servers:
 demo: $(STAMP)
 	$(BIN)/inferops demo
 
-test: $(STAMP) system-deps test-servers
+# In CI (CI=true) a missing system package fails here and a skipped tier fails the
+# run; elsewhere the tests run anyway and their last lines list the skipped tiers.
+test: $(STAMP) test-servers
+	scripts/install-system-deps || test "$$CI" != true
 	$(BIN)/python -m pytest
 
 # Everything but the real-host and browser tiers, for a quick loop.

@@ -60,8 +60,12 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     lists; tuples become lists. Anything else not serialisable raises
     ``TypeError`` before the file is touched.
     """
-    text = json.dumps(_json_safe(obj), indent=2, allow_nan=False, sort_keys=False)
-    atomic_write_text(path, text + "\n")
+    atomic_write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as indented JSON text (see :func:`atomic_write_json`); TypeError if it cannot be."""
+    return json.dumps(_json_safe(obj), indent=2, allow_nan=False, sort_keys=False) + "\n"
 
 
 def _json_safe(obj: Any) -> Any:

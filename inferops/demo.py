@@ -22,6 +22,7 @@ from pathlib import Path
 
 from inferops import validators
 from inferops.exitcodes import INVALID, InvalidMeasurement, UsageError
+from inferops.load.engine import BUDGET_STRETCH
 
 #: (profile label, ServerProcess keyword arguments, what it is)
 PROFILES: list[tuple[str, dict, str]] = [
@@ -67,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=validators.positive,
         default=80.0,
         metavar="SECONDS",
-        help="longest one profile's sweep may take before it is interrupted "
-        "and reported as partial (default 80)",
+        help="time one profile's sweep may take: no step starts that would end "
+        "later, and the sweep keeps what it proved (default 80)",
     )
     parser.add_argument(
         "--server-cpus",
@@ -77,13 +78,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: bench keeps to its --sweep-budget itself; only a sweep still running this long after
+#: its budget (a hung step) is interrupted from here, and then reported as partial
+BACKSTOP_S = 60.0
 #: bench turns SIGINT into a partial run only while a step is measuring; just after a
 #: step ends it writes that step and sets up the next, so the interrupt waits this long
 #: after a "sweep step" line
 STEP_SETUP_GRACE_S = 3.0
+#: the server and the load generator each need a CPU of their own
+MIN_CPUS = 2
 
 
-def _bench(cmd: list[str], *, on_line, budget_s: float) -> int:
+def generator_cpus(server_cpus: str) -> set[int] | None:
+    """The usable CPUs the server is not pinned to (None: nothing left, do not pin)."""
+    try:
+        usable = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return None
+    taken: set[int] = set()
+    for part in server_cpus.split(","):
+        lo, _, hi = part.strip().partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            taken.update(range(int(lo), int(hi or lo) + 1))
+    rest = usable - taken
+    return rest or None
+
+
+def _bench(cmd: list[str], *, on_line, budget_s: float, cpus: set[int] | None = None) -> int:
     """Run ``inferops bench`` as a subprocess, streaming its stderr lines to ``on_line``.
 
     After ``budget_s`` it gets SIGINT, as from Ctrl-C: bench then writes what it has
@@ -91,7 +112,13 @@ def _bench(cmd: list[str], *, on_line, budget_s: float) -> int:
     keeps the demo bounded on a slow or busy machine.
     """
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # the generator on CPUs of its own: the server's threads must not delay its sends
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     last_step = [0.0]
     done = threading.Event()
@@ -168,7 +195,20 @@ def run(args: argparse.Namespace) -> int:
     return _verdict(runs, written, console)
 
 
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _check_arguments(args) -> None:
+    cpus = usable_cpus()
+    if cpus < MIN_CPUS:
+        raise InvalidMeasurement(
+            f"only {cpus} CPU: the server and the load generator would share it, so no "
+            f"measurement could be trusted; run the demo where {MIN_CPUS} or more CPUs are usable"
+        )
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file; the demo writes a folder there")
     try:
@@ -255,6 +295,7 @@ def _calibrate(args, url: str, folder: Path, profile: str) -> float:
         ),
         on_line=lambda _line: None,
         budget_s=60,
+        cpus=generator_cpus(args.server_cpus),
     )  # fmt: skip
     return _calibrated_start(folder, code)
 
@@ -263,7 +304,7 @@ def _sweep(args, url, folder, profile, start_qps, console, steps: _Steps) -> int
     """The SLO sweep, exactly as `inferops bench --sweep` runs in a fleet."""
 
     def show(line: str) -> None:
-        if line.startswith(("sweep step", "time budget")):
+        if line.startswith(("sweep step", "sweep:", "time budget")):
             steps.doing(f"{profile}: {line}")
             console.print(f"  {profile}: {line}")
 
@@ -273,10 +314,12 @@ def _sweep(args, url, folder, profile, start_qps, console, steps: _Steps) -> int
             "--slo-p99-ms", f"{args.slo_p99_ms:g}", "--sweep-start", f"{start_qps:.1f}",
             "--sweep-precision", "0.1", "--sweep-max-steps", "10",
             "--duration", f"{args.step_duration:g}", "--warmup", "1s",
+            "--sweep-budget", f"{args.sweep_budget:g}s",
             "--out", str(folder), "--profile", profile,
         ),
         on_line=show,
-        budget_s=args.sweep_budget,
+        budget_s=args.sweep_budget * BUDGET_STRETCH + BACKSTOP_S,
+        cpus=generator_cpus(args.server_cpus),
     )  # fmt: skip
     if code == 2:
         raise UsageError(f"inferops bench --sweep rejected its arguments ({profile})")
@@ -302,15 +345,35 @@ def _render_report(args, folders: list[Path], steps: _Steps):
 
 
 def _verdict(runs, written: Path, console) -> int:
-    invalid = [r.profile for r in runs if not r.valid]
+    """0 when every profile was sized; else one line per profile saying why not, exit 3."""
+    unsized = [r for r in runs if not (r.valid and r.slo and r.slo.max_qps)]
     missing = len(PROFILES) - len(runs)
-    if invalid or missing:
+    for run in unsized:
+        console.print(f"[yellow]{run.profile}: no valid sizing: {why_unsized(run)}[/yellow]")
+    if unsized or missing:
         console.print(
-            f"[yellow]{len(invalid) + missing} of {len(PROFILES)} sweeps did not give "
-            "a valid measurement (see the report's Verdict); exit 3[/yellow]"
+            f"[yellow]{len(unsized) + missing} of {len(PROFILES)} profiles could not be "
+            "sized (see the report's Verdict); exit 3[/yellow]"
         )
     print(f"report written to {written.resolve()}")
-    return INVALID if invalid or missing else 0
+    return INVALID if unsized or missing else 0
+
+
+def why_unsized(run) -> str:
+    """One line: why a profile's sweep gave no capacity on this machine."""
+    steps = run.slo.steps if run.slo else []
+    if steps and all(
+        not st.valid
+        and all(str(r).startswith(("load generator limited", "in-flight")) for r in st.validity)
+        for st in steps
+    ):
+        lowest = min(st.offered_qps for st in steps)
+        return (
+            f"the load generator fell behind at every rate down to {lowest:g} req/s: "
+            f"this machine ({usable_cpus()} CPUs) is too busy; close other programs and retry"
+        )
+    reasons = list(run.summary.validity)
+    return reasons[-1] if reasons else "no step met the SLO"
 
 
 def _calibrated_start(folder: Path, code: int) -> float:

@@ -48,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop when the bracket is this fraction wide (default 0.02)",
     )
     p.add_argument("--sweep-max-steps", type=validators.positive_int, default=25)
+    p.add_argument(
+        "--sweep-budget",
+        type=validators.duration,
+        metavar="DURATION",
+        help="start no sweep step that would end after this long (up to 3x while no "
+        "step has met the SLO yet); the sweep then stops with what it found (default: none)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
 
@@ -109,9 +116,8 @@ def run(args: argparse.Namespace) -> int:
     except TargetUnreachable:
         pass  # measured as an invalid run (exit 3) with its folder
     out = args.out or os.path.join("runs", time.strftime("bench-%Y%m%d-%H%M%S", time.gmtime()))
-    folder = RunFolder(out, overwrite=args.overwrite)
-    argv = ["inferops", "bench", *sys.argv[2:]] if len(sys.argv) > 1 else []
-    command = options.redact_argv(argv)  # no secret reaches manifest.json
+    folder = RunFolder(out, overwrite=args.overwrite, secrets=config.secrets)
+    command = ["inferops", "bench", *sys.argv[2:]] if len(sys.argv) > 1 else []
     if args.sweep:
         summary = engine.sweep(
             config,
@@ -123,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             say=lambda m: print(m, file=sys.stderr, flush=True),
             command=command,
             progress=not args.quiet,
+            budget_s=args.sweep_budget,
         )
         _say_sweep(summary)
     else:

@@ -30,12 +30,15 @@ from inferops.measure.runformat import (
     SloResult,
     SloStep,
 )
+from inferops.redact import redact_url
 from inferops.thresholds import Slo, meets_slo
 
 #: seconds without a successful reply, with connection errors, before a run is abandoned
 DEAD_TARGET_S = 3.0
 #: a sweep step runs long enough for this many samples (early stopping needs 459)
 SWEEP_MIN_SAMPLES = 600
+#: how far past --sweep-budget a sweep may go while no step has met the SLO yet
+BUDGET_STRETCH = 3.0
 #: the sweep's error-rate limit when the thresholds have none
 DEFAULT_MAX_ERROR_RATE = 0.01
 
@@ -178,7 +181,7 @@ def _drive(config, session, env, runner, stop: _Stop, show_progress: bool) -> No
     recorder, t0 = session.recorder, config.start
     label = (
         f"{config.users} users" if config.mode == "closed" else f"{config.rate:g} req/s"
-    ) + f" -> {config.target}"
+    ) + f" -> {redact_url(config.target)}"
     progress = Progress(label, config.schedule_s, enabled=show_progress)
     stats_reset = False
     last_tick = 0
@@ -268,6 +271,7 @@ def sweep(
     say=print,
     command=(),
     progress: bool = True,
+    budget_s: float | None = None,
 ):
     """Find the highest open-loop rate whose P99 meets the bound in force.
 
@@ -276,7 +280,11 @@ def sweep(
     end. A step counts as meeting the SLO only when it is valid, its P99 is
     proven under the bound by early stopping, and its error rate is within
     ``max_error_rate`` (default 1 %); an invalid step is never used to claim
-    capacity (it closes the bracket from above and is named in ``slo.notes``).
+    capacity (it closes the bracket from above and is named in ``slo.notes``);
+    when the load generator could not keep up, the search lowers the rate.
+    With ``budget_s`` no step starts that would end after the budget: the sweep
+    stops there, not converged, and what it proved stands. Ctrl-C between steps
+    ends it as a partial run, with its folder written.
     """
     from inferops.exitcodes import UsageError
     from inferops.load.sweep import search
@@ -289,10 +297,16 @@ def sweep(
             )
     elif config.bound_ms is None:
         raise UsageError("--sweep needs --slo-p99-ms (or p99_latency_ms in the thresholds)")
-    steps = _SweepSteps(config, folder, say=say, command=command, progress=progress)
-    result = search(
-        steps.run, start=start_qps, ceiling=max_qps, precision=precision, max_steps=max_steps
+    steps = _SweepSteps(
+        config, folder, say=say, command=command, progress=progress, budget_s=budget_s
     )
+    try:
+        result = search(
+            steps.run, start=start_qps, ceiling=max_qps, precision=precision, max_steps=max_steps
+        )
+    except KeyboardInterrupt:  # between two steps (during one, the step ends partial)
+        steps.stopped = "interrupted (SIGINT)"
+        result = _interrupted(steps)
     best_index = steps.index_of(result.best_rate)
     top = _sweep_summary(steps, result, best_index, precision=precision, start_qps=start_qps)
     _write_sweep_folder(folder, config, top, steps, best_index, command)
@@ -302,10 +316,12 @@ def sweep(
 class _SweepSteps:
     """Runs the sweep's steps (``steps/NN``), each a full :func:`measure`."""
 
-    def __init__(self, config: LoadConfig, folder, *, say, command, progress):
+    def __init__(self, config: LoadConfig, folder, *, say, command, progress, budget_s=None):
         self.config, self.folder, self.say = config, folder, say
         self.command, self.progress = command, progress
         self.llm = config.streaming  # the knee: P99 TTFT and TPOT (E2E P99 only when bound)
+        self.budget_s = budget_s
+        self.started = time.monotonic()
         self.slo = Slo(
             config.bound_ms if config.bound_ms is not None else math.inf,
             config.limits.get("max_error_rate", DEFAULT_MAX_ERROR_RATE),
@@ -323,6 +339,10 @@ class _SweepSteps:
             users=None,
             duration_s=max(self.config.duration_s, SWEEP_MIN_SAMPLES / rate),
         )
+        over = self._over_budget(step_config)
+        if over:
+            self.say(f"sweep: {over}")
+            return {"stop": over}
         s = measure(
             step_config, self.folder.step(index), command=self.command, progress=self.progress
         )
@@ -343,7 +363,27 @@ class _SweepSteps:
         if s.partial:
             self.stopped = s.validity[-1] if s.validity else "partial"
             return None
-        return {"ok": step.ok, "valid": step.valid}
+        return {"ok": step.ok, "valid": step.valid, "lower_helps": _lower_helps(s)}
+
+    def _over_budget(self, step_config) -> str | None:
+        """Why the next step must not start (its end would pass the budget), or None.
+
+        Until a step has met the SLO the sweep has nothing to stand on, so it may
+        go on (re-measuring, lowering the rate) up to :data:`BUDGET_STRETCH` times
+        the budget; after that, or once a capacity is proven, the budget holds.
+        """
+        if self.budget_s is None or not self.records:
+            return None  # the first step always runs: a sweep with no step says nothing
+        elapsed = time.monotonic() - self.started
+        step_s = step_config.warmup_s + step_config.duration_s
+        proven = any(st.ok for st in self.records)
+        limit = self.budget_s if proven else self.budget_s * BUDGET_STRETCH
+        if elapsed + step_s <= limit:
+            return None
+        return (
+            f"time budget of {self.budget_s:g} s spent after {len(self.records)} steps "
+            f"({elapsed:.0f} s); the result stands, not converged"
+        )
 
     def _keep(self, s, rate: float, index: int, retried: bool = False) -> SloStep:
         p99 = s.latency_ms["p99"]
@@ -419,9 +459,29 @@ def _generator_limited(summary) -> bool:
     return any(r.startswith("load generator limited") for r in summary.validity)
 
 
+def _lower_helps(summary) -> bool:
+    """Invalid only because the generator fell behind (or hit its in-flight cap)."""
+    return not summary.valid and all(
+        r.startswith(("load generator limited", "in-flight cap")) for r in summary.validity
+    )
+
+
+def _interrupted(steps: _SweepSteps):
+    from inferops.load.sweep import SearchResult
+
+    best = [st for st in steps.records if st.ok]
+    rate = max((st.offered_qps for st in best), default=None)
+    return SearchResult(best_rate=rate, notes=["interrupted between steps"])
+
+
 def _sweep_summary(steps: _SweepSteps, result, best_index, *, precision, start_qps):
     """The sweep's top-level Summary: its capacity step's numbers plus ``slo``."""
     slo_ms = steps.slo.p99_ms if math.isfinite(steps.slo.p99_ms) else None
+    if not steps.summaries:  # stopped before any step finished
+        now = time.time()
+        steps.summaries.append(
+            RunSession(steps.config).finish(window_start=now, window_end=now, partial=True)
+        )
     base = steps.summaries[best_index if best_index is not None else -1]
     top = dataclasses.replace(
         base,

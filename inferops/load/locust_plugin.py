@@ -22,7 +22,7 @@ import sys
 import time
 
 from inferops.exitcodes import InferopsError
-from inferops.load.options import LoadConfig, add_load_options, redact_argv
+from inferops.load.options import LoadConfig, add_load_options
 from inferops.load.session import ENV_ATTR, RunSession
 
 
@@ -185,8 +185,7 @@ def finish(environment):
     if o.thresholds or o.slo_p99_ms or partial:
         environment.process_exit_code = exit_code(summary)
     if o.run_folder:
-        folder = RunFolder(o.run_folder, overwrite=True)
-        command = redact_argv(["locust", *sys.argv[1:]])  # no secret reaches manifest.json
-        session.write(folder, environment, summary, command=command)
+        folder = RunFolder(o.run_folder, overwrite=True, secrets=session.config.secrets)
+        session.write(folder, environment, summary, command=["locust", *sys.argv[1:]])
         print(f"inferops: run folder: {folder.path}", file=sys.stderr)
     return summary

@@ -219,37 +219,6 @@ def _add_protocol_options(add, locust: bool) -> None:
     )
 
 
-#: flags whose values are secrets: never written to a run folder or printed
-SECRET_FLAGS = ("--token", "--header")
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """``argv`` with every secret flag's value masked (``--header`` keeps its name).
-
-    ``--token s3cret`` -> ``--token <redacted>``; ``--header 'X-Key: v'`` ->
-    ``--header 'X-Key: <redacted>'``; the ``--flag=value`` forms likewise.
-    """
-    from inferops.load.protocols.base import redact_header
-
-    def mask(flag: str, value: str) -> str:
-        return redact_header(value) if flag == "--header" else "<redacted>"
-
-    out, pending = [], None
-    for arg in argv:
-        if pending is not None:
-            out.append(mask(pending, arg))
-            pending = None
-            continue
-        flag, eq, value = arg.partition("=")
-        if flag in SECRET_FLAGS:
-            if eq:
-                out.append(f"{flag}={mask(flag, value)}")
-                continue
-            pending = flag
-        out.append(arg)
-    return out
-
-
 def _unset(value):
     """Locust's parser (and its web UI) say "not set" with 0 or ""; we say None."""
     return UNSET if value in (None, "", 0) else value
@@ -347,6 +316,17 @@ class LoadConfig:
 
     def load_bodies(self) -> list[bytes]:
         return self.proto.prepare(self.target)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values no artefact of this run may contain (token, header values, URL passwords,
+        secret env)."""
+        from inferops.redact import secrets_of
+
+        headers = [v.partition(":")[2].strip() for v in self.headers_given]  # --header values
+        return tuple(
+            secrets_of(token=self.token, urls=(self.target, self.node_exporter), values=headers)
+        )
 
     def headers(self) -> dict:
         return self.proto.headers()

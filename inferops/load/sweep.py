@@ -4,8 +4,12 @@ Pure logic over a ``run_step(rate) -> {"ok": bool, ...} | None`` callback so it
 can be tested without servers. Bracketing then bisection: rates double from
 ``start`` until a step fails; the bracket ``[last ok, first failed]`` is then
 halved until ``(hi - lo) / hi <= precision``. ``None`` from the callback stops
-the search (interrupted run). Halving below a failing first step stops at
-``start / 8``, or at once when that step was invalid (``"valid": False``).
+the search (interrupted run); ``{"stop": reason}`` ends it early but cleanly
+(a time budget spent: what was found stands). Halving below a failing first
+step stops at ``start / 8``, or at once when that step was invalid
+(``"valid": False``) for a reason a lower rate cannot cure; an invalid step
+marked ``"lower_helps": True`` (the load generator could not keep up) halves
+like a miss.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     last_invalid: bool = False
+    stopped: bool = False  # ended early on purpose (budget), not interrupted
 
 
 def search(
@@ -37,10 +42,14 @@ def search(
 
     def step(rate: float) -> bool | None:
         out = run_step(rate)
+        if out is not None and "stop" in out:
+            result.notes.append(out["stop"])
+            result.stopped = True
+            return None
         result.rates.append(rate)
         if out is None:
             return None
-        result.last_invalid = out.get("valid") is False
+        result.last_invalid = out.get("valid") is False and not out.get("lower_helps")
         if out["ok"] and (result.best_rate is None or rate > result.best_rate):
             result.best_rate, result.best_index = rate, len(result.rates) - 1
         return bool(out["ok"])
@@ -92,7 +101,7 @@ def search(
     else:
         if lo is not None and hi is not None and (hi - lo) / hi <= precision:
             result.converged = True
-    if not result.converged:
+    if not result.converged and not result.stopped:
         result.notes.append(
             f"stopped after {max_steps} steps before reaching {precision:.0%} precision"
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 import inferops
 from inferops.measure.runformat import MANIFEST, SCHEMA
+from inferops.redact import redact_argv, redact_url
 
 __all__ = ["MANIFEST", "collect", "collect_for"]
 
@@ -61,7 +62,7 @@ def collect(
         "inferops_version": inferops.__version__,
         "git_sha": git_sha,
         "git_dirty": git_dirty,
-        "command": [str(part) for part in command],
+        "command": redact_argv(command),  # never a --token value or a URL password
         "python": platform.python_version(),
         "packages": package_versions(),
         "host": host_facts(),
@@ -82,7 +83,7 @@ def collect_for(config, command: list[str]) -> dict:
         profile=config.profile,
         extra={
             "load": {
-                "target": config.target,
+                "target": redact_url(config.target),
                 "protocol": config.protocol,
                 "model": config.model,
                 "rate": config.rate,
@@ -94,7 +95,7 @@ def collect_for(config, command: list[str]) -> dict:
                 "slo_p99_ms": config.bound_ms,
                 "max_inflight": config.max_inflight,
                 "input_file": config.input_file,
-                "host_metrics_from": config.node_exporter or "load generator host",
+                "host_metrics_from": redact_url(config.node_exporter) or "load generator host",
             },
         },
     )

@@ -20,7 +20,8 @@ import pathlib
 import tempfile
 from typing import Any
 
-from inferops.atomicfile import atomic_write_bytes, atomic_write_json, atomic_write_text
+from inferops import redact
+from inferops.atomicfile import atomic_write_bytes, json_text
 from inferops.exitcodes import UsageError
 from inferops.measure import runformat
 from inferops.measure.runformat import SCHEMA, SUMMARY, TIMESERIES
@@ -37,9 +38,14 @@ class RunFolder:
     never mistaken for a finished run.
     """
 
-    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False):
+    def __init__(
+        self, path: str | os.PathLike, *, overwrite: bool = False, secrets: tuple[str, ...] = ()
+    ):
         self.path = pathlib.Path(path)
         self.overwrite = overwrite
+        #: values that must never land in a file here (the run's token, URL passwords):
+        #: every write replaces them with ``***``, whatever produced the bytes
+        self.secrets = tuple(secrets)
         self.finished = False
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"run folder {self.path} is an existing file, not a folder")
@@ -79,20 +85,16 @@ class RunFolder:
     def write_bytes(self, name: str | os.PathLike, data: bytes) -> pathlib.Path:
         """Write ``data`` to ``name`` inside the folder, atomically; return the path."""
         target = self._target(name)
-        atomic_write_bytes(target, data)
+        atomic_write_bytes(target, redact.scrub(data, self.secrets))
         return target
 
     def write_text(self, name: str | os.PathLike, text: str) -> pathlib.Path:
         """Write UTF-8 ``text`` to ``name`` inside the folder, atomically; return the path."""
-        target = self._target(name)
-        atomic_write_text(target, text)
-        return target
+        return self.write_bytes(name, text.encode("utf-8"))
 
     def write_json(self, name: str | os.PathLike, obj: Any) -> pathlib.Path:
         """Write ``obj`` as JSON (NaN/inf -> null) to ``name``, atomically; return the path."""
-        target = self._target(name)
-        atomic_write_json(target, obj)
-        return target
+        return self.write_text(name, json_text(obj))
 
     def write_timeseries(self, rows: list[dict]) -> pathlib.Path:
         """Write ``timeseries.csv`` (:func:`runformat.encode_timeseries`): one row per dict."""
@@ -106,7 +108,9 @@ class RunFolder:
         """The sub-run folder ``steps/NN`` (zero-padded to two digits) for a sweep step."""
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValueError(f"step index must be a non-negative integer, got {index!r}")
-        return RunFolder(self.path / "steps" / f"{index:02d}", overwrite=self.overwrite)
+        return RunFolder(
+            self.path / "steps" / f"{index:02d}", overwrite=self.overwrite, secrets=self.secrets
+        )
 
     def finish(self, summary, *, partial: bool = False) -> pathlib.Path:
         """Write ``summary.json`` last and return its path.
@@ -122,7 +126,6 @@ class RunFolder:
             summary["partial"] = bool(partial)
             summary.setdefault("schema", SCHEMA)
             data = summary
-        target = self._target(SUMMARY)
-        atomic_write_json(target, data)
+        target = self.write_text(SUMMARY, json_text(data))
         self.finished = True
         return target

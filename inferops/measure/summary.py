@@ -25,6 +25,7 @@ from inferops.measure.validity import (
     early_stopping,
     stability,
 )
+from inferops.redact import redact_url
 
 
 def _r(value, digits=3):
@@ -128,7 +129,7 @@ def build(
     return Summary(
         schema=SCHEMA,
         partial=partial,
-        target=config.target,
+        target=redact_url(config.target),
         protocol=config.protocol,
         model=config.model,
         mode=config.mode,

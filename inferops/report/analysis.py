@@ -20,6 +20,15 @@ from inferops.report.catalog import Hardware, for_profile
 from inferops.report.runs import Run
 from inferops.thresholds import Setting, Slo, meets_slo
 
+#: the peaks summary.host may hold (a run that never reached its target has none)
+HOST_PEAKS = (
+    "cpu_pct_max",
+    "memory_pct_max",
+    "gpu_util_pct_max",
+    "gpu_mem_pct_max",
+    "gpu_power_w_max",
+    "gpu_temp_c_max",
+)
 #: multiples of the target shown in the "nodes vs target" table
 TARGET_MULTIPLES = (0.25, 0.5, 1, 2, 4, 10)
 DEFAULT_HEADROOM = 0.15
@@ -189,6 +198,8 @@ class RunFacts:
     percentiles: dict | None
     sizing: Sizing
     has_gpu: bool
+    #: peak host metrics, every key present (None: not measured)
+    host: dict = field(default_factory=dict)
     # charts, filled in by render
     curve_svg: str | None = None
     timeseries_svg: str | None = None
@@ -462,6 +473,7 @@ def run_facts(
             profile=run.profile,
         ),
         has_gpu=_has_gpu(run),
+        host={k: (s.host or {}).get(k) for k in HOST_PEAKS},
     )
 
 

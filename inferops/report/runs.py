@@ -16,6 +16,7 @@ from typing import Any
 from inferops.exitcodes import UsageError
 from inferops.measure import runformat
 from inferops.measure.runformat import HISTOGRAMS, Manifest, SloResult, Summary
+from inferops.redact import redact_argv, redact_url
 
 
 @dataclass
@@ -66,9 +67,13 @@ def load_run(path: str | Path) -> Run:
             f"{path}: no summary.json (not a run folder, or the run never finished writing)"
         )
     summary = runformat.read_summary(path)
+    # a folder written before secrets were redacted must not leak them into the report
+    summary.target = redact_url(summary.target)
 
     notes: list[str] = []
     manifest = runformat.read_manifest(path)
+    if manifest is not None:
+        manifest.command = redact_argv(manifest.command)
     if manifest is None:
         notes.append(f"no {runformat.MANIFEST}: environment unknown")
     timeseries = runformat.read_timeseries(path)

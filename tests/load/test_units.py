@@ -235,3 +235,32 @@ def test_bench_late_tolerance_default_and_override():
     args = build_parser().parse_args([*base, "--late-tolerance-ms", "0"])
     with pytest.raises(UsageError, match="--late-tolerance-ms must be > 0"):
         cli.late_tolerance_s(args, limits)
+
+
+def test_search_lowers_the_rate_when_the_generator_fell_behind():
+    # an invalid step the load generator caused is not the target's limit: go lower
+    calls = []
+
+    def step(rate):
+        calls.append(rate)
+        if rate > 30:
+            return {"ok": False, "valid": False, "lower_helps": True}
+        return {"ok": True, "valid": True}
+
+    result = sweep.search(step, start=100, precision=0.2)
+    assert calls[:3] == [100, 50, 25] and result.best_rate is not None
+    assert 25 <= result.best_rate <= 30
+
+
+def test_search_stops_cleanly_on_a_spent_budget():
+    calls = []
+
+    def step(rate):
+        calls.append(rate)
+        if len(calls) == 3:
+            return {"stop": "time budget of 10 s spent after 2 steps"}
+        return {"ok": True, "valid": True}
+
+    result = sweep.search(step, start=10)
+    assert calls == [10, 20, 40] and result.best_rate == 20
+    assert not result.converged and result.notes == ["time budget of 10 s spent after 2 steps"]

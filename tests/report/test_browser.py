@@ -16,7 +16,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
         not os.access(CHROMIUM, os.X_OK),
-        reason="chromium not installed (make system-deps installs it, as root)",
+        reason=f"missing dependency: chromium at {CHROMIUM} (make system-deps installs it, as root)",
     ),
 ]
 

@@ -51,14 +51,22 @@ def real_run(tmp_path_factory):
                 str(out),
                 "--profile",
                 PROFILE,
+                # the shared test machine delays sends by scheduler noise: 20 ms of lateness
+                # (of a 500 ms bound) is still a valid measurement of this server
+                "--late-tolerance-ms",
+                "20",
             ],
             capture_output=True,
             text=True,
             timeout=120,
         )
-    # 0 passed, 1 breach, 3 invalid: all leave a complete run folder to report on
-    assert res.returncode in (0, 1, 3), res.stderr
-    assert (out / "summary.json").exists()
+    # what a user relies on: 200 req/s on the mlp model is a valid measurement, and the
+    # exit code is its verdict (0 every threshold held, 1 one was breached)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["valid"] and not summary["partial"], res.stderr
+    assert res.returncode == (0 if summary["passed"] else 1), res.stderr
+    if res.returncode == 1:
+        assert "breach:" in res.stderr
     return out
 
 
@@ -99,17 +107,11 @@ def test_real_run_renders_with_numbers_from_its_files(real_run, tmp_path):
     # sized only from a valid run whose P99 met the SLO (here: thresholds p99_latency_ms)
     slo = manifest["thresholds"]["p99_latency_ms"]
     p99 = summary["latency_ms"]["p99"]
-    if summary["valid"] and not summary["partial"] and p99 is not None and p99 <= slo:
-        capacity = summary["achieved_qps"]
-        headroom = 1 - manifest["thresholds"]["max_cpu_percent"] / 100
-        nodes = math.ceil(TARGET / (capacity * (1 - headroom)))
-        assert number(facts[(PROFILE, "max-qps-at-slo")][0]) == pytest.approx(capacity, abs=0.05)
-        assert number(facts[(PROFILE, "nodes")][0]) == nodes
-    elif summary["valid"] and not summary["partial"]:
-        assert "no valid step met the P99 SLO" in facts[(PROFILE, "refused")][0]
-    else:
-        refused = facts[(PROFILE, "refused")][0]
-        assert "invalid" in refused
-        for reason in summary["validity"]:
-            assert reason in refused
+    assert p99 is not None and p99 <= slo, p99  # the mlp model is far from its limit here
+    capacity = summary["achieved_qps"]
+    headroom = 1 - manifest["thresholds"]["max_cpu_percent"] / 100
+    nodes = math.ceil(TARGET / (capacity * (1 - headroom)))
+    assert number(facts[(PROFILE, "max-qps-at-slo")][0]) == pytest.approx(capacity, abs=0.05)
+    assert number(facts[(PROFILE, "nodes")][0]) == nodes
+    assert (PROFILE, "refused") not in facts
     assert facts[(PROFILE, "gpu")] == ["no GPU"]

@@ -72,9 +72,11 @@ def parse_headers(items: list[str]) -> dict[str, str]:
 
 
 def redact_header(item: str) -> str:
-    """``"Authorization: Bearer x"`` -> ``"Authorization: <redacted>"`` (names are kept)."""
+    """``"Authorization: Bearer x"`` -> ``"Authorization: ***"`` (names are kept)."""
+    from inferops.redact import MASK
+
     name, sep, _ = item.partition(":")
-    return f"{name.strip()}: <redacted>" if sep else "<redacted>"
+    return f"{name.strip()}: {MASK}" if sep else MASK
 
 
 def read_jsonl(path: str | Path, *, numbered: bool = False) -> list:
