@@ -38,6 +38,7 @@ import orjson
 from inferops.exitcodes import UsageError
 from inferops.load.protocols import sse
 from inferops.load.protocols.base import Outcome, Protocol, ReplyError, read_jsonl
+from inferops.redact import redact_url
 
 ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 #: distinct synthetic prompts per run (each request takes the next, cyclically)
@@ -139,10 +140,10 @@ class OpenAI(Protocol):
 
         url = target.rstrip("/") + "/v1/models"
         headers = {k: v for k, v in self.headers().items() if k.lower() != "content-type"}
+        req = urllib.request.Request(url, headers=headers)
+        url = redact_url(url)  # what messages show: never a password
         try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, headers=headers), timeout=5
-            ) as r:
+            with urllib.request.urlopen(req, timeout=5) as r:
                 data = json.loads(r.read())
             return str(data["data"][0]["id"])
         except urllib.error.HTTPError as exc:

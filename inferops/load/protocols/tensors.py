@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from inferops.exitcodes import UsageError
+from inferops.redact import redact_url
 
 _INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 
@@ -25,6 +26,7 @@ def fetch_metadata(target: str, model: str, *, headers: dict, timeout: float = 5
     url = target.rstrip("/") + f"/v2/models/{quote(model, safe='')}"
     get_headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
     req = urllib.request.Request(url, headers=get_headers)
+    url = redact_url(url)  # what messages show: never a password
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             meta = json.loads(resp.read())
