@@ -48,7 +48,7 @@ def add_load_options(parser, *, locust: bool = False) -> None:
         choices=protocols.names(),
         default="v2",
         help="wire protocol (default v2): "
-        + "; ".join(f"{name}: {cls.help}" for name, cls in protocols.registry().items()),
+        + "; ".join(f"{name}: {protocols.registry()[name].help}" for name in protocols.names()),
     )
     add("--model", default=None, metavar="NAME", help="model name (payloads from its v2 metadata)")
     add(
