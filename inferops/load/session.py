@@ -170,7 +170,8 @@ def session_of(environment) -> RunSession:
     """The environment's session; a bare locustfile run without the plugin gets one here."""
     session = getattr(environment, ENV_ATTR, None)
     if session is None:
-        session = RunSession(LoadConfig.from_namespace(environment.parsed_options))
+        config = LoadConfig.from_namespace(environment.parsed_options, seed_thresholds=False)
+        session = RunSession(config)
         setattr(environment, ENV_ATTR, session)
     return session
 
