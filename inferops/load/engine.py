@@ -90,10 +90,8 @@ def measure(config: LoadConfig, folder, *, command=(), progress: bool = True):
         session.detach()
     end = time.time() if stop.reason else window_end
     end = max(window_start, min(end, window_end))
-    try:
-        return _finish(session, env, folder, stop, window_start, end, command, history.path)
-    finally:
-        history.remove()
+    history_text = history.take()  # and its scratch folder is gone before summary.json lands
+    return _finish(session, env, folder, stop, window_start, end, command, history_text)
 
 
 def _environment(config: LoadConfig):
@@ -142,10 +140,17 @@ class _HistoryCsv:
         self.writer.stats_history_flush()
         self.writer.close_files()
 
-    def remove(self) -> None:
-        for name in os.listdir(self.tmp):
-            os.unlink(os.path.join(self.tmp, name))
-        os.rmdir(self.tmp)
+    def take(self) -> str | None:
+        """The history's text; the scratch files are removed."""
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                return fh.read()
+        except OSError:
+            return None
+        finally:
+            for name in os.listdir(self.tmp):
+                os.unlink(os.path.join(self.tmp, name))
+            os.rmdir(self.tmp)
 
 
 def _on_signals(stop: _Stop) -> list:

@@ -38,6 +38,7 @@ def config_from_options(environment) -> LoadConfig:
         o,
         host=environment.host or getattr(o, "host", "") or "",
         run_time=getattr(o, "run_time", None) or None,
+        seed_thresholds=False,
     )
 
 

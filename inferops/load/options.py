@@ -333,17 +333,25 @@ class LoadConfig:
 
     @classmethod
     def from_namespace(
-        cls, ns: argparse.Namespace, *, host: str | None = None, run_time: float | None = None
+        cls,
+        ns: argparse.Namespace,
+        *,
+        host: str | None = None,
+        run_time: float | None = None,
+        seed_thresholds: bool = True,
     ) -> LoadConfig:
         """A config from ``inferops bench`` args or Locust's ``parsed_options``.
 
         ``host``/``run_time``: Locust's ``-H`` and ``-t`` (bench has --target/--duration).
-        Raises UsageError for a bad value or thresholds file.
+        Without ``--thresholds``, bench judges by the seed table (``seed_thresholds``);
+        stock Locust gates only on what it is given. Raises UsageError for a bad value
+        or thresholds file.
         """
         get = ns.__dict__.get
         protocol = get("protocol") or "v2"
         streaming = getattr(protocols.registry().get(protocol), "streaming", False)
-        limits = thresholds.load(_unset(get("thresholds")), llm=streaming)
+        path = _unset(get("thresholds"))
+        limits = thresholds.load(path, llm=streaming) if path or seed_thresholds else {}
         option = _unset(get("slo_p99_ms"))
         if option is not None:
             option = validators.check(option, validators.positive, "--slo-p99-ms")
@@ -351,6 +359,8 @@ class LoadConfig:
         duration = run_time if run_time else get("duration") or math.inf
         warmup = get("warmup") or 0.0
         target = host if host is not None else get("target") or ""
+        if host:  # Locust's -H (bench's --target is checked by its parser)
+            target = validators.check(host, validators.http_url, "-H/--host")
         return cls(
             target=target.rstrip("/"),
             protocol=protocol,

@@ -173,7 +173,10 @@ class RunSession:
         return summary
 
     def write(self, folder, env, summary, *, command: list[str], history_csv: str | None = None):
-        """The run folder: manifest, timeseries, histograms, Locust's tables, summary last."""
+        """The run folder: manifest, timeseries, histograms, Locust's tables, summary last.
+
+        ``history_csv``: the text of Locust's stats history, when one was kept.
+        """
         from inferops.measure import manifest
         from inferops.measure.runformat import HISTOGRAMS, LLM_HISTOGRAMS
 
@@ -193,7 +196,8 @@ def session_of(environment) -> RunSession:
     """The environment's session; a bare locustfile run without the plugin gets one here."""
     session = getattr(environment, ENV_ATTR, None)
     if session is None:
-        session = RunSession(LoadConfig.from_namespace(environment.parsed_options))
+        config = LoadConfig.from_namespace(environment.parsed_options, seed_thresholds=False)
+        session = RunSession(config)
         setattr(environment, ENV_ATTR, session)
     return session
 
@@ -215,9 +219,8 @@ def write_locust_tables(folder, env, *, history_csv: str | None = None) -> None:
         buf = io.StringIO()
         method(csv.writer(buf))
         folder.write_text(name, buf.getvalue())
-    if history_csv and os.path.exists(history_csv):
-        with open(history_csv, encoding="utf-8") as fh:
-            folder.write_text("locust_stats_history.csv", fh.read())
+    if history_csv:
+        folder.write_text("locust_stats_history.csv", history_csv)
     folder.write_text("locust.html", get_html_report(env, show_download_link=False))
 
 
