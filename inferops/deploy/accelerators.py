@@ -11,19 +11,25 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from inferops.deploy import ops
-from inferops.deploy.common import download_args, knob, notice
-from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
-from inferops.deploy.python_env import env_pip, env_prefix
+from inferops.deploy.common import download_args
+from inferops.deploy.gpu import gpu_or_skip
+from inferops.deploy.knobs import Knob, boolean, declare, knob, string
+from inferops.deploy.layout import env_pip, env_python
 
-DEFAULTS = {
-    # OpenVINO for the `openvino` server backend (CPU nodes).
-    "openvino": False,
-    "openvino_version": None,
-    # TensorRT wheels from NVIDIA's pip index (GPU nodes).
-    "tensorrt": False,
-    "tensorrt_package": "tensorrt-cu12",
-    "tensorrt_version": None,
-}
+_VERSION = string(none=True, pattern=r"^[\w.+-]+$", what="a version")
+KNOBS = (
+    Knob("openvino", False, boolean(), "install OpenVINO into the env (server_backend openvino)"),
+    Knob("openvino_version", None, _VERSION, "pinned OpenVINO (None: latest)"),
+    Knob("tensorrt", False, boolean(), "install TensorRT into the env (GPU nodes)"),
+    Knob(
+        "tensorrt_package",
+        "tensorrt-cu12",
+        string(pattern=r"^[A-Za-z0-9._-]+$", what="a package name"),
+        "TensorRT pip package (NVIDIA's wheels)",
+    ),
+    Knob("tensorrt_version", None, _VERSION, "pinned TensorRT (None: latest)"),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 # enable knob, module to import, pip package (None: from tensorrt_package), version knob
 _LIBRARIES = (
@@ -40,12 +46,11 @@ def import_check_command(python: str, module: str) -> str:
 @deploy("inferops accelerators", data_defaults=DEFAULTS)
 def accelerators():
     """Install the enabled libraries, then import each one for real."""
-    python = f"{env_prefix()}/bin/python"
+    python = env_python()
     for enabled_knob, module, package, version_knob in _LIBRARIES:
         if not knob(enabled_knob):
             continue
-        if module == "tensorrt" and not gpu_present():
-            notice(NO_GPU.format(what="TensorRT"))
+        if module == "tensorrt" and not gpu_or_skip("TensorRT"):
             continue
         package = package or knob("tensorrt_package")
         version = knob(version_knob)

@@ -27,47 +27,109 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from inferops.deploy import artifacts, ops
-from inferops.deploy.base import CONFIG_DIR, STATE_DIR
-from inferops.deploy.common import keep_running, knob, require, template
+from inferops.deploy.common import keep_running, require, template
 from inferops.deploy.facts import NvidiaGpus
-from inferops.deploy.python_env import env_pip, env_prefix
+from inferops.deploy.knobs import (
+    Knob,
+    absolute_path,
+    boolean,
+    choice,
+    declare,
+    image_tag,
+    integer,
+    knob,
+    local_file,
+    number,
+    str_map,
+    string,
+)
+from inferops.deploy.layout import CONFIG_DIR, OPT_DIR, STATE_DIR, env_pip, env_prefix
+from inferops.models import EMBEDDED
 
 SERVICE = "inferops-server"
 UNIT_PATH = f"/etc/systemd/system/{SERVICE}.service"
 ENV_PATH = f"{CONFIG_DIR}/server.env"
 TOKEN_PATH = f"{CONFIG_DIR}/token"
 MODEL_DIR = f"{STATE_DIR}/models"
-WHEEL_DIR = "/opt/inferops/wheels"
+WHEEL_DIR = f"{OPT_DIR}/wheels"
 TRITON_SERVICE = "inferops-triton"
-VERIFY_SCRIPT = "/opt/inferops/bin/inferops-verify"
+VERIFY_SCRIPT = f"{OPT_DIR}/bin/inferops-verify"
 
-DEFAULTS = {
-    # inferops (reference server) or triton (NGC container; needs container_toolkit).
-    "server_runtime": "inferops",
-    # Embedded model built on the control machine: mlp, cnn or dense ...
-    "server_model": "mlp",
-    # ... or your own .onnx on the control machine (takes precedence).
-    "server_model_path": None,
-    # Name the model is served under (default: server_model or the file's stem).
-    "server_model_name": None,
-    # Not loopback => a bearer token is generated and required.
-    "server_bind": "0.0.0.0",
-    "server_port": 8000,
-    "server_backend": "onnxruntime",
-    "server_max_batch_size": 8,
-    "server_max_queue_delay_ms": 2.0,
-    # Extra environment for the server process (written to server.env).
-    "server_extra_env": {},
-    # Where bearer tokens live on the control machine (mode 0700 dir, 0600 files);
-    # None: .inferops/tokens under the directory pyinfra runs in.
-    "server_token_dir": None,
-    # After a change: wait until the unit is active and the port accepts connections.
-    "server_verify": True,
-    # A prebuilt wheel (else one is built from this checkout and cached).
-    "inferops_wheel": None,
-    "triton_image": "nvcr.io/nvidia/tritonserver:24.08-py3",
-    "triton_model_repository": "/var/lib/inferops/triton",
-}
+_NAME = r"^[A-Za-z0-9_.-]+$"
+KNOBS = (
+    Knob(
+        "server_runtime",
+        "inferops",
+        choice("inferops", "triton"),
+        "the reference server, or Triton in its NGC container (needs container_toolkit)",
+    ),
+    Knob(
+        "server_model",
+        "mlp",
+        choice(*EMBEDDED),
+        "embedded model built on the control machine and served",
+    ),
+    Knob(
+        "server_model_path",
+        None,
+        local_file(),
+        "your own .onnx on the control machine (takes precedence over server_model)",
+    ),
+    Knob(
+        "server_model_name",
+        None,
+        string(none=True, pattern=_NAME, what="a model name"),
+        "name the model is served under (default: server_model or the file's stem)",
+    ),
+    Knob(
+        "server_bind",
+        "0.0.0.0",
+        string(pattern=r"^[0-9a-fA-F:.]+$", what="an IP address"),
+        "listen address; not loopback => a bearer token is generated and required",
+    ),
+    Knob("server_port", 8000, integer(1, 65535), "listen port"),
+    Knob(
+        "server_backend",
+        "onnxruntime",
+        choice("onnxruntime", "openvino"),
+        "inference backend",
+    ),
+    Knob("server_max_batch_size", 8, integer(1), "dynamic batching: max batch"),
+    Knob("server_max_queue_delay_ms", 2.0, number(), "dynamic batching: max wait (ms)"),
+    Knob(
+        "server_extra_env",
+        {},
+        str_map(),
+        "extra environment for the server process (written to server.env)",
+    ),
+    Knob(
+        "server_token_dir",
+        None,
+        string(none=True),
+        "where bearer tokens live on the control machine (0700 dir, 0600 files); "
+        "None: .inferops/tokens under the directory pyinfra runs in",
+    ),
+    Knob(
+        "server_verify",
+        True,
+        boolean(),
+        "after a change, wait until the unit is active and the port answers",
+    ),
+    Knob(
+        "inferops_wheel",
+        None,
+        local_file(),
+        "a prebuilt inferops wheel (else one is built from this checkout and cached)",
+    ),
+    Knob("triton_image", "nvcr.io/nvidia/tritonserver:24.08-py3", image_tag(), "Triton NGC image"),
+    Knob(
+        "triton_model_repository",
+        "/var/lib/inferops/triton",
+        absolute_path(),
+        "Triton model repository on the host",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 def model_source() -> tuple[Path, str]:

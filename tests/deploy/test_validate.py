@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from inferops.deploy.defaults import ALL_DEFAULTS, COMPONENTS
+from inferops.deploy.catalog import ALL_DEFAULTS, COMPONENTS
 from inferops.deploy.validate import SCHEMA, check_fleet, validate_data
 
 REPO = Path(__file__).resolve().parents[2]
