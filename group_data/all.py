@@ -159,7 +159,7 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # server_model_path = None
 # name the model is served under (default: server_model or the file's stem)
 # server_model_name = None
-# listen address; not loopback => a bearer token is generated and required
+# listen address (an IP or 'localhost'); not loopback => a bearer token is generated and required
 # server_bind = '0.0.0.0'
 # listen port
 # server_port = 8000
@@ -167,9 +167,9 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # server_backend = 'onnxruntime'
 # dynamic batching: max batch
 # server_max_batch_size = 8
-# dynamic batching: max wait (ms)
+# dynamic batching: longest a request waits for others (ms, 0-60000)
 # server_max_queue_delay_ms = 2.0
-# extra environment for the server process (written to server.env)
+# extra environment for the server process (written to server.env, one line each)
 # server_extra_env = {}
 # where bearer tokens live on the control machine (0700 dir, 0600 files); None: .inferops/tokens
 # under the directory pyinfra runs in

@@ -17,7 +17,6 @@ and accepting TCP connections) with a command that fails loudly with the journal
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 
@@ -36,14 +35,21 @@ from inferops.deploy.knobs import (
     choice,
     declare,
     image_tag,
-    integer,
     knob,
     local_file,
-    number,
-    str_map,
     string,
 )
 from inferops.deploy.layout import CONFIG_DIR, OPT_DIR, STATE_DIR, env_pip, env_prefix
+from inferops.deploy.server_rules import (
+    BACKENDS,
+    bind_address,
+    delay_ms,
+    env_map,
+    env_quote,
+    is_loopback,
+    port,
+    positive_int,
+)
 from inferops.models import EMBEDDED
 
 SERVICE = "inferops-server"
@@ -84,23 +90,29 @@ KNOBS = (
     Knob(
         "server_bind",
         "0.0.0.0",
-        string(pattern=r"^[0-9a-fA-F:.]+$", what="an IP address"),
-        "listen address; not loopback => a bearer token is generated and required",
+        bind_address(),
+        "listen address (an IP or 'localhost'); not loopback => a bearer token is generated "
+        "and required",
     ),
-    Knob("server_port", 8000, integer(1, 65535), "listen port"),
+    Knob("server_port", 8000, port(), "listen port"),
     Knob(
         "server_backend",
         "onnxruntime",
-        choice("onnxruntime", "openvino"),
+        choice(*BACKENDS),
         "inference backend",
     ),
-    Knob("server_max_batch_size", 8, integer(1), "dynamic batching: max batch"),
-    Knob("server_max_queue_delay_ms", 2.0, number(), "dynamic batching: max wait (ms)"),
+    Knob("server_max_batch_size", 8, positive_int(), "dynamic batching: max batch"),
+    Knob(
+        "server_max_queue_delay_ms",
+        2.0,
+        delay_ms(),
+        "dynamic batching: longest a request waits for others (ms, 0-60000)",
+    ),
     Knob(
         "server_extra_env",
         {},
-        str_map(),
-        "extra environment for the server process (written to server.env)",
+        env_map(),
+        "extra environment for the server process (written to server.env, one line each)",
     ),
     Knob(
         "server_token_dir",
@@ -144,13 +156,6 @@ def model_source() -> tuple[Path, str]:
         path = artifacts.build_model(knob("server_model"))
         name = knob("server_model_name") or knob("server_model")
     return path, name
-
-
-def is_loopback(bind: str) -> bool:
-    try:
-        return ipaddress.ip_address(bind).is_loopback
-    except ValueError:
-        return bind == "localhost"
 
 
 def probe_address(bind: str) -> str:
@@ -250,7 +255,7 @@ def _inferops():
         max_batch_size=knob("server_max_batch_size"),
         max_queue_delay_ms=knob("server_max_queue_delay_ms"),
         token_path=token_path,
-        extra_env=knob("server_extra_env"),
+        extra_env={k: env_quote(v) for k, v in knob("server_extra_env").items()},
     )
     unit_op = files.template(
         name=f"Write {UNIT_PATH}",

@@ -25,19 +25,45 @@ from inferops.deploy.catalog import ALL_DEFAULTS, KNOBS
 # The schema is the knob declarations themselves: name -> Knob (default, check, doc).
 SCHEMA = KNOBS
 
-# Knob namespaces: a host/group key starting with one of these that is not in
-# SCHEMA is a typo, reported with the closest known key.
-_PREFIXES = tuple(sorted({key.split("_", 1)[0] + "_" for key in SCHEMA if "_" in key} | {"proxy"}))
+
+def _pyinfra_keys() -> frozenset[str]:
+    """Data keys that belong to pyinfra, not to us: connector settings (``ssh_user``,
+    ``fake_responses``...) and global operation arguments (``_sudo``...)."""
+    import typing
+
+    from pyinfra.api.arguments import all_global_arguments
+    from pyinfra.api.connectors import get_all_connectors
+
+    keys = {name for name, _ in all_global_arguments() if name.startswith("_")}
+    for connector in get_all_connectors().values():
+        data_cls = getattr(connector, "data_cls", None)
+        if data_cls is not None:
+            keys |= set(typing.get_type_hints(data_cls))
+    return frozenset(keys)
+
+
+_PYINFRA_KEYS: frozenset[str] | None = None
+
+
+def is_pyinfra_key(key: str) -> bool:
+    global _PYINFRA_KEYS
+    if _PYINFRA_KEYS is None:
+        _PYINFRA_KEYS = _pyinfra_keys()
+    return key in _PYINFRA_KEYS
 
 
 def validate_data(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """``[(key, problem)]`` for the given merged data; empty when all is well."""
+    """``[(key, problem)]`` for the given merged data; empty when all is well.
+
+    Any key that is neither a knob nor pyinfra's own is a problem: a misspelt knob
+    would otherwise be silently ignored and its default used.
+    """
     problems = []
     for key, value in data.items():
         knob = SCHEMA.get(key)
         if knob is None:
-            if key.startswith(_PREFIXES):
-                close = difflib.get_close_matches(key, SCHEMA, n=1)
+            if not is_pyinfra_key(key):
+                close = difflib.get_close_matches(key, SCHEMA, n=1, cutoff=0.75)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append((key, f"unknown knob{hint}"))
             continue
