@@ -178,8 +178,13 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # server_verify = True
 # a prebuilt inferops wheel (else one is built from this checkout and cached)
 # inferops_wheel = None
-# Triton NGC image
-# triton_image = 'nvcr.io/nvidia/tritonserver:24.08-py3'
+# Triton NGC image pinned by digest, required with server_runtime = triton:
+# nvcr.io/nvidia/tritonserver:24.08-py3@sha256:<digest> (from `docker buildx imagetools inspect` or
+# your registry); pulled once, never on a service start
+# triton_image = None
+# publish Triton (which has no authentication) on a non-loopback server_bind; without it Triton
+# must bind loopback, behind your own authenticating proxy
+# triton_insecure = False
 # Triton model repository on the host
 # triton_model_repository = '/var/lib/inferops/triton'
 

@@ -9,7 +9,12 @@ How the pieces get onto the host:
   user ``.onnx`` (``server_model_path``), uploaded to ``/var/lib/inferops/models``;
 - the config: ``/etc/inferops/server.env`` read by the unit via ``EnvironmentFile=``;
 - the bearer token (when the bind address is not loopback): generated once on the
-  control machine under ``.inferops/tokens/<host>`` (0600), uploaded 0640 root:inferops.
+  control machine under ``.inferops/tokens/<host>`` (0600), uploaded 0600 root:root
+  without ever printing it (not even with ``--diff``) and handed to the server by
+  systemd's ``LoadCredential=``.
+
+Triton binds loopback unless ``triton_insecure`` (it has no authentication); its
+image is pinned by digest and pulled once by the deploy, never on a service start.
 
 The service is restarted only when one of those changed, then checked (active
 and accepting TCP connections) with a command that fails loudly with the journal.
@@ -34,7 +39,7 @@ from inferops.deploy.knobs import (
     boolean,
     choice,
     declare,
-    image_tag,
+    image_digest,
     knob,
     local_file,
     string,
@@ -133,7 +138,21 @@ KNOBS = (
         local_file(),
         "a prebuilt inferops wheel (else one is built from this checkout and cached)",
     ),
-    Knob("triton_image", "nvcr.io/nvidia/tritonserver:24.08-py3", image_tag(), "Triton NGC image"),
+    Knob(
+        "triton_image",
+        None,
+        image_digest(none=True),
+        "Triton NGC image pinned by digest, required with server_runtime = triton: "
+        "nvcr.io/nvidia/tritonserver:24.08-py3@sha256:<digest> (from `docker buildx imagetools "
+        "inspect` or your registry); pulled once, never on a service start",
+    ),
+    Knob(
+        "triton_insecure",
+        False,
+        boolean(),
+        "publish Triton (which has no authentication) on a non-loopback server_bind; without "
+        "it Triton must bind loopback, behind your own authenticating proxy",
+    ),
     Knob(
         "triton_model_repository",
         "/var/lib/inferops/triton",
@@ -203,7 +222,11 @@ def _upload_model(dest_dir: str, filename: str):
 
 
 def _token():
-    """Upload (or remove) the bearer token; returns (op, token path or None)."""
+    """Upload (or remove) the bearer token; returns (op, token path or None).
+
+    The file is root-only: systemd hands it to the unprivileged server through
+    ``LoadCredential=``, and its content never appears in pyinfra's output.
+    """
     bind = knob("server_bind")
     if is_loopback(bind):
         op = files.file(name="No token on a loopback-only server", path=TOKEN_PATH, present=False)
@@ -211,13 +234,13 @@ def _token():
     given = knob("server_token_dir")
     token_dir = Path(os.path.expanduser(given)).resolve() if given else None
     local = artifacts.ensure_token(host.name, token_dir)
-    op = files.put(
+    op = ops.put_secret(
         name="Upload the bearer token",
         src=str(local),
         dest=TOKEN_PATH,
         user="root",
-        group=knob("service_user"),
-        mode="640",
+        group="root",
+        mode="600",
     )
     return op, TOKEN_PATH
 
@@ -254,7 +277,6 @@ def _inferops():
         backend=knob("server_backend"),
         max_batch_size=knob("server_max_batch_size"),
         max_queue_delay_ms=knob("server_max_queue_delay_ms"),
-        token_path=token_path,
         extra_env={k: env_quote(v) for k, v in knob("server_extra_env").items()},
     )
     unit_op = files.template(
@@ -267,8 +289,10 @@ def _inferops():
         env_path=ENV_PATH,
         state_dir=STATE_DIR,
         nofile=knob("nofile_limit"),
-        # GPUs are device nodes: only hide /dev when there is none.
-        private_devices=not host.get_fact(NvidiaGpus),
+        # GPUs are device nodes: a private /dev would hide them, so GPU nodes get a closed
+        # device policy that allows only the NVIDIA character devices instead.
+        gpu=bool(host.get_fact(NvidiaGpus)),
+        token_path=token_path,
     )
     _run_and_verify(SERVICE, unit_op, [unit_op, env_op, model_op, wheel_op, token_op])
 
@@ -329,18 +353,25 @@ def _triton():
         max_queue_delay_us=int(knob("server_max_queue_delay_ms") * 1000),
     )
     files.directory(name=f"Open {repo} to the container", path=repo, mode="755")
+    image = knob("triton_image")
+    require(bool(image), "triton_image", "required with server_runtime = triton (pin by digest)")
+    pull_op = ops.docker_pull(name="Pull the Triton image (once per digest)", image=image)
     unit_op = files.template(
         name=f"Write the {TRITON_SERVICE} unit",
         src=template("inferops-triton.service.j2"),
         dest=f"/etc/systemd/system/{TRITON_SERVICE}.service",
         mode="644",
-        image=knob("triton_image"),
+        image=image,
         model_repository=repo,
         bind=knob("server_bind"),
         port=knob("server_port"),
     )
-    # The first start pulls a multi-GB image: allow 15 minutes before calling it failed.
-    # docker-proxy owns the published port, not the unit's cgroup: no owner check.
+    # The image is pulled above, never at start (--pull=never); loading models still
+    # takes a while. docker-proxy owns the published port, not the unit's cgroup: no owner check.
     _run_and_verify(
-        TRITON_SERVICE, unit_op, [unit_op, config_op, model_op], attempts=900, owner_port=False
+        TRITON_SERVICE,
+        unit_op,
+        [unit_op, config_op, model_op, pull_op],
+        attempts=300,
+        owner_port=False,
     )

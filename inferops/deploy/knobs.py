@@ -246,6 +246,15 @@ def image_tag() -> Check:
     return string(pattern=r"^\S+:\S+$", what="an image:tag")
 
 
+def image_digest(none=False) -> Check:
+    """An image pinned by content: ``repo[:tag]@sha256:<64 hex>`` (a tag can be moved)."""
+    return string(
+        none=none,
+        pattern=r"^[^\s@]+@sha256:[0-9a-f]{64}$",
+        what="an image pinned by digest (repo[:tag]@sha256:<64 hex>)",
+    )
+
+
 def proxy_map() -> Check:
     allowed = ("http", "https", "no_proxy")
 

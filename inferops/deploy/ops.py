@@ -6,13 +6,22 @@ matches, so a converged host reports 0 changed operations.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
-from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.rpm import RpmPackages
+from pyinfra.operations.util import files as file_utils
 
-from inferops.deploy.facts import AptHolds, FileText, PipFreeze, normalize_dist_name
+from inferops.deploy.facts import (
+    AptHolds,
+    DockerImageId,
+    FileText,
+    PipFreeze,
+    normalize_dist_name,
+)
 
 _SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?:==(.+))?$")
 
@@ -120,3 +129,47 @@ def pip_replace(pip: str, wanted: str, other: str):
         return
     yield StringCommand(QuoteString(pip), "uninstall", "-y", QuoteString(other))
     yield StringCommand(QuoteString(pip), "install", "--force-reinstall", QuoteString(wanted))
+
+
+@operation()
+def put_secret(src: str, dest: str, user: str, group: str, mode: str):
+    """Upload a secret (the bearer token) when its sha256 differs from the remote copy.
+
+    Unlike ``files.put`` it never shows the content: with ``--diff``, pyinfra prints
+    every uploaded text file line by line, which would put the secret in logs.
+
+    + src: local file
+    + dest, user, group, mode: where and how it lands on the host
+    """
+    with open(src, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    if host.get_fact(Sha256File, path=dest) != digest:
+        if host.state.config.DIFF:
+            host.log(f"Will upload {dest} (a secret: content not shown)", logger.info)
+        yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
+        yield file_utils.chown(dest, user, group)
+        yield file_utils.chmod(dest, mode)
+        return
+    info = host.get_fact(File, path=dest) or {}
+    changed = False
+    if (info.get("user"), info.get("group")) != (user, group):
+        changed = True
+        yield file_utils.chown(dest, user, group)
+    if str(info.get("mode")) != str(mode):
+        changed = True
+        yield file_utils.chmod(dest, mode)
+    if not changed:
+        host.noop(f"{dest} already up to date (secret)")
+
+
+@operation()
+def docker_pull(image: str):
+    """``docker pull`` an image reference unless the daemon already has it.
+
+    With a digest reference (``repo@sha256:...``) "present" means "exactly this
+    image", so the pull happens once per digest, never on a service start.
+    """
+    if host.get_fact(DockerImageId, image=image):
+        host.noop(f"{image} already pulled")
+        return
+    yield StringCommand("docker", "pull", QuoteString(image))

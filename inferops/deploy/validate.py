@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from inferops.deploy.catalog import ALL_DEFAULTS, KNOBS
+from inferops.deploy.server_rules import is_loopback
 
 # The schema is the knob declarations themselves: name -> Knob (default, check, doc).
 SCHEMA = KNOBS
@@ -77,6 +78,24 @@ def validate_data(data: dict[str, Any]) -> list[tuple[str, str]]:
 def _cross_checks(data: dict[str, Any]) -> list[tuple[str, str]]:
     """Combinations that are each valid alone but cannot work together."""
     problems = []
+    if data.get("server_runtime") == "triton":
+        if not data.get("triton_image"):
+            problems.append(
+                (
+                    "triton_image",
+                    "required with server_runtime=triton: pin the image by digest "
+                    "(nvcr.io/nvidia/tritonserver:<tag>@sha256:<digest>)",
+                )
+            )
+        bind = data.get("server_bind", "")
+        if isinstance(bind, str) and not is_loopback(bind) and not data.get("triton_insecure"):
+            problems.append(
+                (
+                    "server_bind",
+                    f"Triton has no authentication: bind 127.0.0.1 (behind your authenticating "
+                    f"proxy), or set triton_insecure = true to publish it on {bind}",
+                )
+            )
     if data.get("server_runtime") == "triton" and data.get("server_backend") == "openvino":
         problems.append(("server_backend", "openvino is not available with server_runtime=triton"))
     if data.get("python_env") == "conda" and not data.get("miniforge_sha256"):

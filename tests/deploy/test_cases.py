@@ -15,7 +15,8 @@ Case keys:
   ``order`` (fragments whose first matching commands appear in this order),
   ``error`` (fragment of the PyinfraError raised before any change).
 
-``$MODEL`` / ``$WHEEL`` become the fixture paths, ``$WHEEL_SHA256`` the wheel's digest.
+``$MODEL`` / ``$WHEEL`` become the fixture paths, ``$WHEEL_SHA256`` the wheel's digest,
+``$TOKEN_SHA256`` the digest of the host's bearer token (generated before the run).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pytest
 from pyinfra.api.exceptions import PyinfraError
 
 from inferops.deploy.accelerators import accelerators
-from inferops.deploy.artifacts import sha256_file
+from inferops.deploy.artifacts import ensure_token, sha256_file
 from inferops.deploy.base import base
 from inferops.deploy.container_toolkit import container_toolkit
 from inferops.deploy.cuda import cuda
@@ -74,6 +75,7 @@ def test_case(case_path, tiny_model, fake_wheel):
         "$MODEL": str(tiny_model),
         "$WHEEL_SHA256": sha256_file(fake_wheel),
         "$WHEEL": str(fake_wheel),
+        "$TOKEN_SHA256": sha256_file(ensure_token("node1")),
     }
     data = {"server_model_path": str(tiny_model), "inferops_wheel": str(fake_wheel)}
     data.update(_substitute(case.get("data", {}), mapping))

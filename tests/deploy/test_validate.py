@@ -224,3 +224,36 @@ def test_server_extra_env_cannot_inject_lines(env):
 def test_server_extra_env_plain_values_pass():
     env = {"OMP_NUM_THREADS": "4", "HTTPS_PROXY": "http://p:3128", "X": 'quote " and \\ ok'}
     assert validate_data({**ALL_DEFAULTS, "server_extra_env": env}) == []
+
+
+# ---- issue 8: Triton is not published unauthenticated, and its image is pinned ----
+
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-py3@sha256:" + "ab" * 32
+TRITON = {"server_runtime": "triton", "container_toolkit": True, "triton_image": TRITON_IMAGE}
+
+
+def test_triton_on_a_public_address_needs_an_explicit_opt_in():
+    problems = validate_data({**ALL_DEFAULTS, **TRITON, "server_bind": "0.0.0.0"})
+    assert [key for key, _ in problems] == ["server_bind"]
+    assert "Triton has no authentication" in problems[0][1]
+    opted_in = {**ALL_DEFAULTS, **TRITON, "server_bind": "0.0.0.0", "triton_insecure": True}
+    assert validate_data(opted_in) == []
+    assert validate_data({**ALL_DEFAULTS, **TRITON, "server_bind": "127.0.0.1"}) == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "nvcr.io/nvidia/tritonserver:24.08-py3",  # a tag can be moved
+        "nvcr.io/nvidia/tritonserver@sha256:abc",
+        "nvcr.io/nvidia/tritonserver:24.08-py3@sha256:" + "AB" * 32,
+    ],
+)
+def test_triton_image_must_be_pinned_by_digest(image):
+    data = {**ALL_DEFAULTS, **TRITON, "server_bind": "127.0.0.1", "triton_image": image}
+    assert [key for key, _ in validate_data(data)] == ["triton_image"]
+
+
+def test_triton_without_an_image_is_refused():
+    data = {**ALL_DEFAULTS, **TRITON, "server_bind": "127.0.0.1", "triton_image": None}
+    assert [key for key, _ in validate_data(data)] == ["triton_image"]
