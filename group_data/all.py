@@ -126,22 +126,17 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # pip_ca_cert = None
 # ONNX Runtime flavour (onnxruntime-gpu on CUDA nodes) ('onnxruntime' | 'onnxruntime-gpu')
 # onnxruntime_package = 'onnxruntime'
-# what `inferops serve` imports (the wheel itself goes in with --no-deps)
-# server_requirements = ['numpy',
-#     'onnx',
-#     'fastapi',
-#     'uvicorn',
-#     'prometheus-client',
-#     'orjson',
-#     'psutil']
-# extra pip packages
+# OpenVINO in the env (server_backend openvino): installed from the lock that includes it, then
+# imported for real
+# openvino = False
+# your own hash-pinned lock (made like templates/deploy/requirements/*.txt) instead of the shipped
+# one for this onnxruntime_package/openvino
+# python_requirements_lock = None
+# extra pip packages, installed after the lock WITHOUT hash checking: prefer your own
+# python_requirements_lock
 # python_packages = []
 
 # ---- accelerators ----
-# install OpenVINO into the env (server_backend openvino)
-# openvino = False
-# pinned OpenVINO (None: latest)
-# openvino_version = None
 # install TensorRT into the env (GPU nodes)
 # tensorrt = False
 # TensorRT pip package (NVIDIA's wheels)

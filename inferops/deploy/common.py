@@ -164,3 +164,8 @@ def metrics_check_command(
         f"echo '{what} serving {url}' && exit 0; sleep 1; done; "
         f"{journal}echo '{what} not serving {url}' >&2; exit 1"
     )
+
+
+def import_check_command(python: str, module: str) -> str:
+    """A command that exits non-zero, with Python's error, if ``module`` cannot be imported."""
+    return f"{python} -c 'import {module}; print(\"{module}\", {module}.__version__)'"

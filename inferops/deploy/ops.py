@@ -118,17 +118,42 @@ def dnf_module_install(module: str, stream: str, package: str, version_prefix: s
 
 @operation()
 def pip_replace(pip: str, wanted: str, other: str):
-    """Swap a package for a conflicting flavour (``onnxruntime`` <-> ``onnxruntime-gpu``).
+    """Make room for a conflicting flavour (``onnxruntime`` <-> ``onnxruntime-gpu``).
 
-    Both install the same module; having both breaks whichever is removed later, so
-    the other one is uninstalled and the wanted one (re)installed over the freed files.
+    Both install the same module; removing one breaks the files of the other, so
+    when ``other`` is installed both go, and the locked install that follows puts
+    ``wanted`` back cleanly.
     """
     installed = host.get_fact(PipFreeze, pip=pip)
     if normalize_dist_name(other) not in installed:
         host.noop(f"pip: {other} not installed")
         return
-    yield StringCommand(QuoteString(pip), "uninstall", "-y", QuoteString(other))
-    yield StringCommand(QuoteString(pip), "install", "--force-reinstall", QuoteString(wanted))
+    present = [p for p in (other, wanted) if normalize_dist_name(p) in installed]
+    yield StringCommand(QuoteString(pip), "uninstall", "-y", *[QuoteString(p) for p in present])
+
+
+@operation()
+def pip_install_locked(pip: str, lock: str, digest: str, marker: str, pins: dict[str, str]):
+    """``pip install --require-hashes -r lock`` unless this lock is already installed.
+
+    Installed means: ``marker`` holds the lock's sha256 (written only after pip
+    succeeds, so an interrupted install is retried) and every unconditional pin is
+    present at its version (so a package removed or changed by hand is put back).
+
+    + pip: path of the environment's pip
+    + lock: remote path of the uploaded lock
+    + digest, marker: the lock's sha256 and where it is recorded once installed
+    + pins: ``{name: version}`` the environment must have
+    """
+    installed = host.get_fact(PipFreeze, pip=pip)
+    drift = sorted(name for name, version in pins.items() if installed.get(name) != version)
+    if host.get_fact(FileText, path=marker) == digest and not drift:
+        host.noop(f"pip: {lock} already installed")
+        return
+    yield StringCommand(
+        QuoteString(pip), "install", "--require-hashes", "-r", QuoteString(lock),
+        "&&", "echo", digest, ">", QuoteString(marker),
+    )  # fmt: skip
 
 
 @operation()

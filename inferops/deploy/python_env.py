@@ -9,19 +9,28 @@ proxy knobs (air-gap mirrors), via ``pip.conf`` inside the environment.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import files, pip, server
 
-from inferops.deploy import ops
-from inferops.deploy.common import download_args, install_packages, require, template
+from inferops.deploy import locks, ops
+from inferops.deploy.common import (
+    download_args,
+    import_check_command,
+    install_packages,
+    require,
+    template,
+)
 from inferops.deploy.downloads import download_verified
 from inferops.deploy.knobs import (
     PIP_PIN,
     Knob,
+    boolean,
     choice,
     declare,
     knob,
@@ -31,7 +40,14 @@ from inferops.deploy.knobs import (
     string,
     url,
 )
-from inferops.deploy.layout import CONFIG_DIR, DOWNLOAD_DIR, OPT_DIR, env_pip, env_prefix
+from inferops.deploy.layout import (
+    CONFIG_DIR,
+    DOWNLOAD_DIR,
+    OPT_DIR,
+    env_pip,
+    env_prefix,
+    env_python,
+)
 from inferops.deploy.platform import detect
 
 PIP_CA_PATH = f"{CONFIG_DIR}/pip-ca.pem"
@@ -77,19 +93,40 @@ KNOBS = (
         "ONNX Runtime flavour (onnxruntime-gpu on CUDA nodes)",
     ),
     Knob(
-        "server_requirements",
-        ["numpy", "onnx", "fastapi", "uvicorn", "prometheus-client", "orjson", "psutil"],
-        str_list(PIP_PIN, "requirement"),
-        "what `inferops serve` imports (the wheel itself goes in with --no-deps)",
+        "openvino",
+        False,
+        boolean(),
+        "OpenVINO in the env (server_backend openvino): installed from the lock that includes "
+        "it, then imported for real",
     ),
-    Knob("python_packages", [], str_list(PIP_PIN, "requirement"), "extra pip packages"),
+    Knob(
+        "python_requirements_lock",
+        None,
+        local_file(),
+        "your own hash-pinned lock (made like templates/deploy/requirements/*.txt) instead of "
+        "the shipped one for this onnxruntime_package/openvino",
+    ),
+    Knob(
+        "python_packages",
+        [],
+        str_list(PIP_PIN, "requirement"),
+        "extra pip packages, installed after the lock WITHOUT hash checking: prefer your own "
+        "python_requirements_lock",
+    ),
 )
 DEFAULTS = declare(__name__, KNOBS)
 
+REMOTE_LOCK = f"{OPT_DIR}/requirements.lock.txt"
 
-def requirements() -> list[str]:
-    """What pip puts in the environment for the server (TensorRT/OpenVINO: ``accelerators``)."""
-    return [knob("onnxruntime_package"), *knob("server_requirements"), *knob("python_packages")]
+
+def lock_file() -> Path:
+    """The lock to install: the user's, else the shipped one for the flavour/OpenVINO."""
+    given = knob("python_requirements_lock")
+    if given:
+        path = Path(given).expanduser()
+        require(path.is_file(), "python_requirements_lock", f"no such local file: {given}")
+        return path
+    return locks.lock_path(knob("onnxruntime_package"), knob("openvino"))
 
 
 @deploy("inferops python environment", data_defaults=DEFAULTS)
@@ -101,6 +138,15 @@ def python_env():
         _conda(platform)
     else:
         _venv(platform)
+    _requirements()
+
+
+def _requirements() -> None:
+    """The server's requirements from a hash-pinned lock (``pip install --require-hashes``),
+    OpenVINO's import check, then any unlocked extras."""
+    lock = lock_file()
+    text = lock.read_text()
+    files.put(name="Upload the requirements lock", src=str(lock), dest=REMOTE_LOCK, mode="644")
     wanted = knob("onnxruntime_package")
     other = "onnxruntime-gpu" if wanted == "onnxruntime" else "onnxruntime"
     ops.pip_replace(
@@ -108,14 +154,29 @@ def python_env():
         pip=env_pip(),
         wanted=wanted,
         other=other,
-        **download_args(),
     )
-    ops.pip_install(
-        name="Install server requirements into the environment",
+    install = ops.pip_install_locked(
+        name="Install server requirements into the environment (hash-checked lock)",
         pip=env_pip(),
-        packages=requirements(),
+        lock=REMOTE_LOCK,
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+        marker=f"{env_prefix()}/.inferops-requirements.sha256",
+        pins=locks.unconditional_pins(text),
         **download_args(),
     )
+    if knob("openvino"):
+        server.shell(
+            name="Check that openvino imports",
+            commands=[import_check_command(env_python(), "openvino")],
+            _if=install.did_change,
+        )
+    if knob("python_packages"):
+        ops.pip_install(
+            name="Install extra python_packages (not hash-checked)",
+            pip=env_pip(),
+            packages=list(knob("python_packages")),
+            **download_args(),
+        )
 
 
 def _pip_config(dest: str) -> None:
@@ -190,7 +251,6 @@ def _conda(platform) -> None:
         env_name=knob("conda_env_name"),
         python_version=knob("conda_python_version"),
         channels=knob("conda_channels"),
-        pip_requirements=requirements(),
     )
     _pip_config(SHARED_PIP_CONF)
     conda_env = {**download_args().get("_env", {}), "PIP_CONFIG_FILE": SHARED_PIP_CONF}

@@ -43,7 +43,7 @@ def test_defaults_are_valid():
         ("proxy", "http://p:3128", "expected None or a mapping"),
         ("base_packages", "curl", "expected a list of strings"),
         ("base_packages", ["curl; rm -rf /"], "bad package name"),
-        ("server_requirements", ["numpy>=2"], "bad requirement 'numpy>=2'"),
+        ("python_packages", ["numpy>=2"], "bad requirement 'numpy>=2'"),
         ("sysctl", {"net.core.somaxconn": True}, "net.core.somaxconn: expected int/str"),
         ("cuda_repo_url", "mirror.internal/cuda", "not a URL"),
         ("venv_path", "opt/venv", "not an absolute path"),
