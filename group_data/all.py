@@ -4,84 +4,25 @@ uncomment and change it here, in group_data/<group>.py, or per host in the fleet
 Precedence (pyinfra): fleet host data > group_data/<group>.py > this file > component DEFAULTS.
 Every value is validated (type, allowed values) before pyinfra connects: see
 inferops/deploy/validate.py and docs/provisioning.md.
+
+GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
+`python -m inferops.deploy.catalog`: edit those, not these comments.
 """
 
 
-# ---- base ----
-# HTTP(S) proxy for downloads: {'http':..., 'https':..., 'no_proxy':...}
+# ---- common ----
+# HTTP(S) proxy for every download: {'http': ..., 'https': ..., 'no_proxy': ...}
 # proxy = None
-# seconds an apt index stays fresh before apt-get update
+# seconds an apt index stays fresh: apt-get update runs only when a package is missing AND the
+# index is older than this
 # apt_cache_time = 3600
-# packages every node gets
-# base_packages = ['ca-certificates', 'curl', 'pciutils', 'procps', 'python3']
-# site-specific extra packages
-# base_extra_packages = []
-# time sync daemon ('timesyncd' | 'chrony' | 'none')
-# time_sync = 'timesyncd'
-# kernel settings for serving
-# sysctl = {'net.core.somaxconn': 4096,
-#      'net.ipv4.tcp_max_syn_backlog': 8192,
-#      'net.ipv4.ip_local_port_range': '1024 65000',
-#      'fs.file-max': 2097152}
-# open-files limit for the service user and unit
-# nofile_limit = 1048576
-# system user the server runs as
+
+# ---- layout ----
+# system user the server runs as (owns /var/lib/inferops)
 # service_user = 'inferops'
-# seconds to wait for a host to come back after reboot
-# reboot_timeout = 600
-
-# ---- nvidia_repos ----
-# NVIDIA CUDA repo base (mirror for air-gap)
-# cuda_repo_url = 'https://developer.download.nvidia.com/compute/cuda/repos'
-# cuda-keyring package version
-# cuda_keyring_version = '1.1-1'
-# sha256 of the cuda-keyring .deb
-# cuda_keyring_sha256 = None
-# CUDA RPM signing key URL template ({repo}, {distro}, {arch})
-# cuda_rpm_key_url = '{repo}/{distro}/{arch}/D42D0685.pub'
-# sha256 of the CUDA RPM signing key
-# cuda_rpm_key_sha256 = None
-# Debian mirror for contrib/non-free (distro driver)
-# debian_mirror_url = 'http://deb.debian.org/debian'
-# Debian security mirror
-# debian_security_url = 'http://security.debian.org/debian-security'
-
-# ---- nvidia_driver ----
-# driver branch
-# nvidia_driver_branch = '570'
-# where the driver comes from ('auto' | 'cuda_repo' | 'distro')
-# nvidia_driver_source = 'auto'
-# open kernel modules
-# nvidia_driver_open = False
-# install even when no NVIDIA GPU is detected
-# nvidia_driver_force = False
-# enable nvidia-persistenced
-# nvidia_persistenced = True
-# reboot when the driver package changed
-# nvidia_reboot = True
-# on kernel/library version mismatch ('fail' | 'reboot')
-# nvidia_mismatch_action = 'fail'
-
-# ---- cuda ----
-# CUDA toolkit version
-# cuda_version = '12.6'
-# where the toolkit comes from ('auto' | 'cuda_repo' | 'distro')
-# cuda_source = 'auto'
-
-# ---- container_toolkit ----
-# install docker + NVIDIA container toolkit
-# container_toolkit = False
-# runtime nvidia-ctk configures ('docker' | 'containerd')
-# container_runtime = 'docker'
-# libnvidia-container repo base
-# container_toolkit_repo_url = 'https://nvidia.github.io/libnvidia-container'
-# libnvidia-container signing key
-# container_toolkit_key_url = 'https://nvidia.github.io/libnvidia-container/gpgkey'
-# sha256 of that key
-# container_toolkit_key_sha256 = None
-
-# ---- python_env ----
-# how the Python environment is built ('venv' | 'conda')
+# open-files limit for the service user (limits.d) and systemd units (DefaultLimitNOFILE)
+# nofile_limit = 1048576
+# how the Python environment is built: distro python3-venv, or Miniforge conda ('venv' | 'conda')
 # python_env = 'venv'
 # venv location
 # venv_path = '/opt/inferops/venv'
@@ -89,15 +30,91 @@ inferops/deploy/validate.py and docs/provisioning.md.
 # conda_prefix = '/opt/conda'
 # conda environment name
 # conda_env_name = 'inferops'
+
+# ---- gpu ----
+# install the GPU parts even when no NVIDIA GPU is detected (image builds, GPUs attached later)
+# nvidia_driver_force = False
+
+# ---- base ----
+# packages every node gets (curl: downloads and checks; pciutils: lspci; python3: venv)
+# base_packages = ['ca-certificates', 'curl', 'pciutils', 'procps', 'python3']
+# site-specific extras
+# base_extra_packages = []
+# time sync daemon (skipped in containers: the outer host owns the clock) ('timesyncd' | 'chrony' |
+# 'none')
+# time_sync = 'timesyncd'
+# kernel settings for serving, written to /etc/sysctl.d/90-inferops.conf and applied when it
+# changes
+# sysctl = {'net.core.somaxconn': 4096,
+#     'net.ipv4.tcp_max_syn_backlog': 8192,
+#     'net.ipv4.ip_local_port_range': '1024 65000',
+#     'fs.file-max': 2097152}
+
+# ---- nvidia_repos ----
+# NVIDIA's CUDA repo base; point at a mirror for air-gapped fleets
+# cuda_repo_url = 'https://developer.download.nvidia.com/compute/cuda/repos'
+# cuda-keyring package version
+# cuda_keyring_version = '1.1-1'
+# sha256 of cuda-keyring_<version>_all.deb from that repo (required for the apt repo)
+# cuda_keyring_sha256 = None
+# RHEL-family: CUDA RPM signing key URL template ({repo}, {distro}, {arch})
+# cuda_rpm_key_url = '{repo}/{distro}/{arch}/D42D0685.pub'
+# sha256 of the CUDA RPM signing key (required for the dnf repo)
+# cuda_rpm_key_sha256 = None
+# Debian 12 distro driver: where contrib/non-free/non-free-firmware come from
+# debian_mirror_url = 'http://deb.debian.org/debian'
+# Debian security mirror
+# debian_security_url = 'http://security.debian.org/debian-security'
+
+# ---- nvidia_driver ----
+# pinned driver branch
+# nvidia_driver_branch = '570'
+# where the driver comes from; auto: NVIDIA's CUDA repo when cuda_keyring_sha256 is set (always on
+# RHEL), else the distro ('auto' | 'cuda_repo' | 'distro')
+# nvidia_driver_source = 'auto'
+# open GPU kernel modules (required for Blackwell, recommended from Turing on)
+# nvidia_driver_open = False
+# enable nvidia-persistenced (persistence mode)
+# nvidia_persistenced = True
+# reboot when (and only when) the driver packages changed; false: tell the operator
+# nvidia_reboot = True
+# loaded kernel module != installed library: fail (naming both versions) or reboot ('fail' |
+# 'reboot')
+# nvidia_mismatch_action = 'fail'
+# seconds to wait for a host to come back after a driver reboot
+# reboot_timeout = 600
+
+# ---- cuda ----
+# CUDA toolkit major.minor; the repo package is cuda-toolkit-<major>-<minor>
+# cuda_version = '12.6'
+# where the toolkit comes from; auto: NVIDIA's repo when its checksum is configured (always on
+# RHEL), else the distro ('auto' | 'cuda_repo' | 'distro')
+# cuda_source = 'auto'
+
+# ---- container_toolkit ----
+# install docker + the NVIDIA container toolkit (Triton, container-mode dcgm-exporter)
+# container_toolkit = False
+# the runtime `nvidia-ctk runtime configure` wires the NVIDIA runtime into ('docker' |
+# 'containerd')
+# container_runtime = 'docker'
+# libnvidia-container repo base
+# container_toolkit_repo_url = 'https://nvidia.github.io/libnvidia-container'
+# libnvidia-container signing key
+# container_toolkit_key_url = 'https://nvidia.github.io/libnvidia-container/gpgkey'
+# sha256 of that key file (required: no unverified key is trusted)
+# container_toolkit_key_sha256 = None
+
+# ---- python_env ----
 # Python in the conda env
 # conda_python_version = '3.11'
-# conda channels (mirror URLs allowed)
+# conda channels (names or mirror URLs)
 # conda_channels = ['conda-forge']
 # pinned Miniforge release
 # miniforge_version = '24.11.3-0'
 # installer URL template ({version}, {arch})
 # miniforge_url = 'https://github.com/conda-forge/miniforge/releases/download/{version}/Miniforge3-{version}-Linux-{arch}.sh'
-# installer sha256 per arch
+# installer sha256 per arch ({'x86_64': ..., 'aarch64': ...}) from the release's .sha256 files;
+# required for python_env = conda: no unverified installer ever runs
 # miniforge_sha256 = {}
 # pip index (PyPI mirror)
 # pip_index_url = None
@@ -105,37 +122,39 @@ inferops/deploy/validate.py and docs/provisioning.md.
 # pip_extra_index_urls = []
 # hosts pip trusts without TLS verification
 # pip_trusted_hosts = []
-# local CA bundle uploaded and given to pip
+# local CA bundle, uploaded and given to pip
 # pip_ca_cert = None
-# ONNX Runtime flavour ('onnxruntime' | 'onnxruntime-gpu')
+# ONNX Runtime flavour (onnxruntime-gpu on CUDA nodes) ('onnxruntime' | 'onnxruntime-gpu')
 # onnxruntime_package = 'onnxruntime'
-# pip packages the server needs
-# server_requirements = ['numpy', 'onnx', 'fastapi', 'uvicorn', 'prometheus-client', 'orjson', 'psutil']
-# extra pip packages
+# OpenVINO in the env (server_backend openvino): installed from the lock that includes it, then
+# imported for real
+# openvino = False
+# your own hash-pinned lock (made like templates/deploy/requirements/*.txt) instead of the shipped
+# one for this onnxruntime_package/openvino
+# python_requirements_lock = None
+# extra pip packages, installed after the lock WITHOUT hash checking: prefer your own
+# python_requirements_lock
 # python_packages = []
 
 # ---- accelerators ----
-# install OpenVINO into the env
-# openvino = False
-# pinned OpenVINO
-# openvino_version = None
-# install TensorRT into the env
+# install TensorRT into the env (GPU nodes)
 # tensorrt = False
-# TensorRT pip package
+# TensorRT pip package (NVIDIA's wheels)
 # tensorrt_package = 'tensorrt-cu12'
-# pinned TensorRT
+# pinned TensorRT (None: latest)
 # tensorrt_version = None
 
 # ---- inference_server ----
-# reference server or Triton container ('inferops' | 'triton')
+# the reference server, or Triton in its NGC container (needs container_toolkit) ('inferops' |
+# 'triton')
 # server_runtime = 'inferops'
-# embedded model to build and serve ('mlp' | 'cnn' | 'dense')
+# embedded model built on the control machine and served ('mlp' | 'cnn' | 'dense')
 # server_model = 'mlp'
-# user .onnx on the control machine (overrides server_model)
+# your own .onnx on the control machine (takes precedence over server_model)
 # server_model_path = None
-# name served (defaults to the model)
+# name the model is served under (default: server_model or the file's stem)
 # server_model_name = None
-# listen address
+# listen address (an IP or 'localhost'); not loopback => a bearer token is generated and required
 # server_bind = '0.0.0.0'
 # listen port
 # server_port = 8000
@@ -143,37 +162,46 @@ inferops/deploy/validate.py and docs/provisioning.md.
 # server_backend = 'onnxruntime'
 # dynamic batching: max batch
 # server_max_batch_size = 8
-# dynamic batching: max wait (ms)
+# dynamic batching: longest a request waits for others (ms, 0-60000)
 # server_max_queue_delay_ms = 2.0
-# extra environment for the server
+# extra environment for the server process (written to server.env, one line each)
 # server_extra_env = {}
-# where tokens are kept on the control machine
+# where bearer tokens live on the control machine (0700 dir, 0600 files); None: .inferops/tokens
+# under the directory pyinfra runs in
 # server_token_dir = None
-# check the service is up after a change
+# after a change, wait until the unit is active and the port answers
 # server_verify = True
-# prebuilt inferops wheel (else built from this repo)
+# a prebuilt inferops wheel (else one is built from this checkout and cached)
 # inferops_wheel = None
-# Triton NGC image
-# triton_image = 'nvcr.io/nvidia/tritonserver:24.08-py3'
+# Triton NGC image pinned by digest, required with server_runtime = triton:
+# nvcr.io/nvidia/tritonserver:24.08-py3@sha256:<digest> (from `docker buildx imagetools inspect` or
+# your registry); pulled once, never on a service start
+# triton_image = None
+# publish Triton (which has no authentication) on a non-loopback server_bind; without it Triton
+# must bind loopback, behind your own authenticating proxy
+# triton_insecure = False
 # Triton model repository on the host
 # triton_model_repository = '/var/lib/inferops/triton'
 
 # ---- node_exporter ----
-# distro package or tarball ('auto' | 'package' | 'tarball')
+# auto: the distro package on Debian/Ubuntu, the release tarball on RHEL-family ('auto' | 'package'
+# | 'tarball')
 # node_exporter_source = 'auto'
-# pinned node_exporter release
+# pinned node_exporter release (tarball source)
 # node_exporter_version = '1.8.2'
-# tarball URL template ({version}, {arch})
+# tarball URL template ({version}, {arch}); point at a mirror for air-gapped fleets
 # node_exporter_url = 'https://github.com/prometheus/node_exporter/releases/download/v{version}/node_exporter-{version}.linux-{arch}.tar.gz'
-# tarball sha256 per arch
+# tarball sha256 per arch ({'x86_64': ..., 'aarch64': ...}) from the release's sha256sums.txt;
+# required for the tarball source
 # node_exporter_sha256 = {}
 # listen address
 # node_exporter_listen = ':9100'
 
 # ---- dcgm_exporter ----
-# run dcgm-exporter
+# run dcgm-exporter (GPU metrics for Prometheus)
 # dcgm_exporter = False
-# how dcgm-exporter runs ('container' | 'binary')
+# container: the NGC image with docker (needs container_toolkit); binary: a dcgm-exporter binary
+# from dcgm_exporter_binary_url ('container' | 'binary')
 # dcgm_exporter_mode = 'container'
 # dcgm-exporter image
 # dcgm_exporter_image = 'nvcr.io/nvidia/k8s/dcgm-exporter:3.3.8-3.6.0-ubuntu22.04'

@@ -6,39 +6,43 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 
-from inferops.deploy.common import install_packages, knob, template
+from inferops.deploy.common import install_packages, template
 from inferops.deploy.facts import ContainerVirt
+from inferops.deploy.knobs import DEB_NAME, Knob, choice, declare, knob, str_list, str_map
+from inferops.deploy.layout import CONFIG_DIR, STATE_DIR
 from inferops.deploy.platform import detect
 
 SYSCTL_FILE = "/etc/sysctl.d/90-inferops.conf"
 LIMITS_FILE = "/etc/security/limits.d/90-inferops.conf"
 SYSTEMD_LIMITS_FILE = "/etc/systemd/system.conf.d/90-inferops-limits.conf"
-STATE_DIR = "/var/lib/inferops"
-CONFIG_DIR = "/etc/inferops"
 
-DEFAULTS = {
-    # HTTP(S) proxy for every download: {"http": ..., "https": ..., "no_proxy": ...} or None.
-    "proxy": None,
-    # apt-get update runs only when a package is missing AND the index is older than this.
-    "apt_cache_time": 3600,
-    # pciutils: lspci for operators; curl: files.download; python3: venv and checks.
-    "base_packages": ["ca-certificates", "curl", "pciutils", "procps", "python3"],
-    "base_extra_packages": [],
-    # systemd-timesyncd, chrony or none (skipped in containers: the outer host owns the clock).
-    "time_sync": "timesyncd",
-    # Written to /etc/sysctl.d/90-inferops.conf, applied live when the file changes.
-    "sysctl": {
-        "net.core.somaxconn": 4096,
-        "net.ipv4.tcp_max_syn_backlog": 8192,
-        "net.ipv4.ip_local_port_range": "1024 65000",
-        "fs.file-max": 2097152,
-    },
-    # nofile for the service user (limits.d) and for systemd units (DefaultLimitNOFILE).
-    "nofile_limit": 1048576,
-    "service_user": "inferops",
-    # Seconds to wait for a host to come back after a reboot (driver changes only).
-    "reboot_timeout": 600,
-}
+KNOBS = (
+    Knob(
+        "base_packages",
+        ["ca-certificates", "curl", "pciutils", "procps", "python3"],
+        str_list(DEB_NAME, "package name"),
+        "packages every node gets (curl: downloads and checks; pciutils: lspci; python3: venv)",
+    ),
+    Knob("base_extra_packages", [], str_list(DEB_NAME, "package name"), "site-specific extras"),
+    Knob(
+        "time_sync",
+        "timesyncd",
+        choice("timesyncd", "chrony", "none"),
+        "time sync daemon (skipped in containers: the outer host owns the clock)",
+    ),
+    Knob(
+        "sysctl",
+        {
+            "net.core.somaxconn": 4096,
+            "net.ipv4.tcp_max_syn_backlog": 8192,
+            "net.ipv4.ip_local_port_range": "1024 65000",
+            "fs.file-max": 2097152,
+        },
+        str_map(values=(int, str)),
+        f"kernel settings for serving, written to {SYSCTL_FILE} and applied when it changes",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 @deploy("inferops base", data_defaults=DEFAULTS)

@@ -1,4 +1,5 @@
-"""Small helpers shared by the components: proxy env, package install, local state dir."""
+"""Small helpers shared by the components: proxy env, package install, local state dir,
+units kept running. Declares the knobs every component reads: ``proxy``, ``apt_cache_time``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
 from pyinfra.operations import apt, dnf, systemd
 
+from inferops.deploy.knobs import Knob, declare, integer, knob, proxy_map
 from inferops.deploy.platform import Platform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -22,18 +24,22 @@ def template(name: str) -> str:
     return str(TEMPLATES / name)
 
 
-_MISSING = object()
-
-
-def knob(key: str):
-    """A data value for the current host: host/group data, else the DEFAULTS of whichever
-    component declares the key (components read each other's knobs, e.g. ``openvino``)."""
-    value = host.data.get(key, _MISSING)
-    if value is _MISSING:
-        from inferops.deploy.defaults import ALL_DEFAULTS
-
-        return ALL_DEFAULTS[key]
-    return value
+KNOBS = (
+    Knob(
+        "proxy",
+        None,
+        proxy_map(),
+        "HTTP(S) proxy for every download: {'http': ..., 'https': ..., 'no_proxy': ...}",
+    ),
+    Knob(
+        "apt_cache_time",
+        3600,
+        integer(0),
+        "seconds an apt index stays fresh: apt-get update runs only when a package is "
+        "missing AND the index is older than this",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 def proxy_env() -> dict[str, str]:
@@ -158,3 +164,8 @@ def metrics_check_command(
         f"echo '{what} serving {url}' && exit 0; sleep 1; done; "
         f"{journal}echo '{what} not serving {url}' >&2; exit 1"
     )
+
+
+def import_check_command(python: str, module: str) -> str:
+    """A command that exits non-zero, with Python's error, if ``module`` cannot be imported."""
+    return f"{python} -c 'import {module}; print(\"{module}\", {module}.__version__)'"

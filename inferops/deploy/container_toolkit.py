@@ -14,9 +14,11 @@ from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from inferops.deploy.common import download_args, install_packages, knob, notice, require, template
+from inferops.deploy.common import download_args, install_packages, require, template
+from inferops.deploy.downloads import download_verified
 from inferops.deploy.facts import FileText
-from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
+from inferops.deploy.gpu import enabled_on_gpu
+from inferops.deploy.knobs import Knob, boolean, choice, declare, knob, sha256, url
 from inferops.deploy.platform import detect
 
 APT_KEY = "/etc/apt/keyrings/nvidia-container-toolkit.asc"
@@ -25,25 +27,45 @@ RPM_KEY = "/etc/pki/rpm-gpg/nvidia-container-toolkit.asc"
 RPM_REPO = "/etc/yum.repos.d/nvidia-container-toolkit.repo"
 RUNTIME_CONFIG = {"docker": "/etc/docker/daemon.json", "containerd": "/etc/containerd/config.toml"}
 
-DEFAULTS = {
-    "container_toolkit": False,
-    # Which runtime `nvidia-ctk runtime configure` wires the NVIDIA runtime into.
-    "container_runtime": "docker",
-    "container_toolkit_repo_url": "https://nvidia.github.io/libnvidia-container",
-    "container_toolkit_key_url": "https://nvidia.github.io/libnvidia-container/gpgkey",
-    # sha256 of that key file (required: no unverified key is trusted).
-    "container_toolkit_key_sha256": None,
-}
+KNOBS = (
+    Knob(
+        "container_toolkit",
+        False,
+        boolean(),
+        "install docker + the NVIDIA container toolkit (Triton, container-mode dcgm-exporter)",
+    ),
+    Knob(
+        "container_runtime",
+        "docker",
+        choice("docker", "containerd"),
+        "the runtime `nvidia-ctk runtime configure` wires the NVIDIA runtime into",
+    ),
+    Knob(
+        "container_toolkit_repo_url",
+        "https://nvidia.github.io/libnvidia-container",
+        url(),
+        "libnvidia-container repo base",
+    ),
+    Knob(
+        "container_toolkit_key_url",
+        "https://nvidia.github.io/libnvidia-container/gpgkey",
+        url(),
+        "libnvidia-container signing key",
+    ),
+    Knob(
+        "container_toolkit_key_sha256",
+        None,
+        sha256(),
+        "sha256 of that key file (required: no unverified key is trusted)",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 @deploy("NVIDIA container toolkit", data_defaults=DEFAULTS)
 def container_toolkit():
     """Install docker/containerd + nvidia-container-toolkit; register the NVIDIA runtime."""
-    if not knob("container_toolkit"):
-        host.noop("container toolkit: disabled (container_toolkit = false)")
-        return
-    if not gpu_present():
-        notice(NO_GPU.format(what="the NVIDIA container toolkit"))
+    if not enabled_on_gpu("container_toolkit", "container toolkit", "the NVIDIA container toolkit"):
         return
     platform = detect(host)
     digest = knob("container_toolkit_key_sha256")
@@ -52,13 +74,8 @@ def container_toolkit():
 
     if platform.family == "debian":
         files.directory(name="Create /etc/apt/keyrings", path="/etc/apt/keyrings", mode="755")
-        key = files.download(
-            name="Download the container toolkit repo key (sha256-verified)",
-            src=knob("container_toolkit_key_url"),
-            dest=APT_KEY,
-            sha256sum=digest,
-            mode="644",
-            **download_args(),
+        key = download_verified(
+            "the container toolkit repo key", knob("container_toolkit_key_url"), digest, APT_KEY
         )
         listing = files.template(
             name="Add the container toolkit apt source (signed-by)",
@@ -76,13 +93,8 @@ def container_toolkit():
         engine = "docker.io" if runtime == "docker" else "containerd"
         install_packages(platform, [engine], name=f"Install {engine}")
     else:
-        files.download(
-            name="Download the container toolkit repo key (sha256-verified)",
-            src=knob("container_toolkit_key_url"),
-            dest=RPM_KEY,
-            sha256sum=digest,
-            mode="644",
-            **download_args(),
+        download_verified(
+            "the container toolkit repo key", knob("container_toolkit_key_url"), digest, RPM_KEY
         )
         files.template(
             name="Add the container toolkit dnf repo (gpgcheck)",

@@ -11,19 +11,30 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from inferops.deploy.common import install_packages, knob, notice, template
-from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
-from inferops.deploy.nvidia_repos import cuda_repo, debian_nonfree, resolve_source
+from inferops.deploy.common import install_packages, template
+from inferops.deploy.gpu import gpu_or_skip
+from inferops.deploy.knobs import Knob, choice, declare, knob, string
+from inferops.deploy.nvidia_repos import prepare_source
 from inferops.deploy.platform import detect
 
 PROFILE = "/etc/profile.d/cuda.sh"
 
-DEFAULTS = {
-    # major.minor; the repo package is cuda-toolkit-<major>-<minor>.
-    "cuda_version": "12.6",
-    # auto: NVIDIA's repo when its checksum is configured (always on RHEL), else distro.
-    "cuda_source": "auto",
-}
+KNOBS = (
+    Knob(
+        "cuda_version",
+        "12.6",
+        string(pattern=r"^\d+\.\d+$", what="like 12.6"),
+        "CUDA toolkit major.minor; the repo package is cuda-toolkit-<major>-<minor>",
+    ),
+    Knob(
+        "cuda_source",
+        "auto",
+        choice("auto", "cuda_repo", "distro"),
+        "where the toolkit comes from; auto: NVIDIA's repo when its checksum is configured "
+        "(always on RHEL), else the distro",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 def toolkit_package(source: str) -> str:
@@ -39,15 +50,10 @@ def cuda_home(source: str) -> str:
 @deploy("CUDA toolkit", data_defaults=DEFAULTS)
 def cuda():
     """Install the pinned toolkit and its profile script; check ``nvcc`` after a change."""
-    if not gpu_present():
-        notice(NO_GPU.format(what="the CUDA toolkit"))
+    if not gpu_or_skip("the CUDA toolkit"):
         return
     platform = detect(host)
-    source = resolve_source(platform, "cuda_source")
-    if source == "cuda_repo":
-        cuda_repo(platform)
-    elif platform.distro == "debian":
-        debian_nonfree(platform)
+    source = prepare_source(platform, "cuda_source")
     package = toolkit_package(source)
     install = install_packages(platform, [package], name=f"Install {package} ({source})")
     home = cuda_home(source)

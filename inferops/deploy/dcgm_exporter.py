@@ -14,39 +14,56 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from inferops.deploy.common import (
-    download_args,
     install_packages,
     keep_running,
-    knob,
     metrics_check_command,
-    notice,
     template,
 )
-from inferops.deploy.nvidia_driver import NO_GPU, gpu_present
+from inferops.deploy.downloads import download_verified
+from inferops.deploy.gpu import enabled_on_gpu
+from inferops.deploy.knobs import (
+    Knob,
+    boolean,
+    choice,
+    declare,
+    image_tag,
+    knob,
+    listen_address,
+    sha256,
+    url,
+)
 from inferops.deploy.nvidia_repos import cuda_repo
 from inferops.deploy.platform import detect
 
 SERVICE = "inferops-dcgm-exporter"
 BINARY = "/usr/local/bin/dcgm-exporter"
 
-DEFAULTS = {
-    "dcgm_exporter": False,
-    "dcgm_exporter_mode": "container",
-    "dcgm_exporter_image": "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.8-3.6.0-ubuntu22.04",
-    "dcgm_exporter_binary_url": None,
-    "dcgm_exporter_binary_sha256": None,
-    "dcgm_exporter_listen": ":9400",
-}
+KNOBS = (
+    Knob("dcgm_exporter", False, boolean(), "run dcgm-exporter (GPU metrics for Prometheus)"),
+    Knob(
+        "dcgm_exporter_mode",
+        "container",
+        choice("container", "binary"),
+        "container: the NGC image with docker (needs container_toolkit); binary: a "
+        "dcgm-exporter binary from dcgm_exporter_binary_url",
+    ),
+    Knob(
+        "dcgm_exporter_image",
+        "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.8-3.6.0-ubuntu22.04",
+        image_tag(),
+        "dcgm-exporter image",
+    ),
+    Knob("dcgm_exporter_binary_url", None, url(none=True), "dcgm-exporter binary URL"),
+    Knob("dcgm_exporter_binary_sha256", None, sha256(), "dcgm-exporter binary sha256"),
+    Knob("dcgm_exporter_listen", ":9400", listen_address(":9400"), "listen address"),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 @deploy("dcgm-exporter", data_defaults=DEFAULTS)
 def dcgm_exporter():
     """Run dcgm-exporter under systemd; check it exports GPU metrics after a change."""
-    if not knob("dcgm_exporter"):
-        host.noop("dcgm-exporter: disabled (dcgm_exporter = false)")
-        return
-    if not gpu_present():
-        notice(NO_GPU.format(what="dcgm-exporter"))
+    if not enabled_on_gpu("dcgm_exporter", "dcgm-exporter", "dcgm-exporter"):
         return
     platform = detect(host)
     listen = knob("dcgm_exporter_listen")
@@ -58,13 +75,12 @@ def dcgm_exporter():
             name="Run nvidia-dcgm (hostengine)", service="nvidia-dcgm", running=True, enabled=True
         )
         inputs.append(
-            files.download(
-                name="Download dcgm-exporter (sha256-verified)",
-                src=knob("dcgm_exporter_binary_url"),
-                dest=BINARY,
-                sha256sum=knob("dcgm_exporter_binary_sha256"),
+            download_verified(
+                "dcgm-exporter",
+                knob("dcgm_exporter_binary_url"),
+                knob("dcgm_exporter_binary_sha256"),
+                BINARY,
                 mode="755",
-                **download_args(),
             )
         )
         exec_start = f"{BINARY} -a {listen}"

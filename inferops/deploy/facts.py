@@ -157,3 +157,15 @@ class AptHolds(FactBase):
 
     def process(self, output) -> list[str]:
         return [line.strip() for line in output if line.strip()]
+
+
+class DockerImageId(FactBase):
+    """Local id of a docker image reference, or ``""`` when the daemon does not have it."""
+
+    default = str
+
+    def command(self, image: str) -> str:
+        return f"docker image inspect --format '{{{{.Id}}}}' '{image}' 2>/dev/null || true"
+
+    def process(self, output) -> str:
+        return "\n".join(output).strip()

@@ -73,6 +73,15 @@ def _ssh_data(fields: dict[str, Any], where: str) -> dict[str, Any]:
     return data
 
 
+def _knobs(fields: dict[str, Any], where: str) -> dict[str, Any]:
+    data = fields.get("data", {})
+    if not isinstance(data, dict):
+        raise FleetError(
+            f"{where}: data: expected a table of knobs, got {type(data).__name__} {data!r}"
+        )
+    return data
+
+
 def parse_fleet(doc: dict[str, Any], source: str = "fleet") -> dict[str, list]:
     """``{"defaults": {...}, "hosts": [{name, groups, address, ssh_*, sudo, data}]}`` ->
     ``{group: [(name, data)]}``."""
@@ -85,9 +94,13 @@ def parse_fleet(doc: dict[str, Any], source: str = "fleet") -> dict[str, list]:
     bad = set(defaults) - (_HOST_FIELDS - {"name", "groups", "address"})
     if bad:
         raise FleetError(f"{source}: defaults: unknown field(s) {sorted(bad)}")
+    shared_knobs = _knobs(defaults, f"{source}: defaults")
+    hosts = doc.get("hosts", [])
+    if not isinstance(hosts, list):
+        raise FleetError(f"{source}: hosts: expected an array of tables ([[hosts]])")
     groups: dict[str, list] = {group: [] for group in GROUPS}
     seen = set()
-    for index, entry in enumerate(doc.get("hosts", [])):
+    for index, entry in enumerate(hosts):
         where = f"{source}: hosts[{index}]"
         if not isinstance(entry, dict):
             raise FleetError(f"{where}: expected a table")
@@ -109,7 +122,7 @@ def parse_fleet(doc: dict[str, Any], source: str = "fleet") -> dict[str, list]:
                 raise FleetError(
                     f"{where}: groups: unknown group {group!r}; allowed: {', '.join(GROUPS)}"
                 )
-        knobs = {**defaults.get("data", {}), **entry.get("data", {})}
+        knobs = {**shared_knobs, **_knobs(entry, where)}
         data = {
             **_ssh_data(defaults, f"{source}: defaults"),
             **_ssh_data(entry, where),

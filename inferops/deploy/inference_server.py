@@ -9,7 +9,12 @@ How the pieces get onto the host:
   user ``.onnx`` (``server_model_path``), uploaded to ``/var/lib/inferops/models``;
 - the config: ``/etc/inferops/server.env`` read by the unit via ``EnvironmentFile=``;
 - the bearer token (when the bind address is not loopback): generated once on the
-  control machine under ``.inferops/tokens/<host>`` (0600), uploaded 0640 root:inferops.
+  control machine under ``.inferops/tokens/<host>`` (0600), uploaded 0600 root:root
+  without ever printing it (not even with ``--diff``) and handed to the server by
+  systemd's ``LoadCredential=``.
+
+Triton binds loopback unless ``triton_insecure`` (it has no authentication); its
+image is pinned by digest and pulled once by the deploy, never on a service start.
 
 The service is restarted only when one of those changed, then checked (active
 and accepting TCP connections) with a command that fails loudly with the journal.
@@ -17,7 +22,6 @@ and accepting TCP connections) with a command that fails loudly with the journal
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 
@@ -27,47 +31,136 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from inferops.deploy import artifacts, ops
-from inferops.deploy.base import CONFIG_DIR, STATE_DIR
-from inferops.deploy.common import keep_running, knob, require, template
+from inferops.deploy.common import keep_running, require, template
 from inferops.deploy.facts import NvidiaGpus
-from inferops.deploy.python_env import env_pip, env_prefix
+from inferops.deploy.knobs import (
+    Knob,
+    absolute_path,
+    boolean,
+    choice,
+    declare,
+    image_digest,
+    knob,
+    local_file,
+    string,
+)
+from inferops.deploy.layout import CONFIG_DIR, OPT_DIR, STATE_DIR, env_pip, env_prefix
+from inferops.deploy.server_rules import (
+    BACKENDS,
+    bind_address,
+    delay_ms,
+    env_map,
+    env_quote,
+    is_loopback,
+    port,
+    positive_int,
+)
+from inferops.models import EMBEDDED
 
 SERVICE = "inferops-server"
 UNIT_PATH = f"/etc/systemd/system/{SERVICE}.service"
 ENV_PATH = f"{CONFIG_DIR}/server.env"
 TOKEN_PATH = f"{CONFIG_DIR}/token"
 MODEL_DIR = f"{STATE_DIR}/models"
-WHEEL_DIR = "/opt/inferops/wheels"
+WHEEL_DIR = f"{OPT_DIR}/wheels"
 TRITON_SERVICE = "inferops-triton"
-VERIFY_SCRIPT = "/opt/inferops/bin/inferops-verify"
+VERIFY_SCRIPT = f"{OPT_DIR}/bin/inferops-verify"
 
-DEFAULTS = {
-    # inferops (reference server) or triton (NGC container; needs container_toolkit).
-    "server_runtime": "inferops",
-    # Embedded model built on the control machine: mlp, cnn or dense ...
-    "server_model": "mlp",
-    # ... or your own .onnx on the control machine (takes precedence).
-    "server_model_path": None,
-    # Name the model is served under (default: server_model or the file's stem).
-    "server_model_name": None,
-    # Not loopback => a bearer token is generated and required.
-    "server_bind": "0.0.0.0",
-    "server_port": 8000,
-    "server_backend": "onnxruntime",
-    "server_max_batch_size": 8,
-    "server_max_queue_delay_ms": 2.0,
-    # Extra environment for the server process (written to server.env).
-    "server_extra_env": {},
-    # Where bearer tokens live on the control machine (mode 0700 dir, 0600 files);
-    # None: .inferops/tokens under the directory pyinfra runs in.
-    "server_token_dir": None,
-    # After a change: wait until the unit is active and the port accepts connections.
-    "server_verify": True,
-    # A prebuilt wheel (else one is built from this checkout and cached).
-    "inferops_wheel": None,
-    "triton_image": "nvcr.io/nvidia/tritonserver:24.08-py3",
-    "triton_model_repository": "/var/lib/inferops/triton",
-}
+_NAME = r"^[A-Za-z0-9_.-]+$"
+KNOBS = (
+    Knob(
+        "server_runtime",
+        "inferops",
+        choice("inferops", "triton"),
+        "the reference server, or Triton in its NGC container (needs container_toolkit)",
+    ),
+    Knob(
+        "server_model",
+        "mlp",
+        choice(*EMBEDDED),
+        "embedded model built on the control machine and served",
+    ),
+    Knob(
+        "server_model_path",
+        None,
+        local_file(),
+        "your own .onnx on the control machine (takes precedence over server_model)",
+    ),
+    Knob(
+        "server_model_name",
+        None,
+        string(none=True, pattern=_NAME, what="a model name"),
+        "name the model is served under (default: server_model or the file's stem)",
+    ),
+    Knob(
+        "server_bind",
+        "0.0.0.0",
+        bind_address(),
+        "listen address (an IP or 'localhost'); not loopback => a bearer token is generated "
+        "and required",
+    ),
+    Knob("server_port", 8000, port(), "listen port"),
+    Knob(
+        "server_backend",
+        "onnxruntime",
+        choice(*BACKENDS),
+        "inference backend",
+    ),
+    Knob("server_max_batch_size", 8, positive_int(), "dynamic batching: max batch"),
+    Knob(
+        "server_max_queue_delay_ms",
+        2.0,
+        delay_ms(),
+        "dynamic batching: longest a request waits for others (ms, 0-60000)",
+    ),
+    Knob(
+        "server_extra_env",
+        {},
+        env_map(),
+        "extra environment for the server process (written to server.env, one line each)",
+    ),
+    Knob(
+        "server_token_dir",
+        None,
+        string(none=True),
+        "where bearer tokens live on the control machine (0700 dir, 0600 files); "
+        "None: .inferops/tokens under the directory pyinfra runs in",
+    ),
+    Knob(
+        "server_verify",
+        True,
+        boolean(),
+        "after a change, wait until the unit is active and the port answers",
+    ),
+    Knob(
+        "inferops_wheel",
+        None,
+        local_file(),
+        "a prebuilt inferops wheel (else one is built from this checkout and cached)",
+    ),
+    Knob(
+        "triton_image",
+        None,
+        image_digest(none=True),
+        "Triton NGC image pinned by digest, required with server_runtime = triton: "
+        "nvcr.io/nvidia/tritonserver:24.08-py3@sha256:<digest> (from `docker buildx imagetools "
+        "inspect` or your registry); pulled once, never on a service start",
+    ),
+    Knob(
+        "triton_insecure",
+        False,
+        boolean(),
+        "publish Triton (which has no authentication) on a non-loopback server_bind; without "
+        "it Triton must bind loopback, behind your own authenticating proxy",
+    ),
+    Knob(
+        "triton_model_repository",
+        "/var/lib/inferops/triton",
+        absolute_path(),
+        "Triton model repository on the host",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 def model_source() -> tuple[Path, str]:
@@ -82,13 +175,6 @@ def model_source() -> tuple[Path, str]:
         path = artifacts.build_model(knob("server_model"))
         name = knob("server_model_name") or knob("server_model")
     return path, name
-
-
-def is_loopback(bind: str) -> bool:
-    try:
-        return ipaddress.ip_address(bind).is_loopback
-    except ValueError:
-        return bind == "localhost"
 
 
 def probe_address(bind: str) -> str:
@@ -136,7 +222,11 @@ def _upload_model(dest_dir: str, filename: str):
 
 
 def _token():
-    """Upload (or remove) the bearer token; returns (op, token path or None)."""
+    """Upload (or remove) the bearer token; returns (op, token path or None).
+
+    The file is root-only: systemd hands it to the unprivileged server through
+    ``LoadCredential=``, and its content never appears in pyinfra's output.
+    """
     bind = knob("server_bind")
     if is_loopback(bind):
         op = files.file(name="No token on a loopback-only server", path=TOKEN_PATH, present=False)
@@ -144,13 +234,13 @@ def _token():
     given = knob("server_token_dir")
     token_dir = Path(os.path.expanduser(given)).resolve() if given else None
     local = artifacts.ensure_token(host.name, token_dir)
-    op = files.put(
+    op = ops.put_secret(
         name="Upload the bearer token",
         src=str(local),
         dest=TOKEN_PATH,
         user="root",
-        group=knob("service_user"),
-        mode="640",
+        group="root",
+        mode="600",
     )
     return op, TOKEN_PATH
 
@@ -187,8 +277,7 @@ def _inferops():
         backend=knob("server_backend"),
         max_batch_size=knob("server_max_batch_size"),
         max_queue_delay_ms=knob("server_max_queue_delay_ms"),
-        token_path=token_path,
-        extra_env=knob("server_extra_env"),
+        extra_env={k: env_quote(v) for k, v in knob("server_extra_env").items()},
     )
     unit_op = files.template(
         name=f"Write {UNIT_PATH}",
@@ -200,8 +289,10 @@ def _inferops():
         env_path=ENV_PATH,
         state_dir=STATE_DIR,
         nofile=knob("nofile_limit"),
-        # GPUs are device nodes: only hide /dev when there is none.
-        private_devices=not host.get_fact(NvidiaGpus),
+        # GPUs are device nodes: a private /dev would hide them, so GPU nodes get a closed
+        # device policy that allows only the NVIDIA character devices instead.
+        gpu=bool(host.get_fact(NvidiaGpus)),
+        token_path=token_path,
     )
     _run_and_verify(SERVICE, unit_op, [unit_op, env_op, model_op, wheel_op, token_op])
 
@@ -262,18 +353,25 @@ def _triton():
         max_queue_delay_us=int(knob("server_max_queue_delay_ms") * 1000),
     )
     files.directory(name=f"Open {repo} to the container", path=repo, mode="755")
+    image = knob("triton_image")
+    require(bool(image), "triton_image", "required with server_runtime = triton (pin by digest)")
+    pull_op = ops.docker_pull(name="Pull the Triton image (once per digest)", image=image)
     unit_op = files.template(
         name=f"Write the {TRITON_SERVICE} unit",
         src=template("inferops-triton.service.j2"),
         dest=f"/etc/systemd/system/{TRITON_SERVICE}.service",
         mode="644",
-        image=knob("triton_image"),
+        image=image,
         model_repository=repo,
         bind=knob("server_bind"),
         port=knob("server_port"),
     )
-    # The first start pulls a multi-GB image: allow 15 minutes before calling it failed.
-    # docker-proxy owns the published port, not the unit's cgroup: no owner check.
+    # The image is pulled above, never at start (--pull=never); loading models still
+    # takes a while. docker-proxy owns the published port, not the unit's cgroup: no owner check.
     _run_and_verify(
-        TRITON_SERVICE, unit_op, [unit_op, config_op, model_op], attempts=900, owner_port=False
+        TRITON_SERVICE,
+        unit_op,
+        [unit_op, config_op, model_op, pull_op],
+        attempts=300,
+        owner_port=False,
     )

@@ -14,35 +14,61 @@ from pyinfra.operations.util import any_changed
 
 from inferops.deploy import ops
 from inferops.deploy.common import (
-    download_args,
     install_packages,
     keep_running,
-    knob,
     metrics_check_command,
     require,
     template,
 )
+from inferops.deploy.downloads import download_verified
+from inferops.deploy.knobs import (
+    Knob,
+    choice,
+    declare,
+    knob,
+    listen_address,
+    sha256_by_arch,
+    string,
+    url,
+)
+from inferops.deploy.layout import DOWNLOAD_DIR
 from inferops.deploy.platform import detect
 
-DOWNLOAD_DIR = "/opt/inferops/downloads"
 BINARY = "/usr/local/bin/node_exporter"
 VERSION_MARKER = "/opt/inferops/node_exporter.version"
 PACKAGE_SERVICE = "prometheus-node-exporter"
 TARBALL_SERVICE = "node_exporter"
 
-DEFAULTS = {
-    # auto: the distro package on Debian/Ubuntu, the tarball on RHEL-family.
-    "node_exporter_source": "auto",
-    "node_exporter_version": "1.8.2",
-    "node_exporter_url": (
-        "https://github.com/prometheus/node_exporter/releases/download/"
-        "v{version}/node_exporter-{version}.linux-{arch}.tar.gz"
+KNOBS = (
+    Knob(
+        "node_exporter_source",
+        "auto",
+        choice("auto", "package", "tarball"),
+        "auto: the distro package on Debian/Ubuntu, the release tarball on RHEL-family",
     ),
-    # {"x86_64": "<sha256>", "aarch64": "<sha256>"} from the release's sha256sums.txt;
-    # required for the tarball source.
-    "node_exporter_sha256": {},
-    "node_exporter_listen": ":9100",
-}
+    Knob(
+        "node_exporter_version",
+        "1.8.2",
+        string(pattern=r"^\d+\.\d+\.\d+$", what="a version like 1.8.2"),
+        "pinned node_exporter release (tarball source)",
+    ),
+    Knob(
+        "node_exporter_url",
+        "https://github.com/prometheus/node_exporter/releases/download/"
+        "v{version}/node_exporter-{version}.linux-{arch}.tar.gz",
+        url(),
+        "tarball URL template ({version}, {arch}); point at a mirror for air-gapped fleets",
+    ),
+    Knob(
+        "node_exporter_sha256",
+        {},
+        sha256_by_arch(),
+        "tarball sha256 per arch ({'x86_64': ..., 'aarch64': ...}) from the release's "
+        "sha256sums.txt; required for the tarball source",
+    ),
+    Knob("node_exporter_listen", ":9100", listen_address(":9100"), "listen address"),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 @deploy("node_exporter", data_defaults=DEFAULTS)
@@ -101,14 +127,11 @@ def _from_tarball(platform):
 
     # curl: files.download and the metrics check (this component also runs alone).
     install_packages(platform, ["curl", "tar"], name="Install curl and tar")
-    files.directory(name=f"Create {DOWNLOAD_DIR}", path=DOWNLOAD_DIR, mode="755")
-    files.download(
-        name=f"Download node_exporter {version} (sha256-verified)",
-        src=knob("node_exporter_url").format(version=version, arch=arch),
-        dest=tarball,
-        sha256sum=digest,
-        mode="644",
-        **download_args(),
+    download_verified(
+        f"node_exporter {version}",
+        knob("node_exporter_url").format(version=version, arch=arch),
+        digest,
+        dest=f"{stem}.tar.gz",
     )
     install = ops.run_once_per_version(
         name=f"Install node_exporter {version} to {BINARY}",

@@ -22,43 +22,56 @@ from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from inferops.deploy import ops
-from inferops.deploy.common import download_args, install_packages, knob, notice
-from inferops.deploy.facts import NvidiaGpus, NvidiaLibraryVersion, NvidiaLoadedModuleVersion
-from inferops.deploy.nvidia_repos import cuda_repo, debian_nonfree, resolve_source
+from inferops.deploy.common import download_args, install_packages, notice
+from inferops.deploy.facts import NvidiaLibraryVersion, NvidiaLoadedModuleVersion
+from inferops.deploy.gpu import gpu_or_skip
+from inferops.deploy.knobs import Knob, boolean, choice, declare, integer, knob, string
+from inferops.deploy.nvidia_repos import prepare_source
 from inferops.deploy.platform import Platform, detect
 
-DEFAULTS = {
-    "nvidia_driver_branch": "570",
-    # auto: NVIDIA's CUDA repo when cuda_keyring_sha256 is set (always on RHEL), else distro.
-    "nvidia_driver_source": "auto",
-    # Open GPU kernel modules (required for Blackwell, recommended from Turing on).
-    "nvidia_driver_open": False,
-    # Install even when lspci shows no NVIDIA GPU (image builds, GPUs attached later).
-    "nvidia_driver_force": False,
-    "nvidia_persistenced": True,
-    # Reboot when (and only when) the driver packages changed; false: tell the operator.
-    "nvidia_reboot": True,
-    # Loaded module != installed library: "fail" (with both versions) or "reboot".
-    "nvidia_mismatch_action": "fail",
-}
+KNOBS = (
+    Knob(
+        "nvidia_driver_branch",
+        "570",
+        string(pattern=r"^\d{3}$", what="a branch like 570"),
+        "pinned driver branch",
+    ),
+    Knob(
+        "nvidia_driver_source",
+        "auto",
+        choice("auto", "cuda_repo", "distro"),
+        "where the driver comes from; auto: NVIDIA's CUDA repo when cuda_keyring_sha256 is set "
+        "(always on RHEL), else the distro",
+    ),
+    Knob(
+        "nvidia_driver_open",
+        False,
+        boolean(),
+        "open GPU kernel modules (required for Blackwell, recommended from Turing on)",
+    ),
+    Knob("nvidia_persistenced", True, boolean(), "enable nvidia-persistenced (persistence mode)"),
+    Knob(
+        "nvidia_reboot",
+        True,
+        boolean(),
+        "reboot when (and only when) the driver packages changed; false: tell the operator",
+    ),
+    Knob(
+        "nvidia_mismatch_action",
+        "fail",
+        choice("fail", "reboot"),
+        "loaded kernel module != installed library: fail (naming both versions) or reboot",
+    ),
+    Knob(
+        "reboot_timeout",
+        600,
+        integer(30),
+        "seconds to wait for a host to come back after a driver reboot",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 DEBIAN_DISTRO_BRANCH = "535"  # what bookworm's non-free ships
-
-
-def gpu_present() -> bool:
-    """True when an NVIDIA GPU is on the PCI bus or ``nvidia_driver_force`` says go ahead."""
-    if host.get_fact(NvidiaGpus):
-        return True
-    if knob("nvidia_driver_force"):
-        notice("no NVIDIA GPU detected; continuing because nvidia_driver_force = true")
-        return True
-    return False
-
-
-NO_GPU = (
-    "no NVIDIA GPU detected (no PCI device with vendor 10de, class 03xx): skipping {what}; "
-    "set nvidia_driver_force = true to install anyway"
-)
 
 
 def driver_packages(platform: Platform, source: str) -> list[str]:
@@ -91,15 +104,11 @@ def driver_packages(platform: Platform, source: str) -> list[str]:
 @deploy("NVIDIA driver", data_defaults=DEFAULTS)
 def nvidia_driver():
     """Install the pinned driver; reboot + ``nvidia-smi`` only when it changed."""
-    if not gpu_present():
-        notice(NO_GPU.format(what="the NVIDIA driver"))
+    if not gpu_or_skip("the NVIDIA driver"):
         return
     platform = detect(host)
-    source = resolve_source(platform, "nvidia_driver_source")
-    if source == "cuda_repo":
-        cuda_repo(platform)
-    elif platform.distro == "debian":
-        debian_nonfree(platform)
+    source = prepare_source(platform, "nvidia_driver_source")
+    if source != "cuda_repo" and platform.distro == "debian":
         if knob("nvidia_driver_branch") != DEBIAN_DISTRO_BRANCH:
             notice(
                 f"Debian 12's non-free driver is branch {DEBIAN_DISTRO_BRANCH}; "

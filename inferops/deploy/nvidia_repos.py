@@ -11,27 +11,64 @@ from pyinfra import host
 from pyinfra.operations import apt, files
 from pyinfra.operations.util import any_changed
 
-from inferops.deploy.common import download_args, knob, require, template
+from inferops.deploy.common import download_args, require, template
+from inferops.deploy.downloads import download_verified
+from inferops.deploy.knobs import Knob, declare, knob, sha256, string, url
+from inferops.deploy.layout import DOWNLOAD_DIR
 from inferops.deploy.platform import Platform
 
-DOWNLOAD_DIR = "/opt/inferops/downloads"
 CUDA_APT_LIST = "/etc/apt/sources.list.d/inferops-cuda.list"
 CUDA_KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"  # installed by cuda-keyring
 NONFREE_LIST = "/etc/apt/sources.list.d/inferops-debian-nonfree.list"
 
-DEFAULTS = {
-    # NVIDIA's CUDA repo base; point at a mirror for air-gapped fleets.
-    "cuda_repo_url": "https://developer.download.nvidia.com/compute/cuda/repos",
-    "cuda_keyring_version": "1.1-1",
-    # sha256 of cuda-keyring_<version>_all.deb from that repo (required for the apt repo).
-    "cuda_keyring_sha256": None,
-    # RHEL-family: signing key URL template and its sha256 (required for the dnf repo).
-    "cuda_rpm_key_url": "{repo}/{distro}/{arch}/D42D0685.pub",
-    "cuda_rpm_key_sha256": None,
-    # Debian 12 distro driver: where contrib/non-free/non-free-firmware come from.
-    "debian_mirror_url": "http://deb.debian.org/debian",
-    "debian_security_url": "http://security.debian.org/debian-security",
-}
+KNOBS = (
+    Knob(
+        "cuda_repo_url",
+        "https://developer.download.nvidia.com/compute/cuda/repos",
+        url(),
+        "NVIDIA's CUDA repo base; point at a mirror for air-gapped fleets",
+    ),
+    Knob(
+        "cuda_keyring_version",
+        "1.1-1",
+        string(pattern=r"^[\w.+~-]+$", what="a version"),
+        "cuda-keyring package version",
+    ),
+    Knob(
+        "cuda_keyring_sha256",
+        None,
+        sha256(),
+        "sha256 of cuda-keyring_<version>_all.deb from that repo (required for the apt repo)",
+    ),
+    Knob(
+        "cuda_rpm_key_url",
+        "{repo}/{distro}/{arch}/D42D0685.pub",
+        string(
+            pattern=r"^(\{repo\}|https?://|file://)\S+$",
+            what="a URL or a {repo}/... template",
+        ),
+        "RHEL-family: CUDA RPM signing key URL template ({repo}, {distro}, {arch})",
+    ),
+    Knob(
+        "cuda_rpm_key_sha256",
+        None,
+        sha256(),
+        "sha256 of the CUDA RPM signing key (required for the dnf repo)",
+    ),
+    Knob(
+        "debian_mirror_url",
+        "http://deb.debian.org/debian",
+        url(),
+        "Debian 12 distro driver: where contrib/non-free/non-free-firmware come from",
+    ),
+    Knob(
+        "debian_security_url",
+        "http://security.debian.org/debian-security",
+        url(),
+        "Debian security mirror",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
 
 
 def _once(name: str, build):
@@ -60,6 +97,17 @@ def resolve_source(platform: Platform, knob_name: str) -> str:
     return source
 
 
+def prepare_source(platform: Platform, knob_name: str) -> str:
+    """Resolve ``knob_name`` (``nvidia_driver_source``/``cuda_source``) and set up the package
+    source it names: NVIDIA's CUDA repo, or Debian's non-free components."""
+    source = resolve_source(platform, knob_name)
+    if source == "cuda_repo":
+        cuda_repo(platform)
+    elif platform.distro == "debian":
+        debian_nonfree(platform)
+    return source
+
+
 def repo_base(platform: Platform) -> str:
     return f"{knob('cuda_repo_url')}/{platform.cuda_repo_distro}/{platform.cuda_repo_arch}"
 
@@ -70,20 +118,17 @@ def cuda_repo(platform: Platform):
 
 
 def _cuda_repo(platform: Platform):
-    files.directory(name=f"Create {DOWNLOAD_DIR}", path=DOWNLOAD_DIR, mode="755")
     if platform.family == "rhel":
         return _cuda_dnf_repo(platform)
     digest = knob("cuda_keyring_sha256")
     require(bool(digest), "cuda_keyring_sha256", "required to use NVIDIA's CUDA apt repo")
     version = knob("cuda_keyring_version")
     deb = f"{DOWNLOAD_DIR}/cuda-keyring_{version}_all.deb"
-    files.download(
-        name=f"Download cuda-keyring {version} (sha256-verified)",
-        src=f"{repo_base(platform)}/cuda-keyring_{version}_all.deb",
-        dest=deb,
-        sha256sum=digest,
-        mode="644",
-        **download_args(),
+    download_verified(
+        f"cuda-keyring {version}",
+        f"{repo_base(platform)}/cuda-keyring_{version}_all.deb",
+        digest,
+        dest=f"cuda-keyring_{version}_all.deb",
     )
     keyring = apt.deb(
         name="Install cuda-keyring (NVIDIA repo signing key)", src=deb, **download_args()
@@ -120,14 +165,7 @@ def _cuda_dnf_repo(platform: Platform):
         distro=platform.cuda_repo_distro,
         arch=platform.cuda_repo_arch,
     )
-    files.download(
-        name="Download the CUDA RPM signing key (sha256-verified)",
-        src=key_url,
-        dest=key_path,
-        sha256sum=digest,
-        mode="644",
-        **download_args(),
-    )
+    download_verified("the CUDA RPM signing key", key_url, digest, dest=key_path)
     return files.template(
         name="Add the CUDA dnf repo (gpgcheck)",
         src=template("cuda.repo.j2"),

@@ -6,13 +6,22 @@ matches, so a converged host reports 0 changed operations.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
-from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.rpm import RpmPackages
+from pyinfra.operations.util import files as file_utils
 
-from inferops.deploy.facts import AptHolds, FileText, PipFreeze, normalize_dist_name
+from inferops.deploy.facts import (
+    AptHolds,
+    DockerImageId,
+    FileText,
+    PipFreeze,
+    normalize_dist_name,
+)
 
 _SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?:==(.+))?$")
 
@@ -109,14 +118,83 @@ def dnf_module_install(module: str, stream: str, package: str, version_prefix: s
 
 @operation()
 def pip_replace(pip: str, wanted: str, other: str):
-    """Swap a package for a conflicting flavour (``onnxruntime`` <-> ``onnxruntime-gpu``).
+    """Make room for a conflicting flavour (``onnxruntime`` <-> ``onnxruntime-gpu``).
 
-    Both install the same module; having both breaks whichever is removed later, so
-    the other one is uninstalled and the wanted one (re)installed over the freed files.
+    Both install the same module; removing one breaks the files of the other, so
+    when ``other`` is installed both go, and the locked install that follows puts
+    ``wanted`` back cleanly.
     """
     installed = host.get_fact(PipFreeze, pip=pip)
     if normalize_dist_name(other) not in installed:
         host.noop(f"pip: {other} not installed")
         return
-    yield StringCommand(QuoteString(pip), "uninstall", "-y", QuoteString(other))
-    yield StringCommand(QuoteString(pip), "install", "--force-reinstall", QuoteString(wanted))
+    present = [p for p in (other, wanted) if normalize_dist_name(p) in installed]
+    yield StringCommand(QuoteString(pip), "uninstall", "-y", *[QuoteString(p) for p in present])
+
+
+@operation()
+def pip_install_locked(pip: str, lock: str, digest: str, marker: str, pins: dict[str, str]):
+    """``pip install --require-hashes -r lock`` unless this lock is already installed.
+
+    Installed means: ``marker`` holds the lock's sha256 (written only after pip
+    succeeds, so an interrupted install is retried) and every unconditional pin is
+    present at its version (so a package removed or changed by hand is put back).
+
+    + pip: path of the environment's pip
+    + lock: remote path of the uploaded lock
+    + digest, marker: the lock's sha256 and where it is recorded once installed
+    + pins: ``{name: version}`` the environment must have
+    """
+    installed = host.get_fact(PipFreeze, pip=pip)
+    drift = sorted(name for name, version in pins.items() if installed.get(name) != version)
+    if host.get_fact(FileText, path=marker) == digest and not drift:
+        host.noop(f"pip: {lock} already installed")
+        return
+    yield StringCommand(
+        QuoteString(pip), "install", "--require-hashes", "-r", QuoteString(lock),
+        "&&", "echo", digest, ">", QuoteString(marker),
+    )  # fmt: skip
+
+
+@operation()
+def put_secret(src: str, dest: str, user: str, group: str, mode: str):
+    """Upload a secret (the bearer token) when its sha256 differs from the remote copy.
+
+    Unlike ``files.put`` it never shows the content: with ``--diff``, pyinfra prints
+    every uploaded text file line by line, which would put the secret in logs.
+
+    + src: local file
+    + dest, user, group, mode: where and how it lands on the host
+    """
+    with open(src, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    if host.get_fact(Sha256File, path=dest) != digest:
+        if host.state.config.DIFF:
+            host.log(f"Will upload {dest} (a secret: content not shown)", logger.info)
+        yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
+        yield file_utils.chown(dest, user, group)
+        yield file_utils.chmod(dest, mode)
+        return
+    info = host.get_fact(File, path=dest) or {}
+    changed = False
+    if (info.get("user"), info.get("group")) != (user, group):
+        changed = True
+        yield file_utils.chown(dest, user, group)
+    if str(info.get("mode")) != str(mode):
+        changed = True
+        yield file_utils.chmod(dest, mode)
+    if not changed:
+        host.noop(f"{dest} already up to date (secret)")
+
+
+@operation()
+def docker_pull(image: str):
+    """``docker pull`` an image reference unless the daemon already has it.
+
+    With a digest reference (``repo@sha256:...``) "present" means "exactly this
+    image", so the pull happens once per digest, never on a service start.
+    """
+    if host.get_fact(DockerImageId, image=image):
+        host.noop(f"{image} already pulled")
+        return
+    yield StringCommand("docker", "pull", QuoteString(image))

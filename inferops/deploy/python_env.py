@@ -9,74 +9,124 @@ proxy knobs (air-gap mirrors), via ``pip.conf`` inside the environment.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import files, pip, server
 
-from inferops.deploy import ops
-from inferops.deploy.common import download_args, install_packages, knob, require, template
+from inferops.deploy import locks, ops
+from inferops.deploy.common import (
+    download_args,
+    import_check_command,
+    install_packages,
+    require,
+    template,
+)
+from inferops.deploy.downloads import download_verified
+from inferops.deploy.knobs import (
+    PIP_PIN,
+    Knob,
+    boolean,
+    choice,
+    declare,
+    knob,
+    local_file,
+    sha256_by_arch,
+    str_list,
+    string,
+    url,
+)
+from inferops.deploy.layout import (
+    CONFIG_DIR,
+    DOWNLOAD_DIR,
+    OPT_DIR,
+    env_pip,
+    env_prefix,
+    env_python,
+)
 from inferops.deploy.platform import detect
 
-DOWNLOAD_DIR = "/opt/inferops/downloads"
-PIP_CA_PATH = "/etc/inferops/pip-ca.pem"
+PIP_CA_PATH = f"{CONFIG_DIR}/pip-ca.pem"
 # pip config shared by `conda env create` (via PIP_CONFIG_FILE) and copied into each env.
-SHARED_PIP_CONF = "/opt/inferops/pip.conf"
+SHARED_PIP_CONF = f"{OPT_DIR}/pip.conf"
 
-DEFAULTS = {
-    # venv (distro python3-venv; CPU nodes) or conda (Miniforge; GPU nodes).
-    "python_env": "venv",
-    "venv_path": "/opt/inferops/venv",
-    "conda_prefix": "/opt/conda",
-    "conda_env_name": "inferops",
-    "conda_python_version": "3.11",
-    # Channel names or mirror URLs.
-    "conda_channels": ["conda-forge"],
-    "miniforge_version": "24.11.3-0",
-    "miniforge_url": (
-        "https://github.com/conda-forge/miniforge/releases/download/"
-        "{version}/Miniforge3-{version}-Linux-{arch}.sh"
+KNOBS = (
+    Knob(
+        "conda_python_version",
+        "3.11",
+        string(pattern=r"^3\.\d+$", what="a Python version like 3.11"),
+        "Python in the conda env",
     ),
-    # {"x86_64": "<sha256>", "aarch64": "<sha256>"} from the release's .sha256 files.
-    # Required for python_env = conda: no unverified installer ever runs.
-    "miniforge_sha256": {},
-    # PyPI mirror / extra indexes / trusted hosts / CA bundle (local path, uploaded).
-    "pip_index_url": None,
-    "pip_extra_index_urls": [],
-    "pip_trusted_hosts": [],
-    "pip_ca_cert": None,
-    # onnxruntime, or onnxruntime-gpu on CUDA nodes.
-    "onnxruntime_package": "onnxruntime",
-    # What `inferops serve` imports (the wheel itself goes in with --no-deps).
-    "server_requirements": [
-        "numpy",
-        "onnx",
-        "fastapi",
-        "uvicorn",
-        "prometheus-client",
-        "orjson",
-        "psutil",
-    ],
-    "python_packages": [],
-}
+    Knob("conda_channels", ["conda-forge"], str_list(), "conda channels (names or mirror URLs)"),
+    Knob(
+        "miniforge_version",
+        "24.11.3-0",
+        string(pattern=r"^\d+\.\d+\.\d+-\d+$", what="a Miniforge version like 24.11.3-0"),
+        "pinned Miniforge release",
+    ),
+    Knob(
+        "miniforge_url",
+        "https://github.com/conda-forge/miniforge/releases/download/"
+        "{version}/Miniforge3-{version}-Linux-{arch}.sh",
+        url(),
+        "installer URL template ({version}, {arch})",
+    ),
+    Knob(
+        "miniforge_sha256",
+        {},
+        sha256_by_arch(),
+        "installer sha256 per arch ({'x86_64': ..., 'aarch64': ...}) from the release's "
+        ".sha256 files; required for python_env = conda: no unverified installer ever runs",
+    ),
+    Knob("pip_index_url", None, url(none=True), "pip index (PyPI mirror)"),
+    Knob("pip_extra_index_urls", [], str_list(), "extra pip indexes"),
+    Knob("pip_trusted_hosts", [], str_list(), "hosts pip trusts without TLS verification"),
+    Knob("pip_ca_cert", None, local_file(), "local CA bundle, uploaded and given to pip"),
+    Knob(
+        "onnxruntime_package",
+        "onnxruntime",
+        choice("onnxruntime", "onnxruntime-gpu"),
+        "ONNX Runtime flavour (onnxruntime-gpu on CUDA nodes)",
+    ),
+    Knob(
+        "openvino",
+        False,
+        boolean(),
+        "OpenVINO in the env (server_backend openvino): installed from the lock that includes "
+        "it, then imported for real",
+    ),
+    Knob(
+        "python_requirements_lock",
+        None,
+        local_file(),
+        "your own hash-pinned lock (made like templates/deploy/requirements/*.txt) instead of "
+        "the shipped one for this onnxruntime_package/openvino",
+    ),
+    Knob(
+        "python_packages",
+        [],
+        str_list(PIP_PIN, "requirement"),
+        "extra pip packages, installed after the lock WITHOUT hash checking: prefer your own "
+        "python_requirements_lock",
+    ),
+)
+DEFAULTS = declare(__name__, KNOBS)
+
+REMOTE_LOCK = f"{OPT_DIR}/requirements.lock.txt"
 
 
-def env_prefix() -> str:
-    """Prefix of the environment for the current host's data."""
-    if knob("python_env") == "conda":
-        return f"{knob('conda_prefix')}/envs/{knob('conda_env_name')}"
-    return knob("venv_path")
-
-
-def env_pip() -> str:
-    return f"{env_prefix()}/bin/pip"
-
-
-def requirements() -> list[str]:
-    """What pip puts in the environment for the server (TensorRT/OpenVINO: ``accelerators``)."""
-    return [knob("onnxruntime_package"), *knob("server_requirements"), *knob("python_packages")]
+def lock_file() -> Path:
+    """The lock to install: the user's, else the shipped one for the flavour/OpenVINO."""
+    given = knob("python_requirements_lock")
+    if given:
+        path = Path(given).expanduser()
+        require(path.is_file(), "python_requirements_lock", f"no such local file: {given}")
+        return path
+    return locks.lock_path(knob("onnxruntime_package"), knob("openvino"))
 
 
 @deploy("inferops python environment", data_defaults=DEFAULTS)
@@ -88,6 +138,15 @@ def python_env():
         _conda(platform)
     else:
         _venv(platform)
+    _requirements()
+
+
+def _requirements() -> None:
+    """The server's requirements from a hash-pinned lock (``pip install --require-hashes``),
+    OpenVINO's import check, then any unlocked extras."""
+    lock = lock_file()
+    text = lock.read_text()
+    files.put(name="Upload the requirements lock", src=str(lock), dest=REMOTE_LOCK, mode="644")
     wanted = knob("onnxruntime_package")
     other = "onnxruntime-gpu" if wanted == "onnxruntime" else "onnxruntime"
     ops.pip_replace(
@@ -95,14 +154,29 @@ def python_env():
         pip=env_pip(),
         wanted=wanted,
         other=other,
-        **download_args(),
     )
-    ops.pip_install(
-        name="Install server requirements into the environment",
+    install = ops.pip_install_locked(
+        name="Install server requirements into the environment (hash-checked lock)",
         pip=env_pip(),
-        packages=requirements(),
+        lock=REMOTE_LOCK,
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+        marker=f"{env_prefix()}/.inferops-requirements.sha256",
+        pins=locks.unconditional_pins(text),
         **download_args(),
     )
+    if knob("openvino"):
+        server.shell(
+            name="Check that openvino imports",
+            commands=[import_check_command(env_python(), "openvino")],
+            _if=install.did_change,
+        )
+    if knob("python_packages"):
+        ops.pip_install(
+            name="Install extra python_packages (not hash-checked)",
+            pip=env_pip(),
+            packages=list(knob("python_packages")),
+            **download_args(),
+        )
 
 
 def _pip_config(dest: str) -> None:
@@ -147,14 +221,11 @@ def _conda(platform) -> None:
     marker = f"{prefix}/.inferops-miniforge-version"
     installer = f"{DOWNLOAD_DIR}/Miniforge3-{version}-Linux-{arch}.sh"
 
-    files.directory(name=f"Create {DOWNLOAD_DIR}", path=DOWNLOAD_DIR, mode="755")
-    files.download(
-        name=f"Download Miniforge {version} (sha256-verified)",
-        src=knob("miniforge_url").format(version=version, arch=arch),
-        dest=installer,
-        sha256sum=digest,
-        mode="644",
-        **download_args(),
+    download_verified(
+        f"Miniforge {version}",
+        knob("miniforge_url").format(version=version, arch=arch),
+        digest,
+        dest=f"Miniforge3-{version}-Linux-{arch}.sh",
     )
     # -b batch, -p prefix; -u updates an existing prefix in place to the pinned version.
     ops.run_once_per_version(
@@ -180,7 +251,6 @@ def _conda(platform) -> None:
         env_name=knob("conda_env_name"),
         python_version=knob("conda_python_version"),
         channels=knob("conda_channels"),
-        pip_requirements=requirements(),
     )
     _pip_config(SHARED_PIP_CONF)
     conda_env = {**download_args().get("_env", {}), "PIP_CONFIG_FILE": SHARED_PIP_CONF}

@@ -123,6 +123,7 @@ def run(
     data: dict[str, Any] | None = None,
     host_name: str = "node1",
     assume_unchanged: tuple[str, ...] = (),
+    config: Config | None = None,
 ) -> Result:
     """Prepare ``deploys`` (list of @deploy functions) for one fake host and simulate execution.
 
@@ -130,7 +131,7 @@ def run(
     having found nothing to do (a converged resource), to exercise ``_if`` wiring.
     """
     inventory = Inventory(([(host_name, dict(data or {}))], {}))
-    state = State(inventory, Config())
+    state = State(inventory, config or Config())
     host = inventory.get_host(host_name)
     calls: list = []
     host.get_fact = make_fact_lookup(facts, calls)

@@ -15,19 +15,25 @@ Case keys:
   ``order`` (fragments whose first matching commands appear in this order),
   ``error`` (fragment of the PyinfraError raised before any change).
 
-``$MODEL`` / ``$WHEEL`` become the fixture paths, ``$WHEEL_SHA256`` the wheel's digest.
+``$MODEL`` / ``$WHEEL`` become the fixture paths, ``$WHEEL_SHA256`` the wheel's digest,
+``$TOKEN_SHA256`` the digest of the host's bearer token (generated before the run),
+``$REPO`` the checkout; ``$SHA256(<lock>)`` is the sha256 of a shipped requirements lock
+and a fact ``{"$PINS": "<lock>"}`` becomes that lock's unconditional pins (a converged env).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 from pyinfra.api.exceptions import PyinfraError
 
+from inferops.deploy import locks
 from inferops.deploy.accelerators import accelerators
-from inferops.deploy.artifacts import sha256_file
+from inferops.deploy.artifacts import ensure_token, sha256_file
 from inferops.deploy.base import base
 from inferops.deploy.container_toolkit import container_toolkit
 from inferops.deploy.cuda import cuda
@@ -52,17 +58,28 @@ COMPONENTS = {
     "dcgm_exporter": dcgm_exporter,
 }
 
+REPO = Path(__file__).resolve().parents[2]
 CASES = sorted((Path(__file__).parent / "cases").glob("*/*.json"))
+
+
+def _lock_text(name: str) -> str:
+    return (locks.LOCK_DIR / name).read_text()
 
 
 def _substitute(value, mapping):
     if isinstance(value, str):
         for key, replacement in mapping.items():
             value = value.replace(key, replacement)
-        return value
+        return re.sub(
+            r"\$SHA256\(([\w.-]+)\)",
+            lambda m: hashlib.sha256(_lock_text(m.group(1)).encode()).hexdigest(),
+            value,
+        )
     if isinstance(value, list):
         return [_substitute(v, mapping) for v in value]
     if isinstance(value, dict):
+        if set(value) == {"$PINS"}:
+            return locks.unconditional_pins(_lock_text(value["$PINS"]))
         return {k: _substitute(v, mapping) for k, v in value.items()}
     return value
 
@@ -74,6 +91,8 @@ def test_case(case_path, tiny_model, fake_wheel):
         "$MODEL": str(tiny_model),
         "$WHEEL_SHA256": sha256_file(fake_wheel),
         "$WHEEL": str(fake_wheel),
+        "$TOKEN_SHA256": sha256_file(ensure_token("node1")),
+        "$REPO": str(REPO),
     }
     data = {"server_model_path": str(tiny_model), "inferops_wheel": str(fake_wheel)}
     data.update(_substitute(case.get("data", {}), mapping))
@@ -82,7 +101,7 @@ def test_case(case_path, tiny_model, fake_wheel):
         _substitute(case.get("facts", {}), mapping),
     )
     deploys = [COMPONENTS[name] for name in case["deploys"]]
-    expect = case["expect"]
+    expect = _substitute(case["expect"], mapping)
 
     if "error" in expect:
         with pytest.raises(PyinfraError) as info:

@@ -89,7 +89,7 @@ def test_data_override_is_validated_before_any_operation(tmp_path, tiny_model, f
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
-    assert "@fake/cpu1: server_max_batch_size: must be >= 1, got 0" in result.stderr
+    assert "@fake/cpu1: server_max_batch_size: must be at least 1, got 0" in result.stderr
     assert "Detected changes" not in output and "Starting operation" not in output
 
 
@@ -143,3 +143,25 @@ def test_no_hosts_is_a_config_error(tmp_path):
     result = _pyinfra(empty, "inventory.py", "deploys/cpu_node.py", "--dry", tmp_path=tmp_path)
     assert result.returncode == 2
     assert "no hosts: set INFEROPS_FLEET=fleet.toml" in result.stderr
+
+
+def test_fleet_data_not_a_table_is_one_line_exit_2(tmp_path):
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text('[[hosts]]\nname = "x"\ngroups = ["cpu_nodes"]\ndata = "x"\n')
+    result = _pyinfra(fleet, "inventory.py", "deploys/cpu_node.py", "--dry", tmp_path=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "host x: data: expected a table of knobs, got str 'x'" in result.stderr
+
+
+def test_misspelt_knob_in_fleet_or_group_data_is_named_before_connecting(tmp_path):
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        '[[hosts]]\nname = "cpu-typo"\naddress = "192.0.2.1"\ngroups = ["cpu_nodes"]\n'
+        "[hosts.data]\nsever_port = 9000\n"
+    )
+    result = _pyinfra(fleet, "-y", "inventory.py", "deploys/cpu_node.py", tmp_path=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "cpu-typo: sever_port: unknown knob; did you mean 'server_port'?" in result.stderr
+    assert "Connecting to hosts" not in output

@@ -97,3 +97,20 @@ def test_invalid_toml_is_reported(tmp_path):
     bad.write_text("[[hosts]\nname=")
     with pytest.raises(FleetError, match="not valid TOML"):
         load_file(bad)
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"hosts": [{"name": "h", "groups": ["cpu_nodes"], "data": "x"}]},
+         "host h: data: expected a table of knobs, got str 'x'"),
+        ({"defaults": {"data": ["x"]}, "hosts": []},
+         "defaults: data: expected a table of knobs, got list ['x']"),
+        ({"defaults": "x"}, "defaults: expected a table"),
+        ({"hosts": "x"}, "hosts: expected an array of tables"),
+    ],
+)  # fmt: skip
+def test_fleet_data_of_the_wrong_type_is_a_config_error(doc, message):
+    with pytest.raises(FleetError) as info:
+        parse_fleet(doc, "fleet.toml")
+    assert message in str(info.value)

@@ -9,6 +9,7 @@ and the control-side state dir (``INFEROPS_STATE_DIR``: tokens, caches).
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -82,6 +83,14 @@ def wait_until_idle(fleet: Fleet, host: Host, timeout: float = 180) -> None:
             return
         time.sleep(2)
     raise AssertionError(f"{host.name}: orphaned commands still running after {timeout:.0f}s")
+
+
+def unit_exposure(fleet: Fleet, host: Host, unit: str) -> float:
+    """The "Overall exposure level" `systemd-analyze security` gives ``unit`` (0-10)."""
+    out = fleet.ssh(host, f"sudo systemd-analyze security --no-pager {unit}").stdout
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    assert match, out[-2000:]
+    return float(match.group(1))
 
 
 def assert_no_changes(result: RunResult) -> None:
