@@ -1,8 +1,9 @@
 """HTTP routes of the reference server: KServe v2 / Open Inference Protocol plus /predict.
 
 Error contract: malformed input -> 400 naming the problem, missing/bad token
--> 401, unknown model or route -> 404, body over the limit -> 413, queue full
-or model not ready -> 503 with ``Retry-After``. Bad input never yields a 5xx.
+-> 401, unknown model or route -> 404, body over the limit -> 413, queue full,
+request-body budget spent or model not ready -> 503 with ``Retry-After``.
+Bad input never yields a 5xx.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import numpy as np
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from inferops import __version__
-from inferops.server import codec
+from inferops.exitcodes import UsageError
+from inferops.server import codec, limits
 from inferops.server.batcher import Batcher, NotRunning, QueueFull
 from inferops.server.metrics import ServerMetrics
 
@@ -44,13 +46,18 @@ class ServerConfig:
     max_batch_size: int = 32
     max_queue_delay_ms: float = 2.0
     max_queue_size: int = 256
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int | None = None  # None: derived from the model (limits.default_body_limit)
+    max_inflight_bytes: int | None = None  # None: limits.default_inflight_limit(max_body_bytes)
     token: str | None = None
     threads: int | None = None
 
 
 class _TooLarge(Exception):
     pass
+
+
+class _Busy(Exception):
+    """The shared request-body budget cannot take this body now (HTTP 503)."""
 
 
 def _json(doc, status: int = 200, headers: dict | None = None) -> Response:
@@ -86,6 +93,8 @@ class InferenceServer:
         self.ready = threading.Event()
         self.inputs: dict = {}
         self.outputs: dict = {}
+        self.max_body_bytes = config.max_body_bytes or limits.FALLBACK_BODY_BYTES
+        self.budget = limits.BodyBudget(config.max_inflight_bytes or 0)
         expected = f"Bearer {config.token}" if config.token else None
         self._expected_auth = expected.encode() if expected else None
         self.app = Starlette(
@@ -104,6 +113,18 @@ class InferenceServer:
         self.inputs = {s.name: s for s in backend.inputs}
         self.outputs = {s.name: s for s in backend.outputs}
         batched = all(s.batched for s in backend.inputs)
+        self.max_body_bytes = self.config.max_body_bytes or limits.default_body_limit(
+            backend.inputs, self.config.max_batch_size
+        )
+        self.budget.limit = self.config.max_inflight_bytes or limits.default_inflight_limit(
+            self.max_body_bytes
+        )
+        if self.budget.limit < self.max_body_bytes:
+            raise UsageError(
+                f"--max-inflight-bytes {self.budget.limit} is below the body limit "
+                f"{self.max_body_bytes}: a largest request could never be read"
+            )
+        self.metrics.body_bytes.labels(self.name).set_function(lambda: self.budget.held)
         self.backend = backend
         self._warm_up(batched)
         self.batcher = Batcher(
@@ -173,9 +194,13 @@ class InferenceServer:
             started = time.perf_counter()
             in_flight = self.metrics.in_flight.labels(self.name)
             in_flight.inc()
+            hold = request.state.hold = limits.Hold(self.budget)
             try:
                 response = await handler(request)
+            except ClientDisconnect:  # nobody is left to read the answer
+                response = _error(400, "client disconnected before sending the whole body")
             finally:
+                hold.release()  # the body, its arrays and its outputs are done with
                 in_flight.dec()
             name = request.path_params.get("name", self.name)
             label = name if name == self.name else "_unknown"  # bounded label set
@@ -215,16 +240,37 @@ class InferenceServer:
             )
         return None
 
-    async def _body(self, request: Request) -> bytes:
-        limit = self.config.max_body_bytes
+    async def _body(self, request: Request) -> bytes | bytearray:
+        """Read the body within the per-request limit and the shared in-flight budget.
+
+        A declared ``Content-Length`` is checked and reserved before one byte is
+        read, and read into one buffer of that size; a chunked body reserves as
+        it arrives. The reservation is returned when the response is ready.
+        """
+        limit, hold = self.max_body_bytes, request.state.hold
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _TooLarge
+        if declared is not None and declared.isdigit():  # the HTTP parser enforces it
+            size = int(declared)
+            if size > limit:
+                raise _TooLarge
+            if not hold.take(size):
+                raise _Busy
+            buffer, filled = bytearray(size), 0
+            view = memoryview(buffer)
+            async for chunk in request.stream():
+                if filled + len(chunk) > size:
+                    raise _TooLarge
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+            view.release()
+            return buffer if filled == size else buffer[:filled]
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise _TooLarge
+            if not hold.take(len(chunk)):
+                raise _Busy
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -243,8 +289,16 @@ class InferenceServer:
             return (
                 _error(
                     413,
-                    f"request body is over the {self.config.max_body_bytes} "
-                    "byte limit (--max-body-bytes)",
+                    f"request body is over the {self.max_body_bytes} byte limit (--max-body-bytes)",
+                ),
+                None,
+                None,
+            )
+        except _Busy:
+            return (
+                _unavailable(
+                    f"server busy: request bodies in flight would pass {self.budget.limit} "
+                    "bytes (--max-inflight-bytes)"
                 ),
                 None,
                 None,

@@ -102,8 +102,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-body-bytes",
         type=parse_bytes,
-        default=64 * 1024**2,
-        help="largest request body; more gets 413 (default 64M)",
+        default=None,
+        help="largest request body; more gets 413 (default: max-batch-size rows "
+        "of the model's inputs as JSON, at least 1M; 64M if that cannot be derived)",
+    )
+    parser.add_argument(
+        "--max-inflight-bytes",
+        type=parse_bytes,
+        default=None,
+        help="request-body bytes held at once, all requests together; more gets 503 "
+        "(default: 8 x --max-body-bytes, at least 64M)",
     )
     parser.add_argument(
         "--threads",
@@ -187,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue_delay_ms=args.max_queue_delay_ms,
         max_queue_size=args.max_queue_size,
         max_body_bytes=args.max_body_bytes,
+        max_inflight_bytes=args.max_inflight_bytes,
         token=token,
         threads=args.threads,
     )

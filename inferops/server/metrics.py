@@ -84,6 +84,12 @@ class ServerMetrics:
         self.queue_depth = Gauge(
             "inferops_queue_depth", "Requests waiting in the batching queue", ["model"], registry=r
         )
+        self.body_bytes = Gauge(
+            "inferops_request_body_bytes_in_flight",
+            "Bytes of request bodies held now (read or being read), all requests together",
+            ["model"],
+            registry=r,
+        )
         self.model_loaded = Gauge(
             "inferops_model_loaded",
             "1 once the model is loaded and warmed up",

@@ -60,7 +60,7 @@ def test_binary_request_round_trip():
             "runs past the end",
         ),
         (_v2(parameters={"binary_data_size": 31}), None, "does not match"),
-        (_v2(), "abc", "must be an integer"),
+        (_v2(), "abc", "must be a non-negative integer"),
         (_v2(), "99999", "outside the body"),
     ],
 )
