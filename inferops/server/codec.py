@@ -211,9 +211,9 @@ def parse_v2(
     params = _params(doc.get("parameters"), "'parameters'")
     all_binary = _flag(params, "binary_data_output", "parameters")
     wanted = doc.get("outputs")
-    if wanted is not None:
-        if not isinstance(wanted, list):
-            raise BadRequest("'outputs' must be a list")
+    if wanted is not None and not isinstance(wanted, list):
+        raise BadRequest("'outputs' must be a list")
+    if wanted:  # absent, null or [] all mean every output, as in the v2 protocol
         request.outputs = []
         for i, out in enumerate(wanted):
             name = out.get("name") if isinstance(out, dict) else None
