@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inferops.server.stats import BatchTiming
+
 
 class QueueFull(Exception):
     """The admission queue is at ``max_queue_size`` (HTTP 503)."""
@@ -58,7 +60,8 @@ class Batcher:
 
     ``batched`` says whether the model's inputs have a dynamic first dimension;
     when False every request runs alone, exactly as sent. ``observe`` is called
-    after each model run with (batch rows, [queue wait seconds per request]).
+    after each model run with a :class:`BatchTiming` (rows, queue waits, input
+    concatenation, engine and output-split durations).
     """
 
     def __init__(
@@ -69,7 +72,7 @@ class Batcher:
         max_queue_delay: float = 0.002,
         max_queue_size: int = 256,
         batched: bool = True,
-        observe: Callable[[int, list[float], float], None] | None = None,
+        observe: Callable[[BatchTiming], None] | None = None,
     ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
@@ -78,6 +81,7 @@ class Batcher:
         self.max_queue_delay = max_queue_delay
         self.max_queue_size = max_queue_size
         self.batched = batched
+        self.preferred_batch_sizes: tuple[int, ...] = ()
         self._observe = observe
         self._queue: deque[_Item] = deque()
         self._rows = 0  # rows waiting in the queue, all shapes together
@@ -170,13 +174,12 @@ class Batcher:
                         name: np.concatenate([item.feeds[name] for item in batch])
                         for name in batch[0].feeds
                     }
+                inputs_ready = time.perf_counter()
                 outputs = self._run(feeds)
             except Exception as exc:  # engine failure: every caller in the batch gets it
                 self._hand_back([(item, None, exc) for item in batch])
                 continue
-            compute = time.perf_counter() - started
-            if self._observe is not None:
-                self._observe(sum(item.rows for item in batch), waits, compute)
+            ran = time.perf_counter()
             settled, offset = [], 0
             for item in batch:
                 if len(batch) == 1:
@@ -185,6 +188,16 @@ class Batcher:
                     mine = {name: out[offset : offset + item.rows] for name, out in outputs.items()}
                 offset += item.rows
                 settled.append((item, mine, None))
+            if self._observe is not None:
+                self._observe(
+                    BatchTiming(
+                        rows=sum(item.rows for item in batch),
+                        waits=waits,
+                        input_s=inputs_ready - started,
+                        infer_s=ran - inputs_ready,
+                        output_s=time.perf_counter() - ran,
+                    )
+                )
             self._hand_back(settled)
 
     @staticmethod
