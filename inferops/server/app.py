@@ -50,6 +50,7 @@ class ServerConfig:
     max_batch_size: int = 32
     max_queue_delay_ms: float = 2.0
     max_queue_size: int = 256
+    preferred_batch_sizes: tuple[int, ...] = ()
     max_body_bytes: int | None = None  # None: derived from the model (limits.default_body_limit)
     max_inflight_bytes: int | None = None  # None: limits.default_inflight_limit(max_body_bytes)
     token: str | None = None
@@ -139,6 +140,7 @@ class InferenceServer:
             max_queue_size=self.config.max_queue_size,
             batched=batched,
             observe=self._observe_batch,
+            preferred_batch_sizes=self.config.preferred_batch_sizes,
         )
         self.metrics.queue_depth.labels(self.name).set_function(lambda: len(self.batcher))
         self.metrics.model_loaded.labels(self.name).set(1)

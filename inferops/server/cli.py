@@ -66,6 +66,10 @@ def _delay_ms(text: str) -> float:
     return value
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(_positive_int(part) for part in text.split(",") if part.strip())
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from inferops.server.backends import BACKENDS
 
@@ -92,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_delay_ms,
         default=2.0,
         help="longest a request waits for others to batch with (default 2)",
+    )
+    parser.add_argument(
+        "--preferred-batch-sizes",
+        type=_sizes,
+        default=(),
+        help="comma-separated batch sizes to dispatch as soon as the queue fills one "
+        "(Triton's preferred_batch_size; default: none, batches grow to --max-batch-size)",
     )
     parser.add_argument(
         "--max-queue-size",
@@ -187,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise UsageError(f"--name {name!r}: use letters, digits, '_', '.', '-'")
+    too_big = [p for p in args.preferred_batch_sizes if p > args.max_batch_size]
+    if too_big:
+        raise UsageError(f"--preferred-batch-sizes {too_big} is over --max-batch-size")
     config = ServerConfig(
         model_path=path,
         name=name,
@@ -194,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         max_queue_delay_ms=args.max_queue_delay_ms,
         max_queue_size=args.max_queue_size,
+        preferred_batch_sizes=args.preferred_batch_sizes,
         max_body_bytes=args.max_body_bytes,
         max_inflight_bytes=args.max_inflight_bytes,
         token=token,
