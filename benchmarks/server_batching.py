@@ -9,8 +9,16 @@ rates, the highest open-loop Poisson rate whose P99 latency stays under the
 model's bound with under 1 % errors (a rate must fail twice to count as failed:
 the machine may be shared), and reports the goodput there for:
 
-  * ``batching``  - ``inferops serve`` with dynamic batching (defaults: max batch 32, 2 ms delay)
   * ``per-request`` - ``inferops serve --max-batch-size 1``
+  * ``batching``  - ``inferops serve`` with dynamic batching (defaults: max batch 32, 2 ms delay)
+  * batching variants (``--variants``, all by default), each a real server with one change:
+      - ``preferred-16``     ``--preferred-batch-sizes 16`` (Triton's preferred_batch_size):
+                             a batch goes once 16 rows wait, and stays at 16 unless the delay ran out
+      - ``preferred-8-16-32`` ``--preferred-batch-sizes 8,16,32``
+      - ``queue-adaptive``   ``--max-queue-delay-ms 0``: never wait for company; each batch is
+                             whatever queued while the engine ran the previous one
+      - ``gil-0.5ms``        Python's GIL switch interval 0.5 ms instead of 5 ms, so the thread
+                             decoding requests and the engine thread hand over the core sooner
   * ``raw``       - ONNX Runtime in-process, no HTTP, at its best batch size up to the
                     server's max batch whose per-batch P99 stays under the same bound
 
@@ -49,6 +57,14 @@ MODELS = {
     "dense": {"p99_ms": 100.0, "shape": (4096,)},
 }
 RAW_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+#: Batching-server variants: label -> (extra ``inferops serve`` flags, extra environment).
+VARIANTS = {
+    "batching": ([], {}),
+    "preferred-16": (["--preferred-batch-sizes", "16"], {}),
+    "preferred-8-16-32": (["--preferred-batch-sizes", "8,16,32"], {}),
+    "queue-adaptive": (["--max-queue-delay-ms", "0"], {}),
+    "gil-0.5ms": ([], {"INFEROPS_SWITCH_INTERVAL_MS": "0.5"}),
+}
 
 
 # -- raw engine (runs in a child pinned to the server core) --------------------------------
@@ -250,10 +266,18 @@ def serve_and_search(
     bound_ms: float,
     step_s: float,
     cpus: str,
+    extra_args: list[str] = (),
+    env: dict[str, str] | None = None,
 ) -> dict | None:
-    print(f"  {label}: inferops serve --max-batch-size {batch} (taskset -c {cpus})", flush=True)
+    flags = " ".join(["--max-batch-size", str(batch), *extra_args])
+    shown_env = " ".join(f"{k}={v}" for k, v in (env or {}).items())
+    print(f"  {label}: {shown_env} inferops serve {flags} (taskset -c {cpus})", flush=True)
     with ServerProcess(
-        path, max_batch_size=batch, cpus=cpus, extra_args=["--max-queue-size", "4096"]
+        path,
+        max_batch_size=batch,
+        cpus=cpus,
+        extra_args=["--max-queue-size", "4096", *extra_args],
+        env={**os.environ, **(env or {})},
     ) as server:
         client = Client(server.host, server.port, request_bytes(model, path.stem, server.port))
         best, _ = max_rate_under_bound(client, start_rate, bound_ms, step_s)
@@ -315,6 +339,11 @@ def main() -> int:
         help="the batching server's --max-batch-size; the raw engine's best batch is "
         "chosen up to it (default 32, the server's default)",
     )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"batching variants to run (default: all of {', '.join(VARIANTS)})",
+    )
     parser.add_argument("--raw", help=argparse.SUPPRESS)  # internal: raw engine in a child
     args = parser.parse_args()
 
@@ -339,28 +368,43 @@ def main() -> int:
         naive = serve_and_search(
             model, path, "per-request", 1, start, bound, args.step, args.server_cpus
         )
-        batching = serve_and_search(
-            model, path, "batching", args.max_batch_size, start, bound, args.step, args.server_cpus
-        )
+        variants = {}
+        for label in args.variants.split(","):
+            flags, env = VARIANTS[label]
+            variants[label] = serve_and_search(
+                model,
+                path,
+                label,
+                args.max_batch_size,
+                start,
+                bound,
+                args.step,
+                args.server_cpus,
+                flags,
+                env,
+            )
         # Other load on the machine only ever slows a run down, so the raw engine's
         # capability is the better of a measurement before and one after the servers.
         again = run_raw(model, args.server_cpus, args.max_batch_size)
         best_raw = max(raw["best"], again["best"], key=lambda r: r["samples_per_s"])
-        summary.append((model, bound, batching, naive, best_raw))
+        summary.append((model, bound, variants, naive, best_raw))
 
-    print("\nthroughput (requests/s; raw: samples/s) at the P99 bound, and saturated:")
+    print("\nthroughput (requests/s; raw: samples/s) at the P99 bound, and saturated (peak):")
     print(
-        f"{'model':6} {'p99 ≤':>7} {'batching':>9} {'per-req':>9} {'raw (batch)':>14} "
-        f"{'batch/per-req':>14} {'batch/raw':>10} | {'peak batching':>13} {'peak per-req':>13} "
-        f"{'ratio':>6}"
+        f"{'model':6} {'p99 ≤':>7} {'server':>18} {'at bound':>9} {'/per-req':>9} "
+        f"{'/raw':>6} | {'peak':>7} {'/per-req':>9} {'/raw':>6}"
     )
-    for model, bound, batching, naive, raw in summary:
-        b, n, r = batching["at_bound"], naive["at_bound"], raw["samples_per_s"]
-        print(
-            f"{model:6} {bound:5.0f}ms {b:9.0f} {n:9.0f} {r:8.0f} (b{raw['batch']:<2}) "
-            f"{(b / n if n else float('inf')):13.2f}x {b / r:9.0%} | {batching['peak']:13.0f} "
-            f"{naive['peak']:13.0f} {batching['peak'] / max(naive['peak'], 1e-9):5.2f}x"
-        )
+    for model, bound, variants, naive, raw in summary:
+        r = raw["samples_per_s"]
+        n, n_peak = naive["at_bound"], naive["peak"]
+        print(f"{model:6} {bound:5.0f}ms {'raw (b' + str(raw['batch']) + ')':>18} {r:9.0f}")
+        print(f"{'':6} {'':7} {'per-request':>18} {n:9.0f} {'':9} {n / r:6.0%} | {n_peak:7.0f}")
+        for label, result in variants.items():
+            b, peak = result["at_bound"], result["peak"]
+            print(
+                f"{'':6} {'':7} {label:>18} {b:9.0f} {(b / n if n else float('inf')):8.2f}x "
+                f"{b / r:6.0%} | {peak:7.0f} {peak / max(n_peak, 1e-9):8.2f}x {peak / r:6.0%}"
+            )
     print(f"load average after: {os.getloadavg()}")
     return 0
 

@@ -15,6 +15,7 @@ import ipaddress
 import os
 import re
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -215,6 +216,14 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     server = InferenceServer(config)
+    switch_ms = os.environ.get("INFEROPS_SWITCH_INTERVAL_MS")  # see docs/server.md
+    if switch_ms:
+        try:
+            sys.setswitchinterval(float(switch_ms) / 1000)
+        except ValueError:
+            raise UsageError(
+                f"INFEROPS_SWITCH_INTERVAL_MS={switch_ms!r}: not milliseconds > 0"
+            ) from None
     uv = _draining_server(
         uvicorn.Config(
             server.app,
