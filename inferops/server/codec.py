@@ -276,7 +276,7 @@ def _fit(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
         array = array[np.newaxis]  # one sample without its batch dimension
     elif spec.batched and array.ndim == 1 and rank > 2 and -1 not in sample:
         per = math.prod(sample)
-        if array.size == 0 or array.size % per:
+        if per == 0 or array.size == 0 or array.size % per:
             raise BadRequest(
                 f"input {spec.name!r}: {array.size} values are not a whole number "
                 f"of samples of shape {list(sample)}"
