@@ -569,4 +569,4 @@ class InferenceServer:
         """GET /openapi.json: this server's routes, with request schemas for its model."""
         if not self._authorized(request):
             return self._model_problem(request)
-        return _json(openapi.document(self))
+        return _json(openapi.document(self, MODEL_VERSION))

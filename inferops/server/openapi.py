@@ -261,12 +261,10 @@ def _schemas(server) -> dict:
     }
 
 
-def document(server) -> dict:
+def document(server, model_version: str) -> dict:
     """The OpenAPI document for ``server`` (an :class:`~inferops.server.app.InferenceServer`)."""
-    from inferops.server.app import MODEL_VERSION
-
     name = _param("name", [server.name])
-    version = _param("version", [MODEL_VERSION])
+    version = _param("version", [model_version])
     auth = ("401",) if server.config.token else ()
     model_errors = ("400", *auth, "404", "405", "503")
     binary_header = {
