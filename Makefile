@@ -38,6 +38,13 @@ test: $(STAMP) test-servers
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not realhost and not browser and not slow"
 
+# Long, random fuzzing of the server's request decoding and its OpenAPI routes; failures are
+# saved in .hypothesis/ and replayed first next time. CI runs the fixed-seed profile.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	INFEROPS_FUZZ_PROFILE=inferops-fuzz $(BIN)/python -m pytest tests/server/test_fuzz.py \
+		tests/server/test_openapi.py -q --hypothesis-show-statistics
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from inferops.deploy.knobs import Check
 from inferops.server.backends import BACKENDS
-from inferops.server.cli import _delay_ms, _port, _positive_int
+from inferops import validators
+from inferops.server.cli import queue_delay_ms as _delay_ms
 from inferops.server.cli import is_loopback as server_is_loopback
 
 __all__ = ["BACKENDS", "bind_address", "env_map", "env_quote", "is_loopback", "server_arg"]
@@ -40,7 +41,7 @@ def server_arg(parse: Callable[[str], object], types: tuple[type, ...], what: st
 
 def port() -> Check:
     """``inferops serve --port``, minus 0 ("any"): a deployed server needs a fixed port."""
-    base = server_arg(_port, (int,), "an integer")
+    base = server_arg(validators.port, (int,), "an integer")
 
     def check(value):
         return base(value) or (f"must be 1-65535, got {value}" if value == 0 else None)
@@ -49,7 +50,7 @@ def port() -> Check:
 
 
 def positive_int() -> Check:
-    return server_arg(_positive_int, (int,), "an integer")
+    return server_arg(validators.positive_int, (int,), "an integer")
 
 
 def delay_ms() -> Check:

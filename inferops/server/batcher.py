@@ -4,7 +4,10 @@ Requests are queued from the event loop; one worker thread takes the oldest
 request, waits until the queued rows reach ``max_batch_size`` or the oldest
 request has waited ``max_queue_delay`` seconds, runs the model once on the
 concatenation and hands every caller back its own rows. A request may itself
-carry several rows; one larger than ``max_batch_size`` runs alone. Only
+carry several rows; one larger than ``max_batch_size`` runs alone. With
+``preferred_batch_sizes`` (Triton's ``preferred_batch_size``) a batch goes as
+soon as the queue can fill the largest preferred size it holds, and never grows
+past that size unless the delay ran out first. Only
 requests whose non-batch dimensions agree are merged. The queue is bounded:
 :meth:`Batcher.submit` raises :class:`QueueFull` instead of letting memory grow.
 """
@@ -19,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from inferops.server.stats import BatchTiming
 
 
 class QueueFull(Exception):
@@ -58,7 +63,8 @@ class Batcher:
 
     ``batched`` says whether the model's inputs have a dynamic first dimension;
     when False every request runs alone, exactly as sent. ``observe`` is called
-    after each model run with (batch rows, [queue wait seconds per request]).
+    after each model run with a :class:`BatchTiming` (rows, queue waits, input
+    concatenation, engine and output-split durations).
     """
 
     def __init__(
@@ -69,15 +75,24 @@ class Batcher:
         max_queue_delay: float = 0.002,
         max_queue_size: int = 256,
         batched: bool = True,
-        observe: Callable[[int, list[float], float], None] | None = None,
+        observe: Callable[[BatchTiming], None] | None = None,
+        preferred_batch_sizes: tuple[int, ...] = (),
     ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
+        if any(not 1 <= p <= max_batch_size for p in preferred_batch_sizes):
+            raise ValueError("preferred batch sizes must be between 1 and max_batch_size")
         self._run = run
         self.max_batch_size = max_batch_size if batched else 1
         self.max_queue_delay = max_queue_delay
         self.max_queue_size = max_queue_size
         self.batched = batched
+        # Triton's preferred_batch_size: dispatch as soon as one of these can be formed.
+        self.preferred_batch_sizes = tuple(sorted(set(preferred_batch_sizes))) if batched else ()
+        #: queued rows at which a batch may be due before the delay runs out
+        self._due_rows = (
+            self.preferred_batch_sizes[0] if self.preferred_batch_sizes else self.max_batch_size
+        )
         self._observe = observe
         self._queue: deque[_Item] = deque()
         self._rows = 0  # rows waiting in the queue, all shapes together
@@ -109,7 +124,7 @@ class Batcher:
             self._rows += rows
             # Wake the worker only when it can act: it was idle, or a batch is full. Waking
             # it on every arrival makes it fight the event loop for the GIL for nothing.
-            if len(self._queue) == 1 or self._rows >= self.max_batch_size:
+            if len(self._queue) == 1 or self._rows >= self._due_rows:
                 self._cond.notify()
         return item.future
 
@@ -128,21 +143,22 @@ class Batcher:
                     return None
                 self._cond.wait()
             deadline = self._queue[0].enqueued + self.max_queue_delay
+            limit = self.max_batch_size
             while not self._stopping and self.max_batch_size > 1:
-                if (
-                    self._rows >= self.max_batch_size
-                    and self._queued_rows(self._queue[0].key) >= self.max_batch_size
-                ):
-                    break
+                if self._rows >= self._due_rows:
+                    due = self._due_size(self._queued_rows(self._queue[0].key))
+                    if due:
+                        limit = due
+                        break
                 remaining = deadline - time.perf_counter()
-                if remaining <= 0:
+                if remaining <= 0:  # the oldest waited long enough: as large as possible
                     break
                 self._cond.wait(remaining)
             first = self._queue.popleft()
             batch, rows, rest = [first], first.rows, deque()
-            while self._queue and rows < self.max_batch_size:
+            while self._queue and rows < limit:
                 item = self._queue.popleft()
-                if item.key == first.key and rows + item.rows <= self.max_batch_size:
+                if item.key == first.key and rows + item.rows <= limit:
                     batch.append(item)
                     rows += item.rows
                 else:
@@ -151,6 +167,17 @@ class Batcher:
             self._queue = rest
             self._rows -= rows
             return batch
+
+    def _due_size(self, queued: int) -> int:
+        """The batch size to dispatch now with ``queued`` rows waiting, or 0 to keep waiting.
+
+        Without preferred sizes: the max batch, once that many rows wait. With them
+        (Triton's rule): the largest preferred size the queue can fill.
+        """
+        if not self.preferred_batch_sizes:
+            return self.max_batch_size if queued >= self.max_batch_size else 0
+        fits = [p for p in self.preferred_batch_sizes if p <= queued]
+        return fits[-1] if fits else 0
 
     def _queued_rows(self, key: tuple) -> int:
         return sum(item.rows for item in self._queue if item.key == key)
@@ -170,13 +197,12 @@ class Batcher:
                         name: np.concatenate([item.feeds[name] for item in batch])
                         for name in batch[0].feeds
                     }
+                inputs_ready = time.perf_counter()
                 outputs = self._run(feeds)
             except Exception as exc:  # engine failure: every caller in the batch gets it
                 self._hand_back([(item, None, exc) for item in batch])
                 continue
-            compute = time.perf_counter() - started
-            if self._observe is not None:
-                self._observe(sum(item.rows for item in batch), waits, compute)
+            ran = time.perf_counter()
             settled, offset = [], 0
             for item in batch:
                 if len(batch) == 1:
@@ -185,6 +211,16 @@ class Batcher:
                     mine = {name: out[offset : offset + item.rows] for name, out in outputs.items()}
                 offset += item.rows
                 settled.append((item, mine, None))
+            if self._observe is not None:
+                self._observe(
+                    BatchTiming(
+                        rows=sum(item.rows for item in batch),
+                        waits=waits,
+                        input_s=inputs_ready - started,
+                        infer_s=ran - inputs_ready,
+                        output_s=time.perf_counter() - ran,
+                    )
+                )
             self._hand_back(settled)
 
     @staticmethod

@@ -15,6 +15,7 @@ import ipaddress
 import os
 import re
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -26,6 +27,10 @@ TOKEN_ENV = "INFEROPS_TOKEN"
 MAX_QUEUE_DELAY_MS = 60_000
 parse_bytes = validators.size_bytes  # the --max-body-bytes form ("64M"), for other callers
 queue_delay_ms = validators.number_range(0, MAX_QUEUE_DELAY_MS, unit="ms")
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(validators.positive_int(part) for part in text.split(",") if part.strip())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest a request waits for others to batch with (default 2)",
     )
     parser.add_argument(
+        "--preferred-batch-sizes",
+        type=_sizes,
+        default=(),
+        help="comma-separated batch sizes to dispatch as soon as the queue fills one "
+        "(Triton's preferred_batch_size; default: none, batches grow to --max-batch-size)",
+    )
+    parser.add_argument(
         "--max-queue-size",
         type=validators.positive_int,
         default=256,
@@ -65,9 +77,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-body-bytes",
-        type=validators.size_bytes,
-        default=64 * 1024**2,
-        help="largest request body; more gets 413 (default 64M)",
+        type=parse_bytes,
+        default=None,
+        help="largest request body; more gets 413 (default: max-batch-size rows "
+        "of the model's inputs as JSON, at least 1M; 64M if that cannot be derived)",
+    )
+    parser.add_argument(
+        "--max-inflight-bytes",
+        type=parse_bytes,
+        default=None,
+        help="request-body bytes held at once, all requests together; more gets 503 "
+        "(default: 8 x --max-body-bytes, at least 64M)",
     )
     parser.add_argument(
         "--threads",
@@ -143,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise UsageError(f"--name {name!r}: use letters, digits, '_', '.', '-'")
+    too_big = [p for p in args.preferred_batch_sizes if p > args.max_batch_size]
+    if too_big:
+        raise UsageError(f"--preferred-batch-sizes {too_big} is over --max-batch-size")
     config = ServerConfig(
         model_path=path,
         name=name,
@@ -150,11 +173,21 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         max_queue_delay_ms=args.max_queue_delay_ms,
         max_queue_size=args.max_queue_size,
+        preferred_batch_sizes=args.preferred_batch_sizes,
         max_body_bytes=args.max_body_bytes,
+        max_inflight_bytes=args.max_inflight_bytes,
         token=token,
         threads=args.threads,
     )
     server = InferenceServer(config)
+    switch_ms = os.environ.get("INFEROPS_SWITCH_INTERVAL_MS")  # see docs/server.md
+    if switch_ms:
+        try:
+            sys.setswitchinterval(float(switch_ms) / 1000)
+        except ValueError:
+            raise UsageError(
+                f"INFEROPS_SWITCH_INTERVAL_MS={switch_ms!r}: not milliseconds > 0"
+            ) from None
     uv = _draining_server(
         uvicorn.Config(
             server.app,

@@ -8,6 +8,7 @@ every problem raises :class:`BadRequest` with a message naming it (-> HTTP 400).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,13 @@ from inferops.server.tensors import NUMPY_TO_V2, V2_TO_NUMPY, TensorSpec
 #: Triton's header giving the length of the JSON part of a binary-extension body.
 HEADER_LENGTH = "inference-header-content-length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
+
+
+#: Largest element count a request's shape may declare (zero dimensions counted as one).
+#: Far above any body limit, far below what overflows NumPy's size arithmetic.
+MAX_ELEMENTS = 2**32
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class BadRequest(Exception):
@@ -45,6 +53,50 @@ def _int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest(f"{what} must be an integer, got {value!r:.40}")
     return value
+
+
+def _params(value, what: str) -> dict:
+    """A ``parameters`` object: absent/null means none; anything but an object is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _flag(params: dict, key: str, where: str) -> bool:
+    value = params.get(key, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{where}.{key} must be true or false, got {value!r:.40}")
+    return value
+
+
+def _declared_shape(shape, spec: TensorSpec) -> list[int]:
+    """Check a request's ``shape`` against the model before any data is touched.
+
+    Rank and fixed dimensions must match the model; no dimension may be negative,
+    and the element count (zero dimensions counted as one) must stay below
+    :data:`MAX_ELEMENTS`, so no later ``reshape`` or allocation can fail on it.
+    """
+    name = spec.name
+    if not isinstance(shape, list):
+        raise BadRequest(f"input {name!r}: 'shape' must be a list of integers")
+    if len(shape) != len(spec.shape):
+        raise BadRequest(
+            f"input {name!r}: expected {len(spec.shape)} dimensions {list(spec.shape)}, "
+            f"got {len(shape)}"
+        )
+    dims = [_int(d, f"input {name!r}: shape dimension") for d in shape]
+    if any(d < 0 for d in dims):
+        raise BadRequest(f"input {name!r}: shape dimensions must be >= 0, got {dims}")
+    if math.prod(max(d, 1) for d in dims) > MAX_ELEMENTS:
+        raise BadRequest(
+            f"input {name!r}: shape {dims} is over {MAX_ELEMENTS} elements; no request can be"
+        )
+    problem = spec.check_shape(tuple(dims))
+    if problem:
+        raise BadRequest(problem)
+    return dims
 
 
 def _numeric_array(data, dtype: np.dtype, what: str) -> np.ndarray:
@@ -81,10 +133,9 @@ def parse_v2(
     """Parse a v2 ``/infer`` body, JSON or JSON + binary tensors (Triton's extension)."""
     binary = memoryview(b"")
     if header_length is not None:
-        try:
-            n = int(header_length)
-        except ValueError:
-            raise BadRequest("Inference-Header-Content-Length must be an integer") from None
+        if not _DIGITS.fullmatch(header_length):
+            raise BadRequest("Inference-Header-Content-Length must be a non-negative integer")
+        n = int(header_length)
         if not 0 <= n <= len(body):
             raise BadRequest(
                 f"Inference-Header-Content-Length {n} is outside the body ({len(body)} bytes)"
@@ -121,16 +172,9 @@ def parse_v2(
             raise BadRequest(
                 f"input {name!r}: datatype must be {spec.datatype}, got {datatype!r:.40}"
             )
-        shape = item.get("shape")
-        if not isinstance(shape, list):
-            raise BadRequest(f"input {name!r}: 'shape' must be a list of integers")
-        shape = [_int(d, f"input {name!r}: shape dimension") for d in shape]
-        if any(d < 0 for d in shape):
-            raise BadRequest(f"input {name!r}: shape dimensions must be >= 0")
+        shape = _declared_shape(item.get("shape"), spec)
         count = math.prod(shape)
-        params = item.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise BadRequest(f"input {name!r}: 'parameters' must be an object")
+        params = _params(item.get("parameters"), f"input {name!r}: 'parameters'")
         if "binary_data_size" in params:
             size = _int(params["binary_data_size"], f"input {name!r}: binary_data_size")
             if size != count * spec.dtype.itemsize:
@@ -143,7 +187,7 @@ def parse_v2(
                 raise BadRequest(f"input {name!r}: binary data runs past the end of the body")
             chunk = binary[offset : offset + size]
             offset += size
-            array = np.frombuffer(chunk, dtype=spec.dtype.newbyteorder("<")).reshape(shape)
+            array = np.frombuffer(chunk, dtype=spec.dtype.newbyteorder("<"))
         else:
             if "data" not in item:
                 raise BadRequest(f"input {name!r}: needs 'data' or binary_data_size")
@@ -152,11 +196,7 @@ def parse_v2(
                 raise BadRequest(
                     f"input {name!r}: shape {shape} needs {count} values, got {array.size}"
                 )
-            array = array.reshape(shape)
-        problem = spec.check(array)
-        if problem:
-            raise BadRequest(problem)
-        arrays[name] = array
+        arrays[name] = array.reshape(shape)  # safe: shape checked, ``count`` values held
     if offset != len(binary):
         raise BadRequest(
             f"{len(binary) - offset} bytes of binary data are not claimed by any "
@@ -168,14 +208,12 @@ def parse_v2(
     _check_batch(arrays, inputs)
 
     request = InferRequest(arrays, id=req_id)
-    params = doc.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise BadRequest("'parameters' must be an object")
-    all_binary = params.get("binary_data_output") is True
+    params = _params(doc.get("parameters"), "'parameters'")
+    all_binary = _flag(params, "binary_data_output", "parameters")
     wanted = doc.get("outputs")
-    if wanted is not None:
-        if not isinstance(wanted, list):
-            raise BadRequest("'outputs' must be a list")
+    if wanted is not None and not isinstance(wanted, list):
+        raise BadRequest("'outputs' must be a list")
+    if wanted:  # absent, null or [] all mean every output, as in the v2 protocol
         request.outputs = []
         for i, out in enumerate(wanted):
             name = out.get("name") if isinstance(out, dict) else None
@@ -184,8 +222,8 @@ def parse_v2(
                     f"outputs[{i}]: unknown output {name!r:.60}; the model has {sorted(outputs)}"
                 )
             request.outputs.append(name)
-            out_params = out.get("parameters") or {}
-            if isinstance(out_params, dict) and out_params.get("binary_data") is True:
+            out_params = _params(out.get("parameters"), f"outputs[{i}].parameters")
+            if _flag(out_params, "binary_data", f"outputs[{i}].parameters"):
                 request.binary.add(name)
     if all_binary:
         request.binary.update(request.outputs or outputs)
@@ -238,7 +276,7 @@ def _fit(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
         array = array[np.newaxis]  # one sample without its batch dimension
     elif spec.batched and array.ndim == 1 and rank > 2 and -1 not in sample:
         per = math.prod(sample)
-        if array.size == 0 or array.size % per:
+        if per == 0 or array.size == 0 or array.size % per:
             raise BadRequest(
                 f"input {spec.name!r}: {array.size} values are not a whole number "
                 f"of samples of shape {list(sample)}"

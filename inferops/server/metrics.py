@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from inferops.server.stats import BatchTiming
+
 # Latency buckets from 1 ms to 10 s: wide enough for mlp on a CPU and dense under overload.
 LATENCY_BUCKETS = (
     0.001,
@@ -84,6 +86,12 @@ class ServerMetrics:
         self.queue_depth = Gauge(
             "inferops_queue_depth", "Requests waiting in the batching queue", ["model"], registry=r
         )
+        self.body_bytes = Gauge(
+            "inferops_request_body_bytes_in_flight",
+            "Bytes of request bodies held now (read or being read), all requests together",
+            ["model"],
+            registry=r,
+        )
         self.model_loaded = Gauge(
             "inferops_model_loaded",
             "1 once the model is loaded and warmed up",
@@ -93,12 +101,12 @@ class ServerMetrics:
         self.model_loaded.labels(model).set(0)
         self.in_flight.labels(model).set(0)
 
-    def observe_batch(self, rows: int, waits: list[float], compute: float) -> None:
+    def observe_batch(self, timing: BatchTiming) -> None:
         """Batcher callback, run on its worker thread after each model execution."""
-        self.batch_size.labels(self.model).observe(rows)
-        self.compute.labels(self.model).observe(compute)
+        self.batch_size.labels(self.model).observe(timing.rows)
+        self.compute.labels(self.model).observe(timing.input_s + timing.infer_s)
         wait = self.queue_wait.labels(self.model)
-        for w in waits:
+        for w in timing.waits:
             wait.observe(w)
 
     def observe_request(self, model: str, code: int, seconds: float) -> None:

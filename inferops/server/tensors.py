@@ -46,17 +46,18 @@ class TensorSpec:
 
     def check(self, array: np.ndarray) -> str | None:
         """Return a message naming what is wrong with ``array`` for this input, or None."""
-        if array.ndim != len(self.shape):
+        return self.check_shape(array.shape)
+
+    def check_shape(self, shape: tuple[int, ...]) -> str | None:
+        """Return a message naming what is wrong with ``shape`` for this input, or None."""
+        if len(shape) != len(self.shape):
             return (
                 f"input {self.name!r}: expected {len(self.shape)} dimensions "
-                f"{list(self.shape)}, got shape {list(array.shape)}"
+                f"{list(self.shape)}, got shape {list(shape)}"
             )
-        for got, want in zip(array.shape, self.shape, strict=True):
+        for got, want in zip(shape, self.shape, strict=True):
             if want != -1 and got != want:
-                return (
-                    f"input {self.name!r}: expected shape {list(self.shape)}, "
-                    f"got {list(array.shape)}"
-                )
-        if self.batched and array.shape[0] < 1:
+                return f"input {self.name!r}: expected shape {list(self.shape)}, got {list(shape)}"
+        if self.batched and shape[0] < 1:
             return f"input {self.name!r}: batch dimension must be at least 1"
         return None

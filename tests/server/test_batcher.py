@@ -142,3 +142,37 @@ def test_engine_errors_reach_every_caller():
 
     results = _run(main())
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+def test_preferred_batch_sizes_dispatch_early_and_cap_the_batch():
+    model = Recorder()
+
+    async def main():
+        # A 10 s delay: only a preferred size (or stop) can make a batch go.
+        b = Batcher(
+            model,
+            max_batch_size=32,
+            max_queue_delay=10.0,
+            max_queue_size=64,
+            preferred_batch_sizes=(4, 8),
+        )
+        try:
+            model.gate.clear()  # the first batch holds the worker while the rest queue
+            futures = [b.submit({"x": np.zeros((1, 2), np.float32)}) for _ in range(4)]
+            while len(b):  # the first 4 rows left as a preferred batch, long before 10 s
+                await asyncio.sleep(0.001)
+            futures += [b.submit({"x": np.zeros((1, 2), np.float32)}) for _ in range(12)]
+            model.gate.set()
+            return await asyncio.wait_for(asyncio.gather(*futures), 5)
+        finally:
+            b.stop()
+
+    results = _run(main())
+    # 12 queued rows with preferred sizes 4 and 8: 8 (the largest that fits), then 4
+    assert model.batches == [4, 8, 4]
+    assert len(results) == 16
+
+
+def test_preferred_batch_sizes_must_fit_the_max_batch():
+    with pytest.raises(ValueError, match="preferred"):
+        Batcher(lambda feeds: feeds, max_batch_size=8, preferred_batch_sizes=(16,))

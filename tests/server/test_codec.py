@@ -60,7 +60,7 @@ def test_binary_request_round_trip():
             "runs past the end",
         ),
         (_v2(parameters={"binary_data_size": 31}), None, "does not match"),
-        (_v2(), "abc", "must be an integer"),
+        (_v2(), "abc", "must be a non-negative integer"),
         (_v2(), "99999", "outside the body"),
     ],
 )
@@ -95,3 +95,40 @@ def test_integer_inputs_reject_floats_and_overflow():
     for bad in (b'{"inputs": [1.5]}', b'{"inputs": [300]}', b'{"inputs": [true]}'):
         with pytest.raises(codec.BadRequest, match="not INT8"):
             codec.parse_predict(bad, ints)
+
+
+def test_default_body_limit_fits_the_largest_legitimate_request():
+    from inferops.server import limits
+
+    mlp = [TensorSpec("input", "FP32", (-1, 64))]
+    cnn = [TensorSpec("input", "FP32", (-1, 3, 64, 64))]
+    dense = [TensorSpec("input", "FP32", (-1, 4096))]
+    assert limits.default_body_limit(mlp, 32) == 1024**2  # the 1 MiB floor
+    # 32 rows x 12288 values x 32 bytes of JSON + 64 KiB, rounded up to a MiB
+    assert limits.default_body_limit(cnn, 32) == 13 * 1024**2
+    assert limits.default_body_limit(dense, 32) == 5 * 1024**2
+    assert limits.default_body_limit(dense, 1) == 1024**2
+    sequence = [TensorSpec("ids", "INT64", (-1, -1))]
+    assert limits.default_body_limit(sequence, 32) == 64 * 1024**2  # nothing to derive from
+    # a real 32-row cnn request as JSON, written at full precision, fits
+    x = np.random.RandomState(0).uniform(-1, 1, (32, 3, 64, 64)).astype(np.float64)
+    body = orjson.dumps(
+        {"inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape), "data": x}]},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+    assert len(body) < limits.default_body_limit(cnn, 32)
+    assert limits.default_inflight_limit(13 * 1024**2) == 8 * 13 * 1024**2
+    assert limits.default_inflight_limit(1024**2) == 64 * 1024**2
+
+
+def test_body_budget_refuses_what_would_pass_the_limit_and_releases_all():
+    from inferops.server import limits
+
+    budget = limits.BodyBudget(100)
+    a, b = limits.Hold(budget), limits.Hold(budget)
+    assert a.take(60) and a.take(30)
+    assert not b.take(20) and b.size == 0  # refused: nothing reserved
+    assert b.take(10) and budget.held == 100
+    a.release()
+    a.release()  # idempotent
+    assert budget.held == 10 and b.take(90)

@@ -26,11 +26,6 @@ def _metric(text: str, name: str) -> float:
     return float(match.group(1))
 
 
-def _rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", fh.read()).group(1)) * 1024
-
-
 def _reference(model_dir, name):
     session = ort.InferenceSession(
         str(model_dir / f"{name}.onnx"), providers=["CPUExecutionProvider"]
@@ -87,7 +82,8 @@ def test_max_batch_size_one_is_the_per_request_server(model_dir, cache_env):
     assert _metric(metrics, "inferops_batch_size_sum") == 4
 
 
-def test_overload_sheds_with_503_and_stays_up_with_bounded_memory(model_dir, cache_env):
+def test_overload_sheds_with_503_and_stays_up(model_dir, cache_env):
+    # Peak memory under hostile load is test_memory.py's job (sampled while the attack runs).
     x = np.random.RandomState(0).uniform(0, 1, (1, 3, 64, 64)).astype(np.float32)
     with ServerProcess(
         model_dir / "cnn.onnx",
@@ -95,8 +91,6 @@ def test_overload_sheds_with_503_and_stays_up_with_bounded_memory(model_dir, cac
         env=cache_env,
         extra_args=["--max-queue-size", "2"],
     ) as server:
-        rss_before = _rss_bytes(server.pid)
-
         body, headers = codec.encode_v2_request({"input": x})
 
         def hammer(_):
@@ -110,7 +104,6 @@ def test_overload_sheds_with_503_and_stays_up_with_bounded_memory(model_dir, cac
             return codes
 
         results = [c for batch in _concurrently(hammer, [(i,) for i in range(24)]) for c in batch]
-        rss_after = _rss_bytes(server.pid)
         assert server.returncode is None  # still running
         assert httpx.get(server.url + "/v2/health/ready").status_code == 200
         assert _infer_model(server.url, "cnn", x).status_code == 200
@@ -118,7 +111,6 @@ def test_overload_sheds_with_503_and_stays_up_with_bounded_memory(model_dir, cac
     codes = {code for code, _ in results}
     assert codes <= {200, 503} and 503 in codes and 200 in codes
     assert all(retry == "1" for code, retry in results if code == 503)
-    assert rss_after - rss_before < 100 * 2**20  # a bounded queue, not a growing one
     assert _metric(metrics, 'inferops_requests_total{code="503",model="cnn"}') > 0
 
 

@@ -184,3 +184,37 @@ def test_metrics_exposition(client):
     assert 'inferops_model_loaded{model="mlp"} 1.0' in text
     assert 'inferops_requests_total{code="400",model="mlp"}' in text
     assert 'inferops_request_duration_seconds_count{code="200",model="mlp"}' in text
+
+
+def _stat(client) -> dict:
+    (stat,) = client.get("/v2/models/mlp/stats").json()["model_stats"]
+    return stat
+
+
+def test_statistics_count_successes_failures_rows_and_executions(client):
+    before = _stat(client)
+    assert client.post("/predict", json={"inputs": [1]}).status_code == 400
+    assert client.post("/predict", json={"inputs": _x(2).tolist()}).status_code == 200
+    assert client.get("/v2/models/nope/stats").status_code == 404  # not this model's request
+    after = _stat(client)
+    b, a = before["inference_stats"], after["inference_stats"]
+    assert a["fail"]["count"] == b["fail"]["count"] + 1
+    assert a["success"]["count"] == b["success"]["count"] + 1
+    assert after["inference_count"] == before["inference_count"] + 2  # rows
+    assert after["execution_count"] == before["execution_count"] + 1
+    assert a["success"]["ns"] > b["success"]["ns"] and a["fail"]["ns"] > b["fail"]["ns"]
+    assert client.get("/v2/models/stats").json()["model_stats"][0]["name"] == "mlp"
+
+
+def test_repository_routes(client):
+    index = client.post("/v2/repository/index", json={"ready": True})
+    assert index.json() == [{"name": "mlp", "version": "1", "state": "READY", "reason": ""}]
+    assert client.post("/v2/repository/index").status_code == 200  # the body is optional
+    bad = client.post("/v2/repository/index", json={"ready": "yes"})
+    assert bad.status_code == 400 and "'ready'" in bad.json()["error"]
+    huge = client.post("/v2/repository/index", content=b" " * 70_000)
+    assert huge.status_code == 413
+    assert client.post("/v2/repository/models/mlp/load").status_code == 200
+    unload = client.post("/v2/repository/models/mlp/unload")
+    assert unload.status_code == 400 and "one model" in unload.json()["error"]
+    assert client.post("/v2/repository/models/other/load").status_code == 404
