@@ -359,7 +359,11 @@ def _ms(value: float | None) -> float | None:
 
 
 def _encode(board: dash.Dashboard) -> dict:
-    return json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
+    model = json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
+    # Stable panel ids (the builder leaves them unset): links and alerts point at them.
+    for number, panel in enumerate(model.get("panels", []), start=1):
+        panel["id"] = number
+    return model
 
 
 def dashboards(limits: dict[str, float], capacities: list[Capacity]) -> dict[str, dict]:
