@@ -1,5 +1,6 @@
 """``promtool test rules`` files for the rendered rules: each alert fires on its breaching
-series (with the exact labels and annotations) and stays quiet on its healthy one.
+series (with the exact labels and annotations), is not yet firing before its ``for`` has
+passed, and stays quiet on its healthy series.
 
 The test clock follows the rate window: samples every ``window / 5`` (at most 1m), evaluated
 once the window has filled and the alert's ``for`` has passed.
@@ -41,6 +42,22 @@ def _case(alert: Alert, kind: str, rate_window: str, runbook_base: str) -> dict:
                 "exp_annotations": alert.expected_annotations(runbook_base),
             }
         )
+    checks = [
+        {"eval_time": prom_duration(eval_at), "alertname": alert.name, "exp_alerts": expected}
+    ]
+    hold = seconds(alert.for_)
+    if kind == "breach" and hold >= 2 * interval:
+        # Still pending one step before `for` has passed since the first possible breach
+        # (a gauge breaches at 0, a rate once it has two samples): proves `for` is honoured.
+        first = interval if any(s.counter for s in inputs) else 0.0
+        checks.insert(
+            0,
+            {
+                "eval_time": prom_duration(first + hold - interval),
+                "alertname": alert.name,
+                "exp_alerts": [],
+            },
+        )
     what = "fires on a breaching series" if kind == "breach" else "stays quiet when healthy"
     return {
         "name": f"{alert.name} {what}",
@@ -48,9 +65,7 @@ def _case(alert: Alert, kind: str, rate_window: str, runbook_base: str) -> dict:
         "input_series": [
             {"series": s.selector, "values": _values(s, interval, samples)} for s in inputs
         ],
-        "alert_rule_test": [
-            {"eval_time": prom_duration(eval_at), "alertname": alert.name, "exp_alerts": expected}
-        ],
+        "alert_rule_test": checks,
     }
 
 

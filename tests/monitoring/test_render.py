@@ -114,7 +114,7 @@ def test_every_alert_with_every_key_fires_and_stays_quiet(tmp_path):
             assert f"{alert['alert']} fires on a breaching series" in cases
             assert f"{alert['alert']} stays quiet when healthy" in cases
         for t in tests:
-            fired = t["alert_rule_test"][0]["exp_alerts"]
+            fired = t["alert_rule_test"][-1]["exp_alerts"]
             assert bool(fired) == ("fires" in t["name"])
 
 
@@ -127,6 +127,8 @@ def test_every_alert_with_every_key_fires_and_stays_quiet(tmp_path):
         # threshold moved so healthy breaches: the "stays quiet" case must fail
         ("InferenceErrorRateHigh", ("> 0.01", "> 0.000001")),
         ("GPUXidError", ("> 0", "> -1")),
+        # `for` dropped: the "still pending" step of the "fires" case must fail
+        ("InferenceP99LatencyHigh", ("for: 5m", "for: 0s")),
     ],
 )
 def test_rendered_unit_tests_catch_a_wrong_rule(tmp_path, alert, change):
@@ -145,8 +147,8 @@ def test_rendered_unit_tests_catch_a_wrong_rule(tmp_path, alert, change):
     path = out / "rules" / f"{name}.yml"
     lines = path.read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if line.endswith(f"alert: {alert}"))
-    assert change[0] in lines[at + 1]
-    lines[at + 1] = lines[at + 1].replace(change[0], change[1])
+    line = next(i for i in (at + 1, at + 2) if change[0] in lines[i])  # expr, then for
+    lines[line] = lines[line].replace(change[0], change[1])
     path.write_text("\n".join(lines) + "\n")
     result = promtool("test", "rules", f"{name}_test.yml", cwd=out / "rules")
     assert result.returncode != 0
@@ -334,6 +336,16 @@ def test_bad_inventory_data_exits_2(tmp_path, fleet):
     assert result.returncode == 2
     assert "cpu-1: node_exporter_listen" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_monitoring_without_an_action_exits_2(capsys):
+    from inferops.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["monitoring"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("required: ACTION") and len(err.splitlines()) == 1
 
 
 def test_promtool_present_for_ci():
