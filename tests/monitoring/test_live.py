@@ -159,8 +159,12 @@ def query(prom: str, expr: str) -> dict:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
             return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:  # 400 for a bad expression: keep its message
-        return json.loads(exc.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            return json.loads(body)  # 400 for a bad expression: keep its message
+        except ValueError:
+            raise OSError(f"Prometheus answered {exc.code}: {body[:200]!r}") from None
 
 
 def alert_state(prom: str) -> str:
@@ -276,6 +280,11 @@ node_exporter_listen = "127.0.0.1:{node_port}"
         )
         prom = f"http://127.0.0.1:{prom_port}"
         load = Load(server.url)
+        wait_for(
+            lambda: urllib.request.urlopen(f"{prom}/-/ready", timeout=2).status == 200,
+            60,
+            "Prometheus ready",
+        )
 
         # 1. Prometheus scrapes the real reference server and node_exporter.
         for job in ("inferops", "node", "alertmanager"):
@@ -293,25 +302,33 @@ node_exporter_listen = "127.0.0.1:{node_port}"
         )
 
         # 2. Every dashboard query runs on the real Prometheus; those for parts running
-        #    here (server, host, capacity) return data. GPU/LLM ones parse but stay empty.
-        wait_for(
-            lambda: series(prom, "instance:node_cpu_utilisation:percent"),
-            20,
-            "host recording rules",
-        )
-        empty = []
-        for board in dashboards(out).values():
-            for title, expr in expressions(board):
-                result = series(prom, grafana_to_promql(expr))
-                if not result:
-                    empty.append((board["uid"], title))
-        assert {uid for uid, _ in empty} <= {"inferops-inference", "inferops-gpu"}, empty
-        assert {t for uid, t in empty if uid == "inferops-inference"} <= {
-            "Time to first token P99",
-            "Time per output token P99",
-            "Responses by status code",  # only if no request finished in the window
-            "Error ratio (5xx)",
-        }, empty
+        #    here (server, host, capacity) return data once their rule groups have run.
+        #    GPU and LLM ones parse but stay empty (no dcgm-exporter, no LLM server here);
+        #    the 5xx panels stay empty while nothing fails.
+        may_be_empty = {
+            ("inferops-inference", "Time to first token P99"),
+            ("inferops-inference", "Time per output token P99"),
+            ("inferops-inference", "Error ratio (5xx)"),
+            ("inferops-inference", "Responses by status code"),
+        }
+        queries = [
+            (board["uid"], title, grafana_to_promql(expr))
+            for board in dashboards(out).values()
+            for title, expr in expressions(board)
+        ]
+        missing: list = []
+
+        def dashboards_have_data():
+            missing[:] = [
+                (uid, title)
+                for uid, title, expr in queries
+                if not series(prom, expr)
+                and uid != "inferops-gpu"
+                and (uid, title) not in may_be_empty
+            ]
+            return not missing
+
+        wait_for(dashboards_have_data, 45, f"data behind every dashboard panel ({missing})")
         # healthy before the slowdown (a noisy shared box may need a moment to settle)
         wait_for(lambda: alert_state(prom) == "inactive", 30, f"{ALERT} inactive at baseline")
 
