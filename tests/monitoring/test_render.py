@@ -209,6 +209,29 @@ def test_capacity_rule_names_its_run(tmp_path):
     _check_all(out, (*RULE_FILES, "capacity"))
 
 
+def test_each_host_gets_its_profile_and_unmatched_runs_are_named(tmp_path, fleet):
+    """Two sweeps: gpu-1 declares capacity_profile a10-batching and gets that run's rule;
+    the other run's profile matches no host, which the render says (it does not guess)."""
+    out = tmp_path / "mon"
+    a10 = sweep_run(tmp_path / "a10", max_qps=900.0, profile="a10-batching")
+    cpu = sweep_run(tmp_path / "cpu", max_qps=120.0, profile="cpu-batching")
+    result = render_process(out, "--inventory", str(fleet), "--capacity", str(a10), str(cpu))
+    assert result.returncode == 0, result.stderr
+    assert f"capacity run {cpu} (profile 'cpu-batching') matches no inference host" in (
+        result.stderr
+    )
+    exprs = [a["expr"] for a in _alerts(out, "capacity")]
+    assert any('profile="a10-batching"' in e and e.endswith("> 720") for e in exprs)
+    assert any('profile="cpu-batching"' in e and e.endswith("> 96") for e in exprs)
+    prom = yaml.safe_load((out / "prometheus.yml").read_text())
+    server = next(j for j in prom["scrape_configs"] if j["job_name"] == "inferops")
+    profiles = {
+        s["labels"]["instance"]: s["labels"].get("profile") for s in server["static_configs"]
+    }
+    assert profiles == {"gpu-1": "a10-batching", "cpu-1": None}
+    _check_all(out, (*RULE_FILES, "capacity"))
+
+
 def test_scrape_targets_come_from_the_inventory(tmp_path, fleet):
     out = tmp_path / "mon"
     # A subprocess: pyinfra's CLI package gevent-patches whichever process imports it.
