@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("serve", "inferops.server.cli", "run the reference inference server"),
     ("bench", "inferops.load.cli", "load-test an endpoint and gate on thresholds"),
     ("report", "inferops.report.cli", "render the HTML hardware-sizing report"),
+    ("monitoring", "inferops.monitoring.cli", "render Prometheus, Alertmanager and Grafana files"),
     ("demo", "inferops.demo", "end-to-end demo on the embedded model"),
 ]
 
