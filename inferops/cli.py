@@ -20,6 +20,10 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("serve", "inferops.server.cli", "run the reference inference server"),
     ("bench", "inferops.load.cli", "load-test an endpoint and gate on thresholds"),
     ("report", "inferops.report.cli", "render the HTML hardware-sizing report"),
+    ("compare", "inferops.history.compare_cli", "compare two runs: did the candidate regress?"),
+    ("history", "inferops.history.history_cli", "the results store: list, import, trend report"),
+    ("baseline", "inferops.history.baseline_cli", "set or show the baseline run per scenario"),
+    ("nightly", "inferops.history.nightly_cli", "nightly regression gate: run, store, judge"),
     ("demo", "inferops.demo", "end-to-end demo on the embedded model"),
 ]
 

@@ -155,3 +155,10 @@ def write_run(
     run.finish(dict(summary), partial=bool(summary.get("partial", False)))
     return Path(path)
 
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file atomically with the run-folder writer's helper (temp, fsync, rename)."""
+    from inferops.load.runfolder import atomic_write_text as write
+
+    write(path, text)
