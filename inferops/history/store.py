@@ -36,8 +36,9 @@ from inferops.history.runsource import RunData
 
 ENV_VAR = "INFEROPS_HISTORY"
 DEFAULT_PATH = Path(".inferops") / "history.sqlite"
-#: seconds a writer waits for another writer before giving up
+#: seconds a writer waits for another writer before giving up ($INFEROPS_HISTORY_TIMEOUT)
 BUSY_TIMEOUT_S = 10.0
+TIMEOUT_ENV_VAR = "INFEROPS_HISTORY_TIMEOUT"
 
 # Each migration is a list of statements. {pk} and {blob} are the dialect's
 # auto-increment primary key and binary type.
@@ -582,8 +583,21 @@ def _redact(url: str) -> str:
     return url
 
 
+def _busy_timeout() -> float:
+    text = os.environ.get(TIMEOUT_ENV_VAR)
+    if not text:
+        return BUSY_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"${TIMEOUT_ENV_VAR}: expected seconds, got {text!r}") from None
+    if not value >= 0:
+        raise UsageError(f"${TIMEOUT_ENV_VAR}: must be >= 0, got {text!r}")
+    return value
+
+
 def open_store(
-    location: str | None = None, *, write: bool = False, busy_timeout_s: float = BUSY_TIMEOUT_S
+    location: str | None = None, *, write: bool = False, busy_timeout_s: float | None = None
 ) -> Store:
     """Open the store at ``location`` (a path or a postgresql:// URL; default: :func:`default_location`).
 
@@ -591,6 +605,7 @@ def open_store(
     otherwise a missing store or an old schema is a :class:`UsageError`.
     """
     location = location or default_location()
+    busy_timeout_s = _busy_timeout() if busy_timeout_s is None else busy_timeout_s
     if location.startswith(("postgresql://", "postgres://")):
         store: Store = PostgresStore(location, create=write, busy_timeout_s=busy_timeout_s)
     elif "://" in location:
