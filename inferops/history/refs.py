@@ -28,8 +28,8 @@ def parse_fraction(text: str, *, name: str) -> float:
         raise UsageError(f"{name}: expected a percentage like 5% or 0.05, got {text!r}") from None
     if raw.endswith("%") or value > 1:
         value /= 100.0
-    if not 0 < value < 1:
-        raise UsageError(f"{name}: must be between 0 and 100 %, got {text!r}")
+    if not 0 < value <= 10:
+        raise UsageError(f"{name}: must be above 0 and at most 1000 %, got {text!r}")
     return value
 
 
