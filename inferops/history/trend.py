@@ -54,7 +54,7 @@ class Series:
 
 def _fmt(v: float, unit: str) -> str:
     if unit == "":
-        return f"{100 * v:.2g}%"
+        return f"{100 * v:.2f}%"
     return f"{v:.3g}"
 
 
@@ -74,8 +74,9 @@ def _svg(
     lo_candidates = known + ([base_v * (1 - min_effect)] if base_v is not None else [])
     hi_candidates = known + ([base_v * (1 + min_effect)] if base_v is not None else [])
     lo, hi = min(lo_candidates), max(hi_candidates)
-    if hi == lo:
-        lo, hi = lo - 1, hi + 1
+    if hi == lo:  # a flat line (e.g. no errors at all): give it a sensible scale
+        pad = abs(lo) * 0.1 or (0.001 if m.unit == "" else 1.0)
+        lo, hi = lo - pad, hi + pad
     span = hi - lo
     lo, hi = lo - 0.08 * span, hi + 0.08 * span
     n = max(1, len(runs) - 1)
