@@ -40,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "show":
         with open_store(args.store) as store:
             rows = [
-                {"scenario": s, "profile": p, "run_id": rid, "started_at": store.run(rid).started_at}
+                {
+                    "scenario": s,
+                    "profile": p,
+                    "run_id": rid,
+                    "started_at": store.run(rid).started_at,
+                }
                 for (s, p), rid in sorted(store.baselines().items())
             ]
             where = store.location
@@ -48,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"store": where, "baselines": rows}, indent=2))
         else:
             for row in rows:
-                print(f"{row['scenario']} / {row['profile']}: #{row['run_id']} ({row['started_at']})")
+                print(
+                    f"{row['scenario']} / {row['profile']}: #{row['run_id']} ({row['started_at']})"
+                )
             print(f"{len(rows)} baseline{'s' if len(rows) != 1 else ''} in {where}")
         return 0
     with open_store(args.store, write=True) as store:

@@ -196,8 +196,17 @@ def _quantile_changes(
             effect = cand_v / base_v - 1 if base_v and cand_v is not None else None
             out.append(
                 MetricChange(
-                    name, metric.label, metric.unit, base_v, cand_v, effect, None, None, None,
-                    "none: no histogram in both runs", "untested",
+                    name,
+                    metric.label,
+                    metric.unit,
+                    base_v,
+                    cand_v,
+                    effect,
+                    None,
+                    None,
+                    None,
+                    "none: no histogram in both runs",
+                    "untested",
                 )
             )
             continue
@@ -325,7 +334,11 @@ def render_text(result: Comparison) -> str:
     lines += ["", header, "-" * len(header)]
     for c in result.changes:
         absolute = c.metric == "error_rate"
-        ci = "-" if c.ci_low is None else f"[{_pct(c.ci_low, absolute)}, {_pct(c.ci_high, absolute)}]"
+        ci = (
+            "-"
+            if c.ci_low is None
+            else f"[{_pct(c.ci_low, absolute)}, {_pct(c.ci_high, absolute)}]"
+        )
         p = "-" if c.p_value is None else f"{c.p_value:.2g}"
         lines.append(
             f"{c.label:<26}{_value(c.baseline, c.unit):>12}{_value(c.candidate, c.unit):>12}"

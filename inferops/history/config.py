@@ -104,7 +104,7 @@ def _fraction(where, key, v):
     from inferops.history.refs import parse_fraction
 
     if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        _bad(where, key, "a percentage like \"5%\" or 0.05", v)
+        _bad(where, key, 'a percentage like "5%" or 0.05', v)
     return parse_fraction(str(v), name=f"{where}{key}")
 
 

@@ -40,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "report", help="render the trend report", description="render the trend report"
     )
     rep.add_argument("--out", required=True, metavar="FILE", help="HTML file to write")
-    rep.add_argument("--min-effect", default="5%", metavar="PCT", help="baseline band (default 5%%)")
+    rep.add_argument(
+        "--min-effect", default="5%", metavar="PCT", help="baseline band (default 5%%)"
+    )
     _store_arg(rep, sub=True)
 
 
@@ -86,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "store": where,
-                    "runs": [
-                        {**run.__dict__, "baseline": run.id in baselines} for run in runs
-                    ],
+                    "runs": [{**run.__dict__, "baseline": run.id in baselines} for run in runs],
                 },
                 indent=2,
             )

@@ -111,7 +111,9 @@ def bench(scenario: Scenario, out: Path, thresholds: str | None) -> int:
         raise UsageError(f"scenario {scenario.name}: inferops bench refused its flags: {tail}")
     if done.returncode not in (OK, BREACH, INVALID):
         tail = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise UsageError(f"scenario {scenario.name}: inferops bench exited {done.returncode}: {tail}")
+        raise UsageError(
+            f"scenario {scenario.name}: inferops bench exited {done.returncode}: {tail}"
+        )
     return done.returncode
 
 
@@ -152,10 +154,14 @@ def _judge(
     result.comparison = comparison.to_json()
     if not comparison.comparable:
         result.status = "not-comparable"
-        result.notes += [f"not comparable with baseline #{baseline_id}: {p}" for p in comparison.problems]
+        result.notes += [
+            f"not comparable with baseline #{baseline_id}: {p}" for p in comparison.problems
+        ]
         result.notes.append("set a new baseline (inferops baseline set) if the change was intended")
         return
-    earlier, base_index = _earlier(store, scenario.name, scenario.profile, result.run_id, baseline_id)
+    earlier, base_index = _earlier(
+        store, scenario.name, scenario.profile, result.run_id, baseline_id
+    )
     suspected = suspects(comparison, earlier, knobs=hknobs)
     result.suspects = [f"{s.metric} ({s.kind}, {100 * s.change.effect:+.1f} %)" for s in suspected]
     if not suspected:
@@ -170,7 +176,9 @@ def _judge(
         rerun_dir = stamp_dir / f"{scenario.name}-rerun"
         code = bench(scenario, rerun_dir, config.thresholds)
         rerun_data = load_run(rerun_dir)
-        result.rerun_id, _ = store.add_run(rerun_data, scenario=scenario.name, profile=scenario.profile)
+        result.rerun_id, _ = store.add_run(
+            rerun_data, scenario=scenario.name, profile=scenario.profile
+        )
         if code == INVALID or not rerun_data.summary.get("valid"):
             result.status = "invalid"
             result.notes.append("the confirming rerun was invalid: nothing confirmed")
@@ -254,7 +262,8 @@ def run_nightly(config: NightlyConfig, *, stamp: str | None = None) -> tuple[int
     stamp_dir.mkdir(parents=True, exist_ok=True)
     from inferops.history.runsource import atomic_write_text
 
-    atomic_write_text(stamp_dir / "nightly.json", json.dumps(document, indent=2, default=str) + "\n")
+    atomic_write_text(
+        stamp_dir / "nightly.json", json.dumps(document, indent=2, default=str) + "\n"
+    )
     document["result_file"] = str(stamp_dir / "nightly.json")
     return code, document
-

@@ -31,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok ({len(config.scenarios)} scenarios)")
         return 0
     code, document = run_nightly(config)
-    verdict = {0: "no confirmed regression", 1: "CONFIRMED REGRESSION", 3: "INVALID or NOT COMPARABLE"}
+    verdict = {
+        0: "no confirmed regression",
+        1: "CONFIRMED REGRESSION",
+        3: "INVALID or NOT COMPARABLE",
+    }
     print(f"nightly: {verdict.get(code, code)} (exit {code})")
     print(f"wrote {document['report']} and {document['result_file']}")
     return code

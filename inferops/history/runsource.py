@@ -156,7 +156,6 @@ def write_run(
     return Path(path)
 
 
-
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a file atomically with the run-folder writer's helper (temp, fsync, rename)."""
     from inferops.load.runfolder import atomic_write_text as write

@@ -44,10 +44,7 @@ class HistogramCounts:
         counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len].astype(np.int64)
         nonzero = np.flatnonzero(counts)
         values = np.array(
-            [
-                hist.get_highest_equivalent_value(hist.get_value_from_index(int(i)))
-                for i in nonzero
-            ],
+            [hist.get_highest_equivalent_value(hist.get_value_from_index(int(i))) for i in nonzero],
             dtype=np.float64,
         )
         return cls(values=values, counts=counts[nonzero], total=int(counts.sum()))

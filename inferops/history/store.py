@@ -241,8 +241,13 @@ class Store:
         profile = profile or manifest.get("profile") or "default"
         summary_text, manifest_text = _dumps(summary), _dumps(manifest)
         run_key = hashlib.sha256(
-            (summary_text + "\0" + manifest_text + "\0" + "".join(sorted(run.histograms.values())))
-            .encode()
+            (
+                summary_text
+                + "\0"
+                + manifest_text
+                + "\0"
+                + "".join(sorted(run.histograms.values()))
+            ).encode()
         ).hexdigest()
         facts = environment(manifest)
         env = fingerprint(facts)

@@ -128,7 +128,9 @@ def _svg(
             continue
         path.append(f"{'M' if not path else 'L'}{px(i):.1f},{py(y):.1f}")
     if path:
-        parts.append(f'<path d="{" ".join(path)}" fill="none" stroke="#1565c0" stroke-width="1.2"/>')
+        parts.append(
+            f'<path d="{" ".join(path)}" fill="none" stroke="#1565c0" stroke-width="1.2"/>'
+        )
     small = len(runs) > 120  # a year of nights: dots would merge into a bar
     for i, (run, y) in enumerate(zip(runs, ys, strict=True)):
         if y is None:
@@ -182,10 +184,14 @@ def build(store: Store, *, min_effect: float = 0.05, changepoint_pvalue: float =
         s = Series(scenario, profile, f"series-{index}", len(runs), baseline_id)
         valid = [r for r in runs if r.valid]
         for metric in _series_metrics(runs):
-            positions = [i for i, r in enumerate(runs) if r.valid and r.metrics.get(metric) is not None]
+            positions = [
+                i for i, r in enumerate(runs) if r.valid and r.metrics.get(metric) is not None
+            ]
             values = [runs[i].metrics[metric] for i in positions]
             cps = []
-            for cp in change_points(values, max_pvalue=changepoint_pvalue, min_magnitude=min_effect):
+            for cp in change_points(
+                values, max_pvalue=changepoint_pvalue, min_magnitude=min_effect
+            ):
                 at, before = runs[positions[cp.index]], runs[positions[cp.index - 1]]
                 cps.append(
                     {
@@ -222,7 +228,9 @@ def build(store: Store, *, min_effect: float = 0.05, changepoint_pvalue: float =
             listed.add(baseline_id)
         series_out.append(s)
     for f in findings:
-        listed.update(x for x in (f["baseline_run_id"], f["candidate_run_id"], f["rerun_run_id"]) if x)
+        listed.update(
+            x for x in (f["baseline_run_id"], f["candidate_run_id"], f["rerun_run_id"]) if x
+        )
         f["metric_label"] = METRICS[f["metric"]].label if f["metric"] in METRICS else f["metric"]
         f["environment"] = attribution.describe(f["attribution"])
     table = [by_id[i] for i in sorted(listed) if i in by_id]

@@ -96,7 +96,18 @@ def postgres():
         run_as = ["runuser", "-u", user, "--"]
     port = _free_port()
     subprocess.run(
-        [*run_as, _pg_bin("initdb"), "-D", str(data), "-U", "inferops", "-A", "trust", "-E", "UTF8"],
+        [
+            *run_as,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "inferops",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+        ],
         check=True,
         capture_output=True,
         timeout=120,
@@ -104,8 +115,17 @@ def postgres():
     log = base / "pg.log"
     subprocess.run(
         [
-            *run_as, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-            "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off",
+            *run_as,
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off",
             "start",
         ],  # fmt: skip
         check=True,

@@ -38,13 +38,13 @@ def test_the_example_config_is_valid():
         (("[nightly]", "[nightly]\nmin_efect = 0.1"), "nightly.min_efect: unknown key"),
         (("[nightly]", "[nighty]"), "nighty: unknown section (did you mean 'nightly'?)"),
         (("rate = 50", "rate = -5"), "scenario[0].rate: expected a positive number"),
-        (("duration = \"20s\"", "duration = \"soon\""), "scenario[0].duration"),
-        (("min_effect = \"5%\"", "min_effect = \"5000%\""), "nightly.min_effect"),
+        (('duration = "20s"', 'duration = "soon"'), "scenario[0].duration"),
+        (('min_effect = "5%"', 'min_effect = "5000%"'), "nightly.min_effect"),
         (("rate = 50", "sweep = true"), "scenario[0].slo_p99_ms: needed with sweep = true"),
         (("rate = 50", ""), "give either rate"),
-        (("target = \"http://127.0.0.1:8000\"", "target = \"127.0.0.1\""), "scenario[0].target"),
-        (("model = \"mlp\"", "model = \"mlp\"\nbench_args = [\"--token\", \"x\"]"), "no tokens"),
-        (("[nightly]", "[provision]\nenabled = \"yes\"\n[nightly]"), "provision.enabled"),
+        (('target = "http://127.0.0.1:8000"', 'target = "127.0.0.1"'), "scenario[0].target"),
+        (('model = "mlp"', 'model = "mlp"\nbench_args = ["--token", "x"]'), "no tokens"),
+        (("[nightly]", '[provision]\nenabled = "yes"\n[nightly]'), "provision.enabled"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, edit, message):
