@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -71,15 +70,25 @@ def build_big_run(path: Path, seed: int, scale: float) -> None:
     write_synthetic_run(path, seed=seed, scale=scale, windows=100, rate=REQUESTS // 100)
 
 
-def timed(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Wall seconds and peak RSS (bytes) of ``cmd`` in a fresh child."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+# the real CLI entry point, reporting its own peak RSS on the way out
+CLI = (
+    "import resource, sys\n"
+    "from inferops.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def timed(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Wall seconds and peak RSS (bytes) of ``inferops ARGS`` in a fresh interpreter."""
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, *args], capture_output=True, text=True, cwd=ROOT
+    )
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    if peak <= before * 1024:
-        peak = -1  # an earlier child was bigger: getrusage cannot tell this one
+    rss = [line for line in done.stderr.splitlines() if line.startswith("MAXRSS_KB ")]
+    peak = int(rss[-1].split()[1]) * 1024 if rss else -1
     return wall, peak, done
 
 
@@ -101,13 +110,12 @@ def main() -> int:
     print(f"store: {store.stat().st_size / 2**20:.1f} MiB, {NIGHTS * SCENARIOS} runs")
 
     py = sys.executable
-    # The compare children come first: getrusage(RUSAGE_CHILDREN) reports the largest
-    # child so far, and the report child is the one whose memory is the question.
-    compare_walls = []
+    compare_walls, compare_peak = [], 0
     for _ in range(args.repeat):
-        wall, _peak, done = timed([py, "-m", "inferops", "compare", str(run_a), str(run_b)])
+        wall, peak, done = timed(["compare", str(run_a), str(run_b)])
         assert done.returncode in (0, 1), done.stderr
         compare_walls.append(wall)
+        compare_peak = max(compare_peak, peak)
     inside = json.loads(
         subprocess.run(
             [py, "-c", IN_PROCESS, str(run_a), str(run_b)],
@@ -117,9 +125,7 @@ def main() -> int:
     report_walls, report_peak = [], 0
     for i in range(args.repeat):
         out = work / f"trend-{i}.html"
-        wall, peak, done = timed(
-            [py, "-m", "inferops", "history", "report", "--out", str(out), "--store", str(store)]
-        )
+        wall, peak, done = timed(["history", "report", "--out", str(out), "--store", str(store)])
         assert done.returncode == 0, done.stderr
         report_walls.append(wall)
         report_peak = max(report_peak, peak)
@@ -135,6 +141,7 @@ def main() -> int:
     line("trend report: peak RSS", report_peak / 2**20, REPORT_GOAL_RSS / 2**20, "MiB")
     print(f"{'trend report: HTML size':<44}{size / 2**20:>9.2f} MiB")
     line("compare, 2 x 10M requests: CLI wall (best)", min(compare_walls), COMPARE_GOAL_S, "s")
+    print(f"{'compare: peak RSS':<44}{compare_peak / 2**20:>9.2f} MiB")
     print(f"{'  of which: read both folders':<44}{inside['read']:>9.2f} s")
     print(f"{'  of which: compare (bootstrap, MWU)':<44}{inside['compare']:>9.2f} s")
     print(f"\nall walls: report {[round(w, 2) for w in report_walls]}, "
