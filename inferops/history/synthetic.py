@@ -155,3 +155,45 @@ def history(
         synthetic_run(seed=seed * 100_003 + n, night=n, scale=scale_at(n), **kwargs)
         for n in range(nights)
     ]
+
+
+def judge_night(
+    seed: int, tonight_scale: float, *, nights: int = 20, run_noise: float = 0.01
+) -> dict:
+    """Run the nightly detector on one synthetic history; which stages flagged a regression.
+
+    ``nights`` earlier runs at scale 1.0 (the first is the baseline), then
+    tonight's run and its rerun at ``tonight_scale``. Also reports what a naive
+    single-run rule ("P99 more than 10 % / 5 % above the baseline") would say.
+    ``confirmed_suspects`` holds the confirmed suspects (:class:`~inferops.history.detect.Suspect`).
+    """
+    from inferops.history.compare import compare
+    from inferops.history.detect import confirm, suspects
+    from inferops.history.metrics import METRICS
+
+    runs = history(
+        nights + 2,
+        seed=seed,
+        windows=20,
+        rate=100,
+        run_noise=run_noise,
+        scale_at=lambda n: tonight_scale if n >= nights else 1.0,
+    )
+    earlier, candidate, rerun = runs[:nights], runs[nights], runs[nights + 1]
+    baseline = earlier[0]
+    values = {m: [METRICS[m].value(r.summary) for r in earlier] for m in METRICS}
+    comparison = compare(baseline, candidate)
+    suspected = [s for s in suspects(comparison, values) if s.kind == "regression"]
+    confirmed = (
+        confirm(suspected, compare(baseline, rerun), values, baseline_index=0) if suspected else []
+    )
+    p99 = METRICS["latency_p99_ms"]
+    ratio = p99.value(candidate.summary) / p99.value(baseline.summary)
+    return {
+        "flagged": bool(comparison.regressions),
+        "suspected": bool(suspected),
+        "confirmed": bool(confirmed),
+        "naive_p99_10pct": ratio > 1.10,
+        "naive_p99_5pct": ratio > 1.05,
+        "confirmed_suspects": confirmed,
+    }

@@ -10,41 +10,16 @@ import pytest
 
 from inferops.history import synthetic
 from inferops.history.changepoints import change_points
-from inferops.history.compare import compare
-from inferops.history.detect import confirm, suspects
 from inferops.history.metrics import METRICS
 
 NIGHTS = 20  # earlier runs before tonight's
 
 
-def night(seed: int, tonight_scale: float):
-    """A 20-night history at 1.0, tonight's run and its rerun at ``tonight_scale``.
-
-    Returns (flagged vs baseline, suspected, confirmed) regressions.
-    """
-    runs = synthetic.history(
-        NIGHTS + 2,
-        seed=seed,
-        windows=20,
-        rate=100,
-        scale_at=lambda n: tonight_scale if n >= NIGHTS else 1.0,
-    )
-    earlier, candidate, rerun = runs[:NIGHTS], runs[NIGHTS], runs[NIGHTS + 1]
-    baseline = earlier[0]
-    values = {m: [METRICS[m].value(r.summary) for r in earlier] for m in METRICS}
-    comparison = compare(baseline, candidate)
-    suspected = [s for s in suspects(comparison, values) if s.kind == "regression"]
-    confirmed = (
-        confirm(suspected, compare(baseline, rerun), values, baseline_index=0) if suspected else []
-    )
-    return comparison.regressions, suspected, confirmed
-
-
 def test_planted_10_percent_regression_is_flagged_and_confirmed():
     for seed in range(10):
-        flagged, suspected, confirmed = night(10_000 + seed, 1.10)
-        assert flagged and suspected and confirmed, seed
-        p50 = next(s for s in confirmed if s.metric == "latency_p50_ms")
+        verdict = synthetic.judge_night(10_000 + seed, 1.10, nights=NIGHTS)
+        assert verdict["flagged"] and verdict["suspected"] and verdict["confirmed"], seed
+        p50 = next(s for s in verdict["confirmed_suspects"] if s.metric == "latency_p50_ms")
         assert 0.05 <= p50.change.effect <= 0.16  # the planted +10 %, within noise
         assert p50.history.agrees and p50.history.change_point["index"] == NIGHTS
 
@@ -54,10 +29,10 @@ def test_noise_only_false_positive_rate_is_at_most_1_percent():
     seeds = 200
     flagged = suspected = confirmed = 0
     for seed in range(seeds):
-        f, s, c = night(seed, 1.0)
-        flagged += bool(f)
-        suspected += bool(s)
-        confirmed += bool(c)
+        verdict = synthetic.judge_night(seed, 1.0, nights=NIGHTS)
+        flagged += verdict["flagged"]
+        suspected += verdict["suspected"]
+        confirmed += verdict["confirmed"]
     print(f"noise only, {seeds} seeds: flagged vs baseline {flagged}, suspected {suspected}, "
           f"confirmed {confirmed}")  # fmt: skip
     assert confirmed / seeds <= 0.01
