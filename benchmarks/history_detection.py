@@ -54,10 +54,10 @@ def main() -> int:
             (f"power, {args.power_seeds} x +10 %", power),
         ):
             print(f"{noise:<10.0%}{label:<28}" + "".join(f"{row[s]:>17.1%}" for s in STAGES))
-        naive = fpr["naive_p99_10pct"]
+        naive = power["naive_p99_10pct"]
         print(
-            f"{'':<10}{'FPR ratio naive10/confirmed':<28}"
-            f"{(naive / fpr['confirmed']) if fpr['confirmed'] else float('inf'):>17.1f}"
+            f"{'':<10}{'power ratio confirmed/naive10':<28}"
+            f"{power['confirmed'] / naive if naive else float('inf'):>17.2f}"
             f"   ({time.perf_counter() - t0:.0f} s)"
         )
     return 0
