@@ -67,3 +67,24 @@ def test_missing_and_malformed_files_exit_2(tmp_path):
     (tmp_path / "empty.toml").write_text("[nightly]\n")
     done = inferops("nightly", "--config", tmp_path / "empty.toml")
     assert done.returncode == 2 and "at least one [[scenario]]" in done.stderr
+
+
+def test_bench_command_for_fixed_rate_and_sweep(tmp_path):
+    from inferops.history.nightly import bench_command
+
+    config = load(ROOT / "nightly.example.toml")
+    fixed, sweep = config.scenarios
+    cmd = bench_command(fixed, tmp_path / "run", "thresholds.toml")
+    assert cmd[1:4] == ["-m", "inferops", "bench"]
+    text = " ".join(cmd)
+    assert "--rate 200 " in text and "--sweep" not in text and "--seed 1" in text
+    assert "--duration 60 --warmup 10" in text and "--thresholds thresholds.toml" in text
+    assert f"--out {tmp_path / 'run'}" in text and "--profile cpu-batching" in text
+    text = " ".join(bench_command(sweep, tmp_path / "s", None))
+    assert "--sweep --slo-p99-ms 50 --sweep-start 50 --sweep-precision 0.02" in text
+    assert "--rate" not in text and "--thresholds" not in text
+    # every flag is one `inferops bench` accepts
+    from inferops.cli import build_parser
+
+    for scenario in (fixed, sweep):
+        build_parser().parse_args(bench_command(scenario, tmp_path / "x", "t.toml")[3:])
