@@ -35,6 +35,9 @@ def test_import_is_idempotent_and_keeps_everything(folders, store_path):
         assert data.windows == original.windows
         assert runs[0].git_sha == "a" * 40 and len(runs[0].env_fingerprint) == 16
         assert runs[0].scenario == "synthetic/v2/open@200qps" and runs[0].profile == "synthetic"
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
 
 
 def test_history_listing_and_json(folders, store_path):
