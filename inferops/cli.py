@@ -22,6 +22,10 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bench", "inferops.load.cli", "load-test an endpoint and gate on thresholds"),
     ("report", "inferops.report.cli", "render the HTML hardware-sizing report"),
     ("monitoring", "inferops.monitoring.cli", "render Prometheus, Alertmanager and Grafana files"),
+    ("compare", "inferops.history.compare_cli", "compare two runs: did the candidate regress?"),
+    ("history", "inferops.history.history_cli", "the results store: list, import, trend report"),
+    ("baseline", "inferops.history.baseline_cli", "set or show the baseline run per scenario"),
+    ("nightly", "inferops.history.nightly_cli", "nightly regression gate: run, store, judge"),
     ("demo", "inferops.demo", "end-to-end demo on the embedded model"),
 ]
 
