@@ -192,7 +192,7 @@ class Engine:
             capacity_tokens(len(seq.prompt), seq.max_tokens) * self.spec.kv_bytes_per_token
         )
         with self._cond:
-            if self._stopping or self._thread is None:
+            if self._stopping:
                 raise NotRunning("server is shutting down")
             if len(self.waiting) >= self.max_queue_size:
                 raise QueueFull(f"{len(self.waiting)} requests already waiting (--max-queue-size)")
