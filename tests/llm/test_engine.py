@@ -140,3 +140,24 @@ def test_sampling_greedy_top_p_and_seed():
     assert {sample(logits, 1.0, 0.8, rng) for _ in range(200)} == {1, 3}
     draws = [sample(logits, 1.0, 1.0, np.random.default_rng(42)) for _ in range(5)]
     assert len(set(draws)) == 1
+
+
+def test_greedy_output_is_the_same_alone_and_in_a_changing_batch(model):
+    def alone(prompt_len, max_tokens):
+        engine = Engine(model)
+        seq = _seq(engine, prompt_len, max_tokens)
+        while not seq.finished:
+            engine.step()
+        return seq.output_ids
+
+    engine = Engine(model, max_num_seqs=8)
+    a = _seq(engine, 3, 12)
+    engine.step()
+    engine.step()
+    b, c = _seq(engine, 9, 4), _seq(engine, 6, 9)  # join mid-way; b leaves first
+    while not (a.finished and b.finished and c.finished):
+        engine.step()
+    assert a.output_ids == alone(3, 12)
+    assert b.output_ids == alone(9, 4)
+    assert c.output_ids == alone(6, 9)
+    assert engine.kv_used == 0 and len(engine.batch) == 0

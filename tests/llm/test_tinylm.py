@@ -10,7 +10,7 @@ import pytest
 from inferops.exitcodes import UsageError
 from inferops.models import build
 from inferops.models.tinylm import BOS_ID, EOS_ID, VOCAB, tinylm
-from inferops.server.llm.model import DecoderModel, KVCache, is_decoder, read_spec
+from inferops.server.llm.model import DecoderModel, is_decoder, read_spec
 from tests.llm.conftest import SMALL
 
 
@@ -63,32 +63,44 @@ def test_prefill_then_decode_equals_one_full_pass(llm_dir, small):
                 (1, spec.heads, 0, spec.head_dim), np.float32
             )
     full = session.run(["logits"], feeds)[0][0]
-    cache = KVCache(spec, n)
-    small.prefill([prompt[:-3]], [cache])
+    _, batch = small.prefill([prompt[:-3]])
     for position, token in enumerate(prompt[-3:-1]):
-        small.decode([token], [cache])
-        assert cache.length == n - 3 + position + 1
-    last = small.decode([prompt[-1]], [cache])[0]
+        small.decode(batch, [token])
+        assert list(batch.lengths) == [n - 3 + position + 1]
+    last = small.decode(batch, [prompt[-1]])[0]
     np.testing.assert_allclose(last, full[-1], atol=1e-4)
 
 
 def test_ragged_batch_rows_match_each_sequence_alone(small):
-    """Left padding + attention_mask + position_ids: a padded row computes what it would alone."""
+    """Left padding + attention_mask + position_ids: a padded row computes what it would alone,
+    also after rows join (extend) and leave (keep) the running batch."""
     prompts = [[BOS_ID, *b"a"], [BOS_ID, *b"a much longer prompt"], [BOS_ID, *b"middle one"]]
-    spec = small.spec
     alone = []
     for prompt in prompts:
-        cache = KVCache(spec, 40)
-        steps = [small.prefill([prompt], [cache])[0]]
-        for token in (5, 6, 7):
-            steps.append(small.decode([token], [cache])[0])
+        logits, batch = small.prefill([prompt])
+        steps = [logits[0]]
+        for token in (5, 6, 7, 8):
+            steps.append(small.decode(batch, [token])[0])
         alone.append(steps)
-    caches = [KVCache(spec, 40) for _ in prompts]
-    batched = [list(small.prefill(prompts, caches))]
-    for token in (5, 6, 7):
-        batched.append(list(small.decode([token] * len(prompts), caches)))
-    for step, rows in enumerate(batched):
-        for r, row in enumerate(rows):
-            np.testing.assert_allclose(
-                row, alone[r][step], atol=1e-4, err_msg=f"row {r} step {step}"
-            )
+
+    def close(row, expected, what):
+        np.testing.assert_allclose(row, expected, atol=1e-4, err_msg=what)
+
+    # rows 0 and 1 prefill together; row 2 joins one step later; row 0 leaves after that
+    logits, batch = small.prefill(prompts[:2])
+    close(logits[0], alone[0][0], "row 0 prefill")
+    close(logits[1], alone[1][0], "row 1 prefill")
+    logits = small.decode(batch, [5, 5])
+    close(logits[0], alone[0][1], "row 0 step 1")
+    joined_logits, joined = small.prefill(prompts[2:])
+    close(joined_logits[0], alone[2][0], "row 2 prefill")
+    batch.extend(joined)
+    logits = small.decode(batch, [6, 6, 5])
+    close(logits[0], alone[0][2], "row 0 step 2")
+    close(logits[1], alone[1][2], "row 1 step 2")
+    close(logits[2], alone[2][1], "row 2 step 1 after joining")
+    batch.keep([1, 2])  # row 0 leaves
+    logits = small.decode(batch, [7, 6])
+    close(logits[0], alone[1][3], "row 1 step 3 after row 0 left")
+    close(logits[1], alone[2][2], "row 2 step 2 after row 0 left")
+    assert batch.width == max(batch.lengths)  # the padding only row 0 needed is gone

@@ -123,12 +123,9 @@ class LLMServer:
 
     def _warm_up(self, model: DecoderModel) -> None:
         # First runs allocate arenas and pick kernels; do that before saying "ready".
-        from inferops.server.llm.model import KVCache
-
         for rows in dict.fromkeys([1, self.max_num_seqs]):
-            caches = [KVCache(model.spec, 4) for _ in range(rows)]
-            model.prefill([[0, 1]] * rows, caches)
-            model.decode([2] * rows, caches)
+            _, batch = model.prefill([[0, 1]] * rows)
+            model.decode(batch, [2] * rows)
 
     def _deliver(self, items) -> None:
         # Engine thread -> event loop, once per step for the whole batch.

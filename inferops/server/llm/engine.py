@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferops.server.llm.model import DecoderModel, KVCache
+from inferops.server.llm.model import DecodeBatch, DecoderModel
 from inferops.server.llm.protocol import BadRequest, SamplingParams
 from inferops.server.llm.sampling import sample
 
@@ -66,7 +66,6 @@ class Sequence:
         self.eos_id = None if params.ignore_eos else eos_id
         self.rng = np.random.default_rng(params.seed)
         self.output_ids: list[int] = []
-        self.cache: KVCache | None = None
         self.kv_bytes = 0
         self.reserved = False  # holds kv_bytes of the engine's budget
         self.finish_reason: str | None = None
@@ -137,7 +136,9 @@ class Engine:
         self.metrics = metrics
         self.deliver = deliver or deliver_to_sinks
         self.waiting: deque[Sequence] = deque()
-        self.running: list[Sequence] = []
+        self.running: list[Sequence] = []  # admitted, in admission order
+        self.batch = DecodeBatch.empty(model.spec)  # KV of the sequences that decode next step
+        self.batch_seqs: list[Sequence] = []  # its rows, in order
         self.kv_used = 0
         self.steps = 0
         self._cond = threading.Condition()
@@ -228,7 +229,9 @@ class Engine:
             self.waiting.clear()
             self.running = []
         for seq in left:
+            seq.finish_reason = "error"
             self._release(seq)
+        self.batch, self.batch_seqs = DecodeBatch.empty(self.spec), []
         self.deliver([(s, Event("", "error", "server stopped")) for s in left])
 
     def _loop(self) -> None:
@@ -241,15 +244,16 @@ class Engine:
             self.step()
 
     def _schedule(self) -> tuple[list[Sequence], list[Sequence]]:
+        """Drop cancelled sequences, admit waiting ones; return (admitted, decoding)."""
         with self._cond:
             for seq in [s for s in self.waiting if s.cancelled]:
                 self.waiting.remove(seq)
                 seq.finish_reason = "cancelled"
-            for seq in [s for s in self.running if s.cancelled]:
-                self.running.remove(seq)
+            gone = [s for s in self.running if s.cancelled]
+            for seq in gone:
                 seq.finish_reason = "cancelled"
                 self._release(seq)
-                self._observe_end(seq)
+            self.running = [s for s in self.running if not s.cancelled]
             decode = list(self.running)
             admitted: list[Sequence] = []
             budget = self.max_num_batched_tokens - len(decode)
@@ -267,50 +271,66 @@ class Engine:
                 admitted.append(seq)
                 width = new_width
             self.running.extend(admitted)
+        if gone:
+            self._keep(decode)
+            for seq in gone:
+                self._observe_end(seq)
         return admitted, decode
 
+    def _keep(self, rows: list[Sequence]) -> None:
+        # Re-pack the batch's KV to these sequences (a subset of batch_seqs, same order).
+        index = {id(s): i for i, s in enumerate(self.batch_seqs)}
+        self.batch.keep([index[id(s)] for s in rows])
+        self.batch_seqs = list(rows)
+
     def step(self) -> None:
-        """One iteration: schedule, prefill the admitted, decode the running, stream, retire."""
+        """One iteration: schedule, decode the running, prefill the admitted, stream, retire."""
         admitted, decode = self._schedule()
         if not admitted and not decode:
             return
-        now = time.perf_counter()
-        events: list[tuple[Sequence, Event]] = []
+        self.steps += 1
+        if decode:
+            events = self._decode(decode)
+            self._retire(events)
+            self.deliver(events)
         if admitted:
+            now = time.perf_counter()
             for seq in admitted:
                 seq.scheduled_at = now
-                seq.cache = KVCache(self.spec, capacity_tokens(len(seq.prompt), seq.max_tokens))
                 if self.metrics is not None:
                     self.metrics.observe_scheduled(seq, now)
-            self._run(admitted, events, prefill=True)
-        if decode:
-            self._run(decode, events, prefill=False)
-        self.steps += 1
-        finished = [seq for seq, event in events if event.finish_reason is not None]
-        if finished:
-            with self._cond:
-                done = set(map(id, finished))
-                self.running = [s for s in self.running if id(s) not in done]
-                for seq in finished:
-                    self._release(seq)
-        for seq in finished:
-            self._observe_end(seq)
-        self.deliver(events)
+            events = self._prefill(admitted)
+            self._retire(events)
+            self.deliver(events)
 
-    def _run(self, group: list[Sequence], events: list, prefill: bool) -> None:
+    def _decode(self, group: list[Sequence]) -> list[tuple[Sequence, Event]]:
         try:
-            if prefill:
-                logits = self.model.prefill([s.prompt for s in group], [s.cache for s in group])
-            else:
-                logits = self.model.decode(
-                    [s.output_ids[-1] for s in group], [s.cache for s in group]
-                )
+            logits = self.model.decode(self.batch, [s.output_ids[-1] for s in group])
         except Exception as exc:  # the engine failed on checked input: fail these, keep serving
-            for seq in group:
-                seq.finish_reason = "error"
-                events.append((seq, Event("", "error", f"inference failed: {exc}")))
-            return
+            return self._failed(group, exc)
+        return self._sample(group, logits)
+
+    def _prefill(self, group: list[Sequence]) -> list[tuple[Sequence, Event]]:
+        try:
+            logits, batch = self.model.prefill([s.prompt for s in group])
+        except Exception as exc:
+            return self._failed(group, exc)
+        events = self._sample(group, logits)
+        alive = [r for r, s in enumerate(group) if not s.finished]
+        if len(alive) < len(group):
+            batch.keep(alive)
+        self.batch.extend(batch)
+        self.batch_seqs.extend(group[r] for r in alive)
+        return events
+
+    def _failed(self, group: list[Sequence], exc: Exception) -> list[tuple[Sequence, Event]]:
+        for seq in group:
+            seq.finish_reason = "error"
+        return [(seq, Event("", "error", f"inference failed: {exc}")) for seq in group]
+
+    def _sample(self, group: list[Sequence], logits: np.ndarray) -> list[tuple[Sequence, Event]]:
         now = time.perf_counter()
+        events = []
         for seq, row in zip(group, logits, strict=True):
             token = sample(row, seq.params.temperature, seq.params.top_p, seq.rng)
             events.append((seq, seq.add_token(token)))
@@ -319,12 +339,26 @@ class Engine:
             if seq.first_token_at is None:
                 seq.first_token_at = now
             seq.last_token_at = now
+        return events
+
+    def _retire(self, events: list[tuple[Sequence, Event]]) -> None:
+        """Finished sequences leave the batch now, so the next step can admit others."""
+        finished = [seq for seq, event in events if event.finish_reason is not None]
+        if not finished:
+            return
+        with self._cond:
+            self.running = [s for s in self.running if not s.finished]
+            for seq in finished:
+                self._release(seq)
+        if any(s.finished for s in self.batch_seqs):
+            self._keep([s for s in self.batch_seqs if not s.finished])
+        for seq in finished:
+            self._observe_end(seq)
 
     def _release(self, seq: Sequence) -> None:
         if seq.reserved:
             self.kv_used -= seq.kv_bytes
             seq.reserved = False
-        seq.cache = None
 
     def _observe_end(self, seq: Sequence) -> None:
         if self.metrics is not None:

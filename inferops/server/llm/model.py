@@ -1,12 +1,12 @@
 """A decoder ONNX model behind the continuous batcher: prefill and decode on ragged batches.
 
-Ragged batching by left padding: each sequence keeps its own KV cache (one
-``[layers, 2, heads, capacity, head_dim]`` array, sized for prompt + max_tokens
-when it is admitted). A step copies the caches of the batch into one
-``[batch, heads, longest, head_dim]`` tensor per layer, right-aligned, and masks
-the padding with ``attention_mask``; positions come from ``position_ids``, so a
-padded row computes exactly what it would alone. Prefill and decode are run as
-two groups of one step, so decode rows never pay for a prompt's length.
+Ragged batching by left padding: the running batch's cache is one
+``[rows, heads, width, head_dim]`` tensor per layer and kind, each row
+right-aligned, its padding masked by ``attention_mask``; positions come from
+``position_ids``, so a padded row computes exactly what it would alone. Each
+step's ``present`` outputs are the next step's past, unchanged; rows are
+re-packed only when sequences join or leave. Prefill runs as its own group in
+the same engine step, so decode rows never pay for a prompt's length.
 """
 
 from __future__ import annotations
@@ -121,20 +121,69 @@ def read_spec(path: Path) -> DecoderSpec:
     )
 
 
-class KVCache:
-    """One sequence's keys and values: ``[layers, 2, heads, capacity, head_dim]``."""
+class DecodeBatch:
+    """The running batch's KV cache: per layer, ``[rows, heads, width, head_dim]`` keys and values.
 
-    def __init__(self, spec: DecoderSpec, capacity: int):
-        self.data = np.empty((spec.layers, 2, spec.heads, capacity, spec.head_dim), spec.dtype)
-        self.length = 0
+    Rows are right-aligned in ``width`` (left padding, masked by ``mask``). In steady
+    state a step's ``present`` outputs become the next step's past as they are, so
+    the server copies nothing ONNX Runtime does not copy itself; rows are only
+    re-packed when sequences join (:meth:`extend`) or leave (:meth:`keep`).
+    """
+
+    def __init__(self, past: list[np.ndarray], mask: np.ndarray, lengths: np.ndarray):
+        self.past = past  # 2 * layers arrays, key then value per layer
+        self.mask = mask  # [rows, width] int64, 1 = a real token
+        self.lengths = lengths  # [rows] tokens in each row's cache
+
+    @classmethod
+    def empty(cls, spec: DecoderSpec) -> DecodeBatch:
+        shape = (0, spec.heads, 0, spec.head_dim)
+        past = [np.zeros(shape, spec.dtype) for _ in range(2 * spec.layers)]
+        return cls(past, np.zeros((0, 0), np.int64), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def width(self) -> int:
+        return self.mask.shape[1]
 
     @property
     def nbytes(self) -> int:
-        return self.data.nbytes
+        return sum(p.nbytes for p in self.past)
+
+    def extend(self, other: DecodeBatch) -> None:
+        """Append ``other``'s rows (e.g. just prefilled), right-aligning both to one width."""
+        if not len(other):
+            return
+        if not len(self):
+            self.past, self.mask, self.lengths = other.past, other.mask, other.lengths
+            return
+        width = max(self.width, other.width)
+        rows = len(self) + len(other)
+        mask = np.zeros((rows, width), np.int64)
+        mask[: len(self), width - self.width :] = self.mask
+        mask[len(self) :, width - other.width :] = other.mask
+        past = []
+        for mine, theirs in zip(self.past, other.past, strict=True):
+            merged = np.zeros((rows, mine.shape[1], width, mine.shape[3]), mine.dtype)
+            merged[: len(self), :, width - self.width :] = mine
+            merged[len(self) :, :, width - other.width :] = theirs
+            past.append(merged)
+        self.past, self.mask = past, mask
+        self.lengths = np.concatenate([self.lengths, other.lengths])
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only ``rows`` (in that order); drop the padding columns no kept row needs."""
+        lengths = self.lengths[rows]
+        trim = self.width - int(lengths.max()) if len(rows) else self.width
+        self.past = [np.ascontiguousarray(p[rows, :, trim:]) for p in self.past]
+        self.mask = np.ascontiguousarray(self.mask[rows, trim:])
+        self.lengths = lengths
 
 
 class DecoderModel:
-    """Runs prefill and decode groups through one backend session (``backends.load``)."""
+    """Runs prefill and decode through one backend session (``backends.load``)."""
 
     def __init__(self, path: Path, backend: str = "onnxruntime", threads: int | None = None):
         from inferops.server import backends
@@ -143,10 +192,6 @@ class DecoderModel:
         self.backend = backends.load(path, backend, threads)
         self.platform = self.backend.platform
 
-    def _empty_past(self, rows: int, length: int) -> list[np.ndarray]:
-        s = self.spec
-        return [np.zeros((rows, s.heads, length, s.head_dim), s.dtype) for _ in range(2 * s.layers)]
-
     def _run(self, ids, mask, positions, past: list[np.ndarray]) -> dict[str, np.ndarray]:
         feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
         for i in range(self.spec.layers):
@@ -154,8 +199,13 @@ class DecoderModel:
             feeds[f"past_key_values.{i}.value"] = past[2 * i + 1]
         return self.backend.run(feeds)
 
-    def prefill(self, prompts: list[list[int]], caches: list[KVCache]) -> np.ndarray:
-        """Run the prompts (left-padded to the longest), fill ``caches``; last logits [rows, vocab]."""
+    def _present(self, out: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [
+            out[f"present.{i}.{kind}"] for i in range(self.spec.layers) for kind in ("key", "value")
+        ]
+
+    def prefill(self, prompts: list[list[int]]) -> tuple[np.ndarray, DecodeBatch]:
+        """Run the prompts left-padded to the longest; last logits [rows, vocab] and their batch."""
         rows, width = len(prompts), max(len(p) for p in prompts)
         ids = np.zeros((rows, width), np.int64)
         mask = np.zeros((rows, width), np.int64)
@@ -165,36 +215,18 @@ class DecoderModel:
             ids[r, pad:] = prompt
             mask[r, pad:] = 1
             positions[r, pad:] = np.arange(len(prompt))
-        out = self._run(ids, mask, positions, self._empty_past(rows, 0))
-        self._store(out, caches, [len(p) for p in prompts], width, start=0)
-        return out["logits"][:, -1, :]
-
-    def decode(self, tokens: list[int], caches: list[KVCache]) -> np.ndarray:
-        """One token per row on top of each row's cache; appends to the caches; logits [rows, vocab]."""
-        rows = len(tokens)
-        lengths = [c.length for c in caches]
-        longest = max(lengths)
-        past = self._empty_past(rows, longest)
-        mask = np.zeros((rows, longest + 1), np.int64)
-        mask[:, -1] = 1
-        for r, (cache, n) in enumerate(zip(caches, lengths, strict=True)):
-            offset = longest - n
-            mask[r, offset:] = 1
-            for j, tensor in enumerate(past):
-                tensor[r, :, offset:] = cache.data[j // 2, j % 2, :, :n]
-        ids = np.asarray(tokens, np.int64).reshape(rows, 1)
-        positions = np.asarray(lengths, np.int64).reshape(rows, 1)
+        empty = DecodeBatch.empty(self.spec).past
+        past = [np.zeros((rows, *p.shape[1:]), p.dtype) for p in empty]
         out = self._run(ids, mask, positions, past)
-        self._store(out, caches, [1] * rows, longest + 1, start=None)
-        return out["logits"][:, -1, :]
+        lengths = np.array([len(p) for p in prompts], np.int64)
+        return out["logits"][:, -1, :], DecodeBatch(self._present(out), mask, lengths)
 
-    def _store(self, out, caches: list[KVCache], counts: list[int], width: int, start) -> None:
-        # present.* is [rows, heads, width, head_dim] with each row's new entries at the right end.
-        for i in range(self.spec.layers):
-            for kind_index, kind in enumerate(("key", "value")):
-                present = out[f"present.{i}.{kind}"]
-                for r, (cache, count) in enumerate(zip(caches, counts, strict=True)):
-                    at = cache.length if start is None else start
-                    cache.data[i, kind_index, :, at : at + count] = present[r, :, width - count :]
-        for cache, count in zip(caches, counts, strict=True):
-            cache.length = (cache.length if start is None else start) + count
+    def decode(self, batch: DecodeBatch, tokens: list[int]) -> np.ndarray:
+        """One token per row on top of ``batch`` (which grows by one column); logits [rows, vocab]."""
+        rows = len(batch)
+        mask = np.concatenate([batch.mask, np.ones((rows, 1), np.int64)], axis=1)
+        ids = np.asarray(tokens, np.int64).reshape(rows, 1)
+        positions = batch.lengths.reshape(rows, 1)
+        out = self._run(ids, mask, positions, batch.past)
+        batch.past, batch.mask, batch.lengths = self._present(out), mask, batch.lengths + 1
+        return out["logits"][:, -1, :]
