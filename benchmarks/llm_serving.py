@@ -53,7 +53,7 @@ from inferops.models import resolve  # noqa: E402
 from inferops.server.process import ServerProcess  # noqa: E402
 
 RAW_BATCHES = (1, 2, 4, 8, 16, 24, 32, 48, 64)
-DEFAULT_RATES = (0.5, 1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24)
+DEFAULT_RATES = (0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
 
 
 # -- raw engine (a child pinned to the server core) -----------------------------------------

@@ -155,9 +155,37 @@ def test_greedy_output_is_the_same_alone_and_in_a_changing_batch(model):
     engine.step()
     engine.step()
     b, c = _seq(engine, 9, 4), _seq(engine, 6, 9)  # join mid-way; b leaves first
+    d = _seq(engine, 4, 1)  # done at its prefill: never joins the decode batch
     while not (a.finished and b.finished and c.finished):
         engine.step()
+    assert d.output_ids == alone(4, 1)
     assert a.output_ids == alone(3, 12)
     assert b.output_ids == alone(9, 4)
     assert c.output_ids == alone(6, 9)
     assert engine.kv_used == 0 and len(engine.batch) == 0
+
+
+def test_an_engine_failure_fails_that_batch_and_the_engine_keeps_serving(model):
+    class Flaky:
+        spec = model.spec
+        fail = True
+
+        def prefill(self, prompts):
+            return model.prefill(prompts)
+
+        def decode(self, batch, tokens):
+            if self.fail:
+                self.fail = False
+                raise RuntimeError("device lost")
+            return model.decode(batch, tokens)
+
+    engine = Engine(Flaky())
+    a = _seq(engine, max_tokens=5)
+    engine.step()  # prefill ok
+    engine.step()  # decode raises
+    assert a.finish_reason == "error" and a.events[-1].error == "inference failed: device lost"
+    assert engine.running == [] and engine.kv_used == 0 and len(engine.batch) == 0
+    b = _seq(engine, max_tokens=3)
+    while not b.finished:
+        engine.step()
+    assert b.finish_reason == "length"

@@ -131,3 +131,26 @@ def test_sigterm_drains_running_streams_then_exits_0(llm_dir, llm_env):
     finally:
         server.stop()
     assert "stopped" in server.stdout_text()
+
+
+def test_a_decoder_missing_present_outputs_exits_2_with_one_line(tmp_path, llm_env):
+    import subprocess
+    import sys
+
+    from inferops.models.tinylm import tinylm
+    from tests.llm.conftest import SMALL
+
+    model = tinylm(**SMALL)
+    del model.graph.output[1]  # present.0.key
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(model.SerializeToString())
+    proc = subprocess.run(
+        [sys.executable, "-m", "inferops", "serve", "--model", str(path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=llm_env,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "present.0.key" in lines[0] and "Traceback" not in proc.stderr

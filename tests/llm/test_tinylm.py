@@ -99,8 +99,11 @@ def test_ragged_batch_rows_match_each_sequence_alone(small):
     close(logits[0], alone[0][2], "row 0 step 2")
     close(logits[1], alone[1][2], "row 1 step 2")
     close(logits[2], alone[2][1], "row 2 step 1 after joining")
-    batch.keep([1, 2])  # row 0 leaves
-    logits = small.decode(batch, [7, 6])
-    close(logits[0], alone[1][3], "row 1 step 3 after row 0 left")
-    close(logits[1], alone[2][2], "row 2 step 2 after row 0 left")
-    assert batch.width == max(batch.lengths)  # the padding only row 0 needed is gone
+    batch.remove(0)  # row 0 leaves: the last row (2) moves into its place
+    logits = small.decode(batch, [6, 7])
+    close(logits[0], alone[2][2], "row 2 step 2 after row 0 left")
+    close(logits[1], alone[1][3], "row 1 step 3 after row 0 left")
+    batch.keep([1])  # row 1 alone; the padding only row 2 needed goes
+    logits = small.decode(batch, [8])
+    close(logits[0], alone[1][4], "row 1 step 4 alone again")
+    assert batch.width == batch.lengths[0]

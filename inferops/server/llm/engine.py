@@ -224,15 +224,7 @@ class Engine:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(timeout)
-        with self._cond:
-            left = list(self.waiting) + self.running
-            self.waiting.clear()
-            self.running = []
-        for seq in left:
-            seq.finish_reason = "error"
-            self._release(seq)
-        self.batch, self.batch_seqs = DecodeBatch.empty(self.spec), []
-        self.deliver([(s, Event("", "error", "server stopped")) for s in left])
+        self._fail_all("server stopped")
 
     def _loop(self) -> None:
         while True:
@@ -241,7 +233,21 @@ class Engine:
                     self._cond.wait()
                 if self._stopping:
                     return
-            self.step()
+            try:
+                self.step()
+            except Exception as exc:  # a bug here must not leave every client hanging
+                self._fail_all(f"engine step failed: {exc}")
+
+    def _fail_all(self, why: str) -> None:
+        with self._cond:
+            failed = list(self.waiting) + self.running
+            self.waiting.clear()
+            self.running = []
+        for seq in failed:
+            seq.finish_reason = "error"
+            self._release(seq)
+        self.batch, self.batch_seqs = DecodeBatch.empty(self.spec), []
+        self.deliver([(s, Event("", "error", why)) for s in failed])
 
     def _schedule(self) -> tuple[list[Sequence], list[Sequence]]:
         """Drop cancelled sequences, admit waiting ones; return (admitted, decoding)."""
@@ -254,11 +260,11 @@ class Engine:
                 seq.finish_reason = "cancelled"
                 self._release(seq)
             self.running = [s for s in self.running if not s.cancelled]
-            decode = list(self.running)
+            decoding = len(self.running)
             admitted: list[Sequence] = []
-            budget = self.max_num_batched_tokens - len(decode)
+            budget = self.max_num_batched_tokens - decoding
             width = 0
-            while self.waiting and len(decode) + len(admitted) < self.max_num_seqs:
+            while self.waiting and decoding + len(admitted) < self.max_num_seqs:
                 seq = self.waiting[0]
                 new_width = max(width, len(seq.prompt))
                 if new_width * (len(admitted) + 1) > budget:
@@ -272,16 +278,19 @@ class Engine:
                 width = new_width
             self.running.extend(admitted)
         if gone:
-            self._keep(decode)
+            self._drop(gone)
             for seq in gone:
                 self._observe_end(seq)
-        return admitted, decode
+        return admitted, list(self.batch_seqs)  # decode in the batch's row order
 
-    def _keep(self, rows: list[Sequence]) -> None:
-        # Re-pack the batch's KV to these sequences (a subset of batch_seqs, same order).
-        index = {id(s): i for i, s in enumerate(self.batch_seqs)}
-        self.batch.keep([index[id(s)] for s in rows])
-        self.batch_seqs = list(rows)
+    def _drop(self, leaving: list[Sequence]) -> None:
+        """Take sequences out of the decode batch, moving the last row into each hole."""
+        gone = set(map(id, leaving))
+        for row in reversed(range(len(self.batch_seqs))):
+            if id(self.batch_seqs[row]) in gone:
+                self.batch.remove(row)
+                self.batch_seqs[row] = self.batch_seqs[-1]
+                self.batch_seqs.pop()
 
     def step(self) -> None:
         """One iteration: schedule, decode the running, prefill the admitted, stream, retire."""
@@ -350,8 +359,7 @@ class Engine:
             self.running = [s for s in self.running if not s.finished]
             for seq in finished:
                 self._release(seq)
-        if any(s.finished for s in self.batch_seqs):
-            self._keep([s for s in self.batch_seqs if not s.finished])
+        self._drop(finished)
         for seq in finished:
             self._observe_end(seq)
 

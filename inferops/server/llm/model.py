@@ -173,6 +173,24 @@ class DecodeBatch:
         self.past, self.mask = past, mask
         self.lengths = np.concatenate([self.lengths, other.lengths])
 
+    def remove(self, row: int) -> None:
+        """Drop one row by moving the last row into its place: one row copied, not the batch.
+
+        The caller mirrors the move in its own row order. Padding columns are only
+        dropped (a full copy) once they are over a quarter of the width.
+        """
+        last = len(self) - 1
+        for p in self.past:
+            if row != last:
+                p[row] = p[last]
+        if row != last:
+            self.mask[row] = self.mask[last]
+            self.lengths[row] = self.lengths[last]
+        self.past = [p[:last] for p in self.past]  # a prefix along axis 0 stays contiguous
+        self.mask, self.lengths = self.mask[:last], self.lengths[:last]
+        if last and self.width - int(self.lengths.max()) > max(16, self.width // 4):
+            self.keep(list(range(last)))
+
     def keep(self, rows: list[int]) -> None:
         """Keep only ``rows`` (in that order); drop the padding columns no kept row needs."""
         lengths = self.lengths[rows]
