@@ -1,36 +1,38 @@
 """Continuous batching vs the naive one-at-a-time LLM server vs the raw engine (tinylm).
 
-    .venv/bin/python benchmarks/llm_serving.py [--seconds 15] [--rates 1,2,3,...]
+    .venv/bin/python benchmarks/llm_serving.py [--seconds 15] [--tpot-ms 50,100] [--json out.json]
 
-Setup: ``inferops serve --model tinylm --threads 1`` pinned to one core
-(``taskset -c 1``); this script's client pinned to the other core. Each request
-is a streaming ``/v1/completions`` call with a 64-byte prompt (65 tokens with
-BOS), ``max_tokens`` 128 and ``ignore_eos`` (every request generates exactly 128
-tokens), greedy. Requests arrive open-loop (Poisson) at each offered rate of a
-ladder for ``--seconds``; latencies count from each request's scheduled time,
+Setup: two ``inferops serve --model tinylm --threads 1`` processes pinned to the
+same core (``taskset -c 1``), ``continuous`` (``--max-num-seqs 32``) and ``naive``
+(``--max-num-seqs 1``); this script's client pinned to the other core. At each
+offered rate of a ladder, one server is driven and then the other (the idle one
+costs nothing), so a neighbour's load on a shared machine hits both alike; a
+server leaves the ladder after two rates in a row it could not keep up with.
+
+Each request is a streaming ``/v1/completions`` call with a 64-byte prompt (65
+tokens with BOS), ``max_tokens`` 128 and ``ignore_eos`` (exactly 128 tokens),
+greedy. Requests arrive open-loop (Poisson, the same arrival times for both
+servers) for ``--seconds``; latencies count from each request's scheduled time,
 so a client falling behind shows up as latency (no coordinated omission).
 
 Per request: TTFT (scheduled -> first token chunk) and TPOT ((last - first) /
-(tokens - 1)). Per rate: output tokens/s of the completed requests over the
-arrival window, P99 TTFT and P99 TPOT, and goodput (vLLM's ``benchmark_serving``
-definition: requests meeting TTFT <= --ttft-ms AND TPOT <= --tpot-ms, per second).
+(tokens - 1)). Per rate: output tokens/s of the completed requests, from the
+first arrival to the last token, P50/P99 TTFT and TPOT, and whether the server kept up (every
+request finished and P99 TTFT <= --keep-up-ttft-ms: a growing queue shows there).
 
-Compared, for two servers:
-  * ``continuous`` - ``--max-num-seqs 32`` (continuous batching)
-  * ``naive``      - ``--max-num-seqs 1`` (one request at a time)
-
-  * **tokens/s at the P99 TPOT bound**: the best output tokens/s over the rates
-    where P99 TPOT <= --tpot-ms and the server kept up (every request finished,
-    P99 TTFT <= --keep-up-ttft-ms: a growing queue shows up there);
-  * **goodput**: the best over the rates, in requests/s and output tokens/s;
+For each P99 TPOT bound (``--tpot-ms``):
+  * **tokens/s at the bound**: the best output tokens/s over the rates the server
+    kept up with at P99 TPOT <= bound;
+  * **goodput**: vLLM ``benchmark_serving``'s definition, requests meeting TTFT <=
+    --ttft-ms AND TPOT <= bound per second (and their output tokens/s), best rate;
   * **raw ceiling**: ONNX Runtime alone (no HTTP, no scheduler), pinned to the
-    server's core: decode tokens/s at the best batch whose step time stays under
-    the TPOT bound, at the workload's mean context; the server's fraction of it.
+    server's core: decode tokens/s at the best batch whose step time fits the
+    bound, KV cache at the workload's mean context; the server's fraction of it.
 
 The client is a small asyncio + httpx streaming client inside this script (the
 load engine's ``openai`` protocol does not exist yet; ``inferops bench
---protocol openai`` will replace it). The machine may be shared: numbers are
-noisy, and each rate runs once.
+--protocol openai`` will replace it). The machine may be shared: the load
+average is printed with every rate; each rate runs once.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ DEFAULT_RATES = (0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
 # -- raw engine (a child pinned to the server core) -----------------------------------------
 
 
-def raw_engine(context: int, seconds: float, tpot_ms: float) -> dict:
+def raw_engine(context: int, seconds: float) -> dict:
     """Decode steps through ONNX Runtime alone at each batch, KV cache of ``context`` tokens."""
     import onnxruntime as ort
 
@@ -99,14 +101,12 @@ def raw_engine(context: int, seconds: float, tpot_ms: float) -> dict:
                 "tokens_per_s": batch * 1000 / step_ms,
             }
         )
-    within = [r for r in rows if r["step_ms"] <= tpot_ms] or rows[:1]
-    best = max(within, key=lambda r: r["tokens_per_s"])
-    return {"context": context, "rows": rows, "best": best}
+    return {"context": context, "rows": rows}
 
 
-def run_raw_child(cpu: str, context: int, seconds: float, tpot_ms: float) -> dict:
+def run_raw_child(cpu: str, context: int, seconds: float) -> dict:
     cmd = ["taskset", "-c", cpu, sys.executable, __file__, "--raw-child", str(context)]
-    cmd += ["--raw-seconds", str(seconds), "--tpot-ms", str(tpot_ms)]
+    cmd += ["--raw-seconds", str(seconds)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -182,63 +182,82 @@ async def open_loop(url: str, rate: float, seconds: float, body: dict, grace: fl
     return start, len(arrivals), len(pending), results
 
 
-def summarize(rate, seconds, sent, unfinished, results, args) -> dict:
+def summarize(rate, start, seconds, sent, unfinished, results, args) -> dict:
     ok = [r for r in results if r["ok"]]
+    # over the whole run, from the first arrival to the last token (not the arrival window)
+    elapsed = max([seconds] + [r["done"] - start for r in ok])
     ttft = np.array([r["ttft"] for r in ok]) * 1000 if ok else np.array([np.inf])
     tpot = np.array([r["tpot"] for r in ok]) * 1000 if ok else np.array([np.inf])
-    good = [r for r in ok if r["ttft"] * 1000 <= args.ttft_ms and r["tpot"] * 1000 <= args.tpot_ms]
-    p99_ttft, p99_tpot = float(np.percentile(ttft, 99)), float(np.percentile(tpot, 99))
-    kept_up = unfinished == 0 and len(ok) == sent and p99_ttft <= args.keep_up_ttft_ms
-    return {
+    p99_ttft = float(np.percentile(ttft, 99))
+    row = {
         "rate": rate,
         "sent": sent,
         "completed": len(ok),
         "failed": sent - len(ok),
-        "output_tokens_per_s": sum(r["tokens"] for r in ok) / seconds,
+        "output_tokens_per_s": sum(r["tokens"] for r in ok) / elapsed,
         "p50_ttft_ms": float(np.percentile(ttft, 50)),
         "p99_ttft_ms": p99_ttft,
         "p50_tpot_ms": float(np.percentile(tpot, 50)),
-        "p99_tpot_ms": p99_tpot,
-        "goodput_rps": len(good) / seconds,
-        "goodput_tokens_per_s": sum(r["tokens"] for r in good) / seconds,
-        "kept_up": kept_up,
-        "within_tpot_bound": kept_up and p99_tpot <= args.tpot_ms,
+        "p99_tpot_ms": float(np.percentile(tpot, 99)),
+        "kept_up": unfinished == 0 and len(ok) == sent and p99_ttft <= args.keep_up_ttft_ms,
+        "goodput": {},
     }
+    for bound in args.tpot_ms:
+        good = [r for r in ok if r["ttft"] * 1000 <= args.ttft_ms and r["tpot"] * 1000 <= bound]
+        row["goodput"][str(bound)] = {
+            "rps": len(good) / elapsed,
+            "tokens_per_s": sum(r["tokens"] for r in good) / elapsed,
+        }
+    return row
 
 
-def bench_server(label: str, max_num_seqs: int, args, body: dict) -> list[dict]:
-    extra = ["--threads", "1", "--max-num-seqs", str(max_num_seqs), "--max-queue-size", "1024"]
-    extra += ["--kv-cache-bytes", "2G"]
-    rows = []
-    with ServerProcess("tinylm", cpus=args.server_cpu, extra_args=extra, env=_env()) as server:
-        url = server.url + "/v1/completions"
-        asyncio.run(open_loop(url, 2.0, 2.0, body, 30, seed=99))  # warm-up
-        misses = 0
+def bench_servers(servers: dict[str, int], args, body: dict) -> dict[str, list[dict]]:
+    """Both servers up at once (the idle one costs nothing); each rate runs on one, then the
+    other, so a neighbour's load on this shared machine hits both alike."""
+    procs = {}
+    for label, seqs in servers.items():
+        extra = ["--threads", "1", "--max-num-seqs", str(seqs), "--max-queue-size", "1024"]
+        extra += ["--kv-cache-bytes", "2G"]
+        procs[label] = ServerProcess("tinylm", cpus=args.server_cpu, extra_args=extra, env=_env())
+    rows: dict[str, list[dict]] = {label: [] for label in servers}
+    misses = dict.fromkeys(servers, 0)
+    try:
+        for proc in procs.values():
+            proc.start()
+            asyncio.run(open_loop(proc.url + "/v1/completions", 2.0, 2.0, body, 30, seed=99))
         for i, rate in enumerate(args.rates):
-            start, sent, unfinished, results = asyncio.run(
-                open_loop(url, rate, args.seconds, body, args.grace, seed=i)
-            )
-            row = summarize(rate, args.seconds, sent, unfinished, results, args)
-            rows.append(row)
-            print(
-                f"  {label:10s} {rate:5.1f} req/s: {row['output_tokens_per_s']:7.0f} tok/s  "
-                f"TTFT p50/p99 {row['p50_ttft_ms']:7.0f}/{row['p99_ttft_ms']:7.0f} ms  "
-                f"TPOT p50/p99 {row['p50_tpot_ms']:5.1f}/{row['p99_tpot_ms']:5.1f} ms  "
-                f"goodput {row['goodput_rps']:5.2f} req/s  "
-                f"{'ok' if row['within_tpot_bound'] else 'over'}  ({row['completed']}/{sent})",
-                flush=True,
-            )
-            misses = 0 if row["kept_up"] else misses + 1
-            if misses >= 2:  # two rates in a row it could not keep up with: past saturation
+            for label, proc in procs.items():
+                if misses[label] >= 2:  # two rates in a row it could not keep up with
+                    continue
+                start, sent, unfinished, results = asyncio.run(
+                    open_loop(proc.url + "/v1/completions", rate, args.seconds, body, args.grace, i)
+                )
+                row = summarize(rate, start, args.seconds, sent, unfinished, results, args)
+                row["loadavg"] = os.getloadavg()[0]
+                rows[label].append(row)
+                print(
+                    f"  {label:10s} {rate:5.2f} req/s: {row['output_tokens_per_s']:6.0f} tok/s  "
+                    f"TTFT p50/p99 {row['p50_ttft_ms']:6.0f}/{row['p99_ttft_ms']:6.0f} ms  "
+                    f"TPOT p50/p99 {row['p50_tpot_ms']:5.1f}/{row['p99_tpot_ms']:5.1f} ms  "
+                    f"{'kept up' if row['kept_up'] else 'behind '}  ({row['completed']}/{sent})  "
+                    f"load {row['loadavg']:.1f}",
+                    flush=True,
+                )
+                misses[label] = 0 if row["kept_up"] else misses[label] + 1
+                if not row["kept_up"]:
+                    time.sleep(2)  # let a backlog drain before the next run
+            if all(m >= 2 for m in misses.values()):
                 break
-            if not row["kept_up"]:
-                time.sleep(2)  # let a backlog drain before the next rate
+    finally:
+        for proc in procs.values():
+            proc.stop()
     return rows
 
 
-def best(rows: list[dict], key: str, where=lambda r: True) -> dict | None:
-    chosen = [r for r in rows if where(r)]
-    return max(chosen, key=lambda r: r[key]) if chosen else None
+def at_bound(rows: list[dict], bound: float) -> dict | None:
+    """The best output tokens/s over the rates the server kept up with at P99 TPOT <= bound."""
+    fits = [r for r in rows if r["kept_up"] and r["p99_tpot_ms"] <= bound]
+    return max(fits, key=lambda r: r["output_tokens_per_s"]) if fits else None
 
 
 def main() -> int:
@@ -250,7 +269,12 @@ def main() -> int:
     )
     parser.add_argument("--prompt-bytes", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--tpot-ms", type=float, default=50.0, help="P99 TPOT bound and SLO")
+    parser.add_argument(
+        "--tpot-ms",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=[50.0, 100.0],
+        help="P99 TPOT bounds (and goodput TPOT SLOs), comma-separated (default 50,100)",
+    )
     parser.add_argument("--ttft-ms", type=float, default=1000.0, help="TTFT SLO for goodput")
     parser.add_argument("--keep-up-ttft-ms", type=float, default=5000.0)
     parser.add_argument("--max-num-seqs", type=int, default=32)
@@ -261,7 +285,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.raw_child is not None:
-        print(json.dumps(raw_engine(args.raw_child, args.raw_seconds, args.tpot_ms)))
+        print(json.dumps(raw_engine(args.raw_child, args.raw_seconds)))
         return 0
 
     os.sched_setaffinity(0, {int(args.client_cpu)})
@@ -276,56 +300,61 @@ def main() -> int:
         "stream": True,
     }
     mean_context = args.prompt_bytes + 1 + args.max_tokens // 2
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"{started}, load average {os.getloadavg()[0]:.1f}")
     print(f"raw engine (ONNX Runtime, 1 thread, cpu {args.server_cpu}, context {mean_context}):")
-    raw = run_raw_child(args.server_cpu, mean_context, args.raw_seconds, args.tpot_ms)
+    raw = run_raw_child(args.server_cpu, mean_context, args.raw_seconds)
     for r in raw["rows"]:
         print(
             f"  batch {r['batch']:3d}: step {r['step_ms']:6.2f} ms  "
             f"{r['ms_per_token']:6.3f} ms/token  {r['tokens_per_s']:7.0f} tok/s"
         )
-    results = {"raw": raw, "servers": {}, "args": {k: str(v) for k, v in vars(args).items()}}
-    for label, seqs in (("continuous", args.max_num_seqs), ("naive", 1)):
-        print(f"{label} (--max-num-seqs {seqs}):", flush=True)
-        results["servers"][label] = bench_server(label, seqs, args, body)
-
-    summary = {}
-    for label, rows in results["servers"].items():
-        at_bound = best(rows, "output_tokens_per_s", lambda r: r["within_tpot_bound"])
-        goodput = best(rows, "goodput_rps")
-        summary[label] = {
-            "tokens_per_s_at_tpot_bound": at_bound["output_tokens_per_s"] if at_bound else 0.0,
-            "rate_at_tpot_bound": at_bound["rate"] if at_bound else None,
-            "goodput_rps": goodput["goodput_rps"] if goodput else 0.0,
-            "goodput_tokens_per_s": goodput["goodput_tokens_per_s"] if goodput else 0.0,
-        }
-    results["summary"] = summary
-    c, n = summary["continuous"], summary["naive"]
-    ceiling = raw["best"]["tokens_per_s"]
+    servers = {"continuous": args.max_num_seqs, "naive": 1}
+    print(f"servers: continuous = --max-num-seqs {args.max_num_seqs}, naive = --max-num-seqs 1")
+    rows = bench_servers(servers, args, body)
+    results = {"raw": raw, "servers": rows, "args": {k: str(v) for k, v in vars(args).items()}}
 
     def ratio(a, b):
         return a / b if b else float("inf")
 
     print()
     print(
-        f"workload: prompt {args.prompt_bytes + 1} tokens, {args.max_tokens} output tokens, greedy"
+        f"workload: prompt {args.prompt_bytes + 1} tokens, {args.max_tokens} output tokens, "
+        f"greedy; goodput SLO TTFT <= {args.ttft_ms:.0f} ms; load average now "
+        f"{os.getloadavg()[0]:.1f}"
     )
-    print(
-        f"P99 TPOT bound {args.tpot_ms:.0f} ms; goodput SLOs TTFT <= {args.ttft_ms:.0f} ms, TPOT <= {args.tpot_ms:.0f} ms"
-    )
-    for label, s in summary.items():
+    summary = {}
+    for bound in args.tpot_ms:
+        raw_rows = [r for r in raw["rows"] if r["step_ms"] <= bound] or raw["rows"][:1]
+        ceiling = max(raw_rows, key=lambda r: r["tokens_per_s"])
+        line = {}
+        for label in servers:
+            best_row = at_bound(rows[label], bound)
+            goodput = max((r["goodput"][str(bound)] for r in rows[label]), key=lambda g: g["rps"])
+            line[label] = {
+                "tokens_per_s": best_row["output_tokens_per_s"] if best_row else 0.0,
+                "rate": best_row["rate"] if best_row else None,
+                "goodput_rps": goodput["rps"],
+                "goodput_tokens_per_s": goodput["tokens_per_s"],
+                "fraction_of_raw": (best_row["output_tokens_per_s"] if best_row else 0.0)
+                / ceiling["tokens_per_s"],
+            }
+            print(
+                f"P99 TPOT <= {bound:.0f} ms  {label:10s}: {line[label]['tokens_per_s']:6.0f} "
+                f"output tok/s (at {line[label]['rate']} req/s), "
+                f"{line[label]['fraction_of_raw']:.0%} of raw; goodput "
+                f"{goodput['rps']:.2f} req/s = {goodput['tokens_per_s']:.0f} tok/s"
+            )
+        c, n = line["continuous"], line["naive"]
         print(
-            f"{label:10s}: {s['tokens_per_s_at_tpot_bound']:7.0f} output tok/s at the TPOT bound "
-            f"(at {s['rate_at_tpot_bound']} req/s); goodput {s['goodput_rps']:.2f} req/s = "
-            f"{s['goodput_tokens_per_s']:.0f} tok/s; {ratio(s['tokens_per_s_at_tpot_bound'], ceiling):.0%} of raw"
+            f"P99 TPOT <= {bound:.0f} ms  continuous / naive: "
+            f"{ratio(c['tokens_per_s'], n['tokens_per_s']):.1f}x tokens/s, "
+            f"{ratio(c['goodput_rps'], n['goodput_rps']):.1f}x goodput; raw ceiling "
+            f"{ceiling['tokens_per_s']:.0f} tok/s at batch {ceiling['batch']} "
+            f"(step {ceiling['step_ms']:.1f} ms)"
         )
-    print(
-        f"raw ceiling: {ceiling:.0f} decode tok/s at batch {raw['best']['batch']} "
-        f"(step {raw['best']['step_ms']:.1f} ms); batch 1: {raw['rows'][0]['tokens_per_s']:.0f} tok/s"
-    )
-    print(
-        f"continuous / naive: {ratio(c['tokens_per_s_at_tpot_bound'], n['tokens_per_s_at_tpot_bound']):.1f}x "
-        f"tokens/s at the TPOT bound, {ratio(c['goodput_rps'], n['goodput_rps']):.1f}x goodput"
-    )
+        summary[str(bound)] = {**line, "raw_ceiling": ceiling}
+    results["summary"] = summary
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
         print(f"results written to {args.json}")
