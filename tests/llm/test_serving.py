@@ -115,6 +115,17 @@ def test_a_client_that_disconnects_mid_stream_frees_its_sequence(llm_dir, llm_en
     assert metric(text, "inferops_kv_cache_usage_perc") == 0
 
 
+def test_a_non_streaming_client_that_gives_up_frees_its_sequence(llm_dir, llm_env):
+    with ServerProcess(llm_dir / "tinylm.onnx", env=llm_env) as server:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            body = {**LONG, "stream": False, "max_tokens": 1000}
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(server.url + "/v1/completions", json=body, timeout=0.5)
+            text = _wait_for_metrics(client, "inferops_num_requests_running", 0)
+    assert metric(text, "inferops_request_success_total", 'finished_reason="cancelled"') == 1
+    assert metric(text, "inferops_generation_tokens_total") < 1000
+
+
 def test_sigterm_drains_running_streams_then_exits_0(llm_dir, llm_env):
     server = ServerProcess(llm_dir / "tinylm.onnx", env=llm_env).start()
     try:
