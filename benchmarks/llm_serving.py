@@ -105,7 +105,7 @@ def raw_engine(context: int, seconds: float) -> dict:
 
 
 def run_raw_child(cpu: str, context: int, seconds: float) -> dict:
-    cmd = ["taskset", "-c", cpu, sys.executable, __file__, "--raw-child", str(context)]
+    cmd = ["taskset", "-c", cpu, sys.executable, __file__, "--raw-only", str(context)]
     cmd += ["--raw-seconds", str(seconds)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env())
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -281,11 +281,23 @@ def main() -> int:
     parser.add_argument("--server-cpu", default="1")
     parser.add_argument("--client-cpu", default="0")
     parser.add_argument("--raw-seconds", type=float, default=2.0)
-    parser.add_argument("--raw-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--raw-only",
+        type=int,
+        metavar="CONTEXT",
+        help="only time decode steps of the raw engine with a KV cache of CONTEXT tokens, in "
+        "this process (pin it: taskset -c 1 ...); prints a table, then the JSON on one line",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    if args.raw_child is not None:
-        print(json.dumps(raw_engine(args.raw_child, args.raw_seconds)))
+    if args.raw_only is not None:
+        raw = raw_engine(args.raw_only, args.raw_seconds)
+        for r in raw["rows"]:
+            print(
+                f"context {raw['context']} batch {r['batch']:3d}: step {r['step_ms']:6.2f} ms  "
+                f"{r['ms_per_token']:6.3f} ms/token  {r['tokens_per_s']:7.0f} tok/s"
+            )
+        print(json.dumps(raw))
         return 0
 
     os.sched_setaffinity(0, {int(args.client_cpu)})
