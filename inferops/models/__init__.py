@@ -15,7 +15,7 @@ from pathlib import Path
 from inferops.exitcodes import UsageError
 
 #: Names accepted by ``inferops model build`` and by ``inferops serve --model``.
-EMBEDDED: tuple[str, ...] = ("mlp", "cnn", "dense")
+EMBEDDED: tuple[str, ...] = ("mlp", "cnn", "dense", "tinylm")
 
 
 def cache_dir() -> Path:
@@ -38,8 +38,9 @@ def build(name: str, out: Path) -> Path:
     import onnx
 
     from inferops.models.builders import BUILDERS
+    from inferops.models.tinylm import tinylm
 
-    model = BUILDERS[name]()
+    model = {**BUILDERS, "tinylm": tinylm}[name]()
     onnx.checker.check_model(model, full_check=True)
     return write_atomic(model.SerializeToString(), Path(out))
 

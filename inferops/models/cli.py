@@ -1,6 +1,6 @@
 """``inferops model``: build the embedded ONNX models.
 
-inferops model build NAME --out PATH    write NAME (mlp, cnn, dense) to PATH
+inferops model build NAME --out PATH    write NAME (mlp, cnn, dense, tinylm) to PATH
 inferops model list                     show the embedded models and the cache
 """
 

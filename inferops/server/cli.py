@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from inferops.server.backends import BACKENDS
 
     parser.add_argument(
-        "--model", required=True, help="an .onnx file, or an embedded model name (mlp, cnn, dense)"
+        "--model",
+        required=True,
+        help="an .onnx file, or an embedded model name (mlp, cnn, dense, tinylm)",
     )
     parser.add_argument("--name", help="model name in URLs and metrics (default: file stem)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -108,6 +110,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow binding a non-loopback address without a token",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    llm = parser.add_argument_group("decoder models (tinylm; see docs/llm.md)")
+    llm.add_argument(
+        "--max-num-seqs",
+        type=_positive_int,
+        default=32,
+        help="sequences in the running batch; 1 = one request at a time (default 32)",
+    )
+    llm.add_argument(
+        "--max-num-batched-tokens",
+        type=_positive_int,
+        default=2048,
+        help="tokens per engine step, prefill and decode together (default 2048)",
+    )
+    llm.add_argument(
+        "--kv-cache-bytes",
+        type=parse_bytes,
+        default=512 * 1024**2,
+        help="KV-cache budget; when full, requests wait (default 512M)",
+    )
 
 
 def resolve_token(
@@ -179,7 +200,16 @@ def run(args: argparse.Namespace) -> int:
         token=token,
         threads=args.threads,
     )
-    server = InferenceServer(config)
+    from inferops.server.llm import is_decoder
+
+    if is_decoder(path):  # OpenAI routes and continuous batching (inferops/server/llm)
+        from inferops.server.llm.app import LLMServer
+
+        server = LLMServer(
+            config, args.max_num_seqs, args.max_num_batched_tokens, args.kv_cache_bytes
+        )
+    else:
+        server = InferenceServer(config)
     switch_ms = os.environ.get("INFEROPS_SWITCH_INTERVAL_MS")  # see docs/server.md
     if switch_ms:
         try:
