@@ -165,7 +165,10 @@ def _run_optimize(args: argparse.Namespace) -> int:
     print(f"{args.profile}: {shown}")
     if record["calibration"]:
         cal = record["calibration"]
-        print(f"calibration: {cal['samples']} samples from {cal['source']}, {cal['method']}")
+        origin = cal["source"]
+        if origin == "generated":
+            origin = f"generated {cal['distribution']}, seed {cal['seed']}"
+        print(f"calibration: {cal['samples']} samples ({origin}), {cal['method']}")
     for note in record["notes"]:
         print(f"note: {note}")
     out = record["output"]

@@ -135,6 +135,9 @@ def optimize(
     record["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     sidecar = sidecar_path(out)
     write_atomic((json.dumps(record, indent=2) + "\n").encode(), sidecar)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(sidecar, 0o644 & ~umask)  # mkstemp made it 0600; it is as public as the model
     record["sidecar"] = str(sidecar)
     return record
 
@@ -187,7 +190,7 @@ def _output_path(out: Path | None, source: Path, profile: str) -> Path:
     suffix = suffix_for(profile)
     if out is None:
         out = Path(f"{source.stem}-{profile}{suffix}")
-    elif out.is_dir():
+    elif out.is_dir() or not out.suffix:  # an existing folder, or one to create
         out = out / f"{source.stem}-{profile}{suffix}"
     if out.suffix != suffix:
         raise UsageError(f"--out {out}: a {profile} profile is written as a {suffix} file")
