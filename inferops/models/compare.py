@@ -162,6 +162,20 @@ def _check_same_inputs(ref: Runner, cand: Runner) -> None:
             f"models take different inputs: reference {', '.join(ref_names)}, "
             f"candidate {', '.join(cand_names)}"
         )
+    cand_shapes = {s.name: s.shape for s in cand.specs}
+    for spec in ref.specs:
+        other = cand_shapes[spec.name]
+        if len(other) != len(spec.shape) or any(
+            a >= 0 and b >= 0 and a != b for a, b in zip(spec.shape, other, strict=False)
+        ):
+            raise UsageError(
+                f"models take different inputs: {spec.name!r} is {_dims(spec.shape)} in the "
+                f"reference, {_dims(other)} in the candidate"
+            )
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join("?" if d < 0 else str(d) for d in shape)
 
 
 def _rename_outputs(outputs: dict, cand: Runner, ref: Runner) -> dict:
