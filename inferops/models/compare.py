@@ -57,7 +57,7 @@ class Runner:
         opts.log_severity_level = 3
         session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in session.get_outputs()]
-        self._run = lambda feeds: session.run(self.output_names, feeds)
+        self.infer = lambda feeds: session.run(self.output_names, feeds)
 
     def _load_openvino(self, threads: int) -> None:
         import openvino as ov
@@ -77,7 +77,7 @@ class Runner:
             results = request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
             return [np.array(results[port]) for port in self._ports]
 
-        self._run = run
+        self.infer = run
 
     def output_aliases(self) -> dict[str, set[str]]:
         """Every name of each output (OpenVINO gives a port all the names folded into it)."""
@@ -91,7 +91,7 @@ class Runner:
         chunks: list[list[np.ndarray]] = [[] for _ in self.output_names]
         for feeds in samples.batches(inputs, size):
             try:
-                results = self._run(feeds)
+                results = self.infer(feeds)
             except Exception as exc:
                 raise UsageError(
                     f"model {self.path}: inference failed ({samples._first_line(exc)})"
