@@ -45,7 +45,7 @@ class Runner:
             raise
         except Exception as exc:  # each engine raises its own types for a bad file
             raise UsageError(
-                f"model {self.path}: {self.engine} cannot load it ({samples._first_line(exc)})"
+                f"model {self.path}: {self.engine} cannot load it ({samples.first_line(exc)})"
             ) from None
 
     def _load_onnxruntime(self, threads: int) -> None:
@@ -94,7 +94,7 @@ class Runner:
                 results = self.infer(feeds)
             except Exception as exc:
                 raise UsageError(
-                    f"model {self.path}: inference failed ({samples._first_line(exc)})"
+                    f"model {self.path}: inference failed ({samples.first_line(exc)})"
                 ) from None
             for i, result in enumerate(results):
                 chunks[i].append(np.asarray(result))

@@ -22,6 +22,7 @@ every option. The model is written atomically and the sidecar last.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -179,7 +180,7 @@ def _load_onnx(source: Path):
         onnx.checker.check_model(model)
     except Exception as exc:  # DecodeError, ValidationError, ...
         raise UsageError(
-            f"model {source}: not a valid ONNX model ({samples._first_line(exc)})"
+            f"model {source}: not a valid ONNX model ({samples.first_line(exc)})"
         ) from None
     if not model.graph.node:
         raise UsageError(f"model {source}: the graph has no nodes")
@@ -237,18 +238,18 @@ def _int8_dynamic(source, built, work, cpu, op_types, record) -> None:
     model = onnx.load(str(pre))
     rewritten = gemm_to_matmul(model)
     onnx.save(model, str(work / "rewritten.onnx"))
-    _quiet_quantizer()
     try:
-        quantize_dynamic(
-            str(work / "rewritten.onnx"),
-            str(built),
-            op_types_to_quantize=op_types,
-            per_channel=False,
-            reduce_range=plan.reduce_range,
-            weight_type=QuantType.QInt8,
-        )
+        with _quiet_quantizer():
+            quantize_dynamic(
+                str(work / "rewritten.onnx"),
+                str(built),
+                op_types_to_quantize=op_types,
+                per_channel=False,
+                reduce_range=plan.reduce_range,
+                weight_type=QuantType.QInt8,
+            )
     except Exception as exc:
-        raise UsageError(f"dynamic quantisation failed ({samples._first_line(exc)})") from None
+        raise UsageError(f"dynamic quantisation failed ({samples.first_line(exc)})") from None
     quantized = _count_quantized(built)
     if not quantized:
         raise UsageError(
@@ -282,22 +283,22 @@ def _int8_static(source, onnx_model, built, work, cpu, feeds, per_channel, op_ty
     pre = _pre_process(source, work)
     method = record["calibration"]["method"]
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-    _quiet_quantizer()
     try:
-        quantize_static(
-            str(pre),
-            str(built),
-            _FeedReader(feeds),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=op_types,
-            per_channel=use_per_channel,
-            reduce_range=plan.reduce_range,
-            activation_type=types[plan.activation_type],
-            weight_type=types[plan.weight_type],
-            calibrate_method=getattr(CalibrationMethod, method),
-        )
+        with _quiet_quantizer():
+            quantize_static(
+                str(pre),
+                str(built),
+                _FeedReader(feeds),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=op_types,
+                per_channel=use_per_channel,
+                reduce_range=plan.reduce_range,
+                activation_type=types[plan.activation_type],
+                weight_type=types[plan.weight_type],
+                calibrate_method=getattr(CalibrationMethod, method),
+            )
     except Exception as exc:
-        raise UsageError(f"static quantisation failed ({samples._first_line(exc)})") from None
+        raise UsageError(f"static quantisation failed ({samples.first_line(exc)})") from None
     quantized = _count_quantized(built)
     if not quantized:
         raise UsageError(f"model {source}: no operator int8-static can quantise")
@@ -321,7 +322,7 @@ def _openvino(source, built, record) -> None:
     try:
         model = ov.convert_model(str(source))
     except Exception as exc:
-        raise UsageError(f"OpenVINO cannot convert {source} ({samples._first_line(exc)})") from None
+        raise UsageError(f"OpenVINO cannot convert {source} ({samples.first_line(exc)})") from None
     # FP32 weights: the profile is "OpenVINO at FP32"; fp16 compression would mix two changes.
     ov.save_model(model, str(built), compress_to_fp16=False)
     record["options"] = {"weights": "f32", "compress_to_fp16": False}
@@ -347,7 +348,7 @@ def _openvino_int8(source, built, feeds, record) -> None:
             preset=nncf.QuantizationPreset.PERFORMANCE,
         )
     except Exception as exc:
-        raise UsageError(f"NNCF quantisation failed ({samples._first_line(exc)})") from None
+        raise UsageError(f"NNCF quantisation failed ({samples.first_line(exc)})") from None
     ov.save_model(quantized, str(built), compress_to_fp16=False)
     fq = sum(1 for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize")
     record["options"] = {
@@ -369,14 +370,21 @@ def _pre_process(source: Path, work: Path) -> Path:
         quant_pre_process(str(source), str(pre))
     except Exception as exc:
         raise UsageError(
-            f"quantisation pre-processing failed ({samples._first_line(exc)})"
+            f"quantisation pre-processing failed ({samples.first_line(exc)})"
         ) from None
     return pre
 
 
-def _quiet_quantizer() -> None:
-    # ORT's quantiser logs advice through the root logger at WARNING; the sidecar records choices.
-    logging.getLogger().setLevel(logging.ERROR)
+@contextlib.contextmanager
+def _quiet_quantizer():
+    """ORT's quantiser logs advice through the root logger at WARNING; the sidecar records choices."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class _FeedReader:

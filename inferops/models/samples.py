@@ -59,7 +59,7 @@ def input_specs(path: Path) -> list[InputSpec]:
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as exc:  # protobuf DecodeError and friends
-        raise UsageError(f"model {path}: not an ONNX model ({_first_line(exc)})") from None
+        raise UsageError(f"model {path}: not an ONNX model ({first_line(exc)})") from None
     initializers = {i.name for i in graph.initializer}
     specs = []
     for value in graph.input:
@@ -78,12 +78,26 @@ def input_specs(path: Path) -> list[InputSpec]:
 
 
 def _ir_specs(path: Path) -> list[InputSpec]:
+    import xml.etree.ElementTree as ET
+
     import openvino as ov
 
+    # Checked here first: on a file that is not IR, OpenVINO tries every frontend and
+    # its TensorFlow one prints parser errors on stderr from C++.
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise UsageError(f"model {path}: not an OpenVINO IR ({first_line(exc)})") from None
+    if root.tag != "net":
+        raise UsageError(f"model {path}: not an OpenVINO IR (root element <{root.tag}>, not <net>)")
+    if not Path(path).with_suffix(".bin").is_file():
+        raise UsageError(
+            f"model {path}: its weights {Path(path).with_suffix('.bin').name} are missing"
+        )
     try:
         model = ov.Core().read_model(str(path))
     except Exception as exc:
-        raise UsageError(f"model {path}: not an OpenVINO IR ({_first_line(exc)})") from None
+        raise UsageError(f"model {path}: not an OpenVINO IR ({first_line(exc)})") from None
     specs = []
     for port in model.inputs:
         dims = tuple(d.get_length() if d.is_static else -1 for d in port.get_partial_shape())
@@ -134,7 +148,7 @@ def read(path: Path, specs: list[InputSpec], label: str = "samples") -> dict[str
     except UsageError:
         raise
     except (OSError, ValueError, EOFError) as exc:
-        raise UsageError(f"{where}: unreadable ({_first_line(exc)})") from None
+        raise UsageError(f"{where}: unreadable ({first_line(exc)})") from None
     if "" in raw:  # a bare .npy array feeds the only input
         if len(specs) != 1:
             names = ", ".join(s.name for s in specs)
@@ -248,7 +262,7 @@ def batches(samples: dict[str, np.ndarray], size: int):
         yield {name: array[start : start + size] for name, array in samples.items()}
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     useful = [ln for ln in lines if not ln.startswith("Exception from ")]
     return ((useful or lines or [type(exc).__name__])[0])[:200]

@@ -89,6 +89,11 @@ def test_bad_source_model_exits_2(tmp_path):
         inferops("optimize", tmp_path / "none.onnx", "--to", "openvino"), "no such file"
     )
     assert not (tmp_path / "o.onnx").exists()
+    assert_usage_error(inferops("compare", bad, "mlp", "--samples", "4"), "not an ONNX model")
+    (tmp_path / "broken.xml").write_text("<net>")
+    assert_usage_error(
+        inferops("compare", "mlp", tmp_path / "broken.xml", "--samples", "4"), "not an OpenVINO IR"
+    )
 
 
 def test_wrong_shape_calibration_exits_2_and_writes_nothing(tmp_path):
