@@ -13,9 +13,10 @@ measured in this one process, pinned to one core, one engine thread:
 
 Timing is interleaved: every round measures every profile at every batch size
 for ``--seconds`` (the median call of that window), rotating which profile goes
-first; the figure reported is the best window over rounds, so a neighbour's
-burst on a shared machine does not land on one profile only. ``noise`` is the
-max/min of the batch-8 windows over rounds. Ratios are against FP32 (>1 is
+first. Absolute figures are the best window over rounds; speed ratios are the
+median over rounds of FP32's window over the profile's window from the same
+round, which cancels load that drifts during the run. ``noise`` is the max/min
+of the batch-8 windows over rounds (1.00 = quiet). Ratios are against FP32 (>1 is
 better for speed-ups, <1 smaller for size). The CPU's flags are printed first:
 INT8 speed depends on them (VNNI/AMX or not).
 """
@@ -86,6 +87,7 @@ def measure(model: str, built: dict, rounds: int, seconds: float) -> dict[str, d
             for profile in order[r % len(order) :] + order[: r % len(order)]:
                 times = time_calls(runners[profile], feeds[batch], seconds)
                 windows[profile][batch].append(float(np.median(times)))
+    base = windows["fp32"]
     results = {}
     for profile, by_batch in windows.items():
         # The least-disturbed window: on a shared machine slower windows are other
@@ -97,6 +99,11 @@ def measure(model: str, built: dict, rounds: int, seconds: float) -> dict[str, d
             "ms_per_sample_b8": call[8] * 1000 / 8,
             "samples_per_s_b32": 32 / call[32],
             "round_spread_b8": _spread(by_batch[8]),
+            # Ratios per round (FP32 and the profile measured moments apart), then the
+            # median: robust to load that drifts over the run.
+            "speedup": {
+                b: float(np.median(np.array(base[b]) / np.array(by_batch[b]))) for b in BATCHES
+            },
         }
     return results
 
@@ -135,11 +142,12 @@ def render(model: str, perf: dict, acc: dict) -> str:
         a = acc.get(profile)
         agreement = f"{a['agreement']:.2%} {a['agreement_metric']}" if a else "reference"
         err = f"{a['max_abs_error']:.3g}" if a else "-"
+        x = p["speedup"]
         lines.append(
             f"{profile:<14}{p['bytes'] / 1e6:>9.2f}{p['bytes'] / base['bytes']:>6.2f}"
-            f"{p['ms_per_sample_b1']:>9.4g}{base['ms_per_sample_b1'] / p['ms_per_sample_b1']:>6.2f}"
-            f"{p['ms_per_sample_b8']:>9.4g}{base['ms_per_sample_b8'] / p['ms_per_sample_b8']:>6.2f}"
-            f"{p['samples_per_s_b32']:>9.0f}{p['samples_per_s_b32'] / base['samples_per_s_b32']:>6.2f}"
+            f"{p['ms_per_sample_b1']:>9.4g}{x[1]:>6.2f}"
+            f"{p['ms_per_sample_b8']:>9.4g}{x[8]:>6.2f}"
+            f"{p['samples_per_s_b32']:>9.0f}{x[32]:>6.2f}"
             f"{agreement:>15}{err:>10}{p['round_spread_b8']:>7.2f}"
         )
     return "\n".join(lines)
@@ -161,7 +169,7 @@ def main() -> int:
     print(f"cpu: {cpu.describe()}")
     print(f"int8 plan: {plan.reason}")
     print(f"pinned to core {args.core}, one engine thread; {args.rounds} interleaved rounds")
-    print("ratios (x) against fp32: size smaller <1; latency and throughput faster >1")
+    print("x = ratio to fp32: size (<1 smaller); speed (>1 faster), the median of per-round ratios")
     print(
         "figures: best of the rounds' median calls; noise = max/min of the b8 windows\n", flush=True
     )

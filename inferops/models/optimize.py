@@ -113,8 +113,12 @@ def optimize(
         feeds, record["calibration"] = _calibration_set(
             source, calibration, calibration_samples, embedded, calibration_method, profile
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        workspace = tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    with workspace as tmp:
         work = Path(tmp)
         built = work / out.name
         if profile == "int8-dynamic":
@@ -125,11 +129,12 @@ def optimize(
             _openvino(source, built, record)
         else:
             _openvino_int8(source, built, feeds, record)
+        # A stale sidecar must never describe the new files; it is rewritten last.
+        sidecar_path(out).unlink(missing_ok=True)
         _publish(built, out)
     record["output"] = {
         "path": str(out),
-        "files": [p.name for p in _artefacts(out)],
-        "sha256": sha256_file(out),
+        "files": {p.name: sha256_file(p) for p in _artefacts(out)},
         "bytes": sum(p.stat().st_size for p in _artefacts(out)),
     }
     record["size_ratio"] = round(record["output"]["bytes"] / record["source"]["bytes"], 4)

@@ -29,6 +29,8 @@ from inferops.exitcodes import UsageError
 
 CALIBRATION_SEED = 1
 EVALUATION_SEED = 2
+#: Generated sample sets are held in memory; beyond this a typo (--samples 1000000000) is refused.
+MAX_GENERATED_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,12 @@ def generate(specs: list[InputSpec], count: int, seed: int) -> dict[str, np.ndar
     """``count`` seeded samples per input: uniform in [-1, 1] for floats, 0..9 for integers."""
     if count < 1:
         raise UsageError(f"sample count must be at least 1, got {count}")
+    size = count * sum(int(np.prod(s.concrete_sample_shape())) * s.dtype.itemsize for s in specs)
+    if size > MAX_GENERATED_BYTES:
+        raise UsageError(
+            f"{count} generated samples would take {size / 2**20:.0f} MiB; "
+            f"the limit is {MAX_GENERATED_BYTES // 2**20} MiB: ask for fewer"
+        )
     rng = np.random.RandomState(seed)
     samples = {}
     for spec in specs:

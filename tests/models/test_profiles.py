@@ -83,7 +83,7 @@ def test_sidecar_records_how_the_profile_was_made(fp32, profile):
     record = profile("mlp", "int8-static")
     out = Path(record["output"]["path"])
     on_disk = json.loads(Path(record["sidecar"]).read_text())
-    assert on_disk["output"]["sha256"] == sha256_file(out)
+    assert on_disk["output"]["files"] == {out.name: sha256_file(out)}
     assert on_disk["source"]["sha256"] == sha256_file(fp32("mlp"))  # builds are byte-identical
     assert on_disk["source"]["embedded"] == "mlp"
     assert {"onnx", "onnxruntime", "numpy", "inferops"} <= set(on_disk["tools"])
@@ -108,10 +108,12 @@ def test_openvino_int8_sidecar_names_nncf(profile):
     assert "nncf" in record["tools"] and "openvino" in record["tools"]
     assert record["options"]["fake_quantize_nodes"] > 0
     out = Path(record["output"]["path"])
-    assert record["output"]["files"] == [out.name, out.with_suffix(".bin").name]
-    assert record["output"]["bytes"] == sum(
-        (out.parent / f).stat().st_size for f in record["output"]["files"]
-    )
+    files = {
+        out.name: sha256_file(out),
+        out.with_suffix(".bin").name: sha256_file(out.with_suffix(".bin")),
+    }
+    assert record["output"]["files"] == files
+    assert record["output"]["bytes"] == sum((out.parent / f).stat().st_size for f in files)
 
 
 def test_calibration_methods_are_applied(profile):

@@ -84,3 +84,9 @@ def test_npy_for_a_two_input_model_is_refused(tmp_path):
     two = [*SPECS, samples.InputSpec("mask", np.dtype(np.int64), (-1, 4))]
     with pytest.raises(UsageError, match="feeds one input"):
         samples.read(tmp_path / "x.npy", two)
+
+
+def test_generated_sample_sets_are_bounded():
+    big = [samples.InputSpec("input", np.dtype(np.float32), (-1, 4096))]
+    with pytest.raises(UsageError, match="MiB: ask for fewer"):
+        samples.generate(big, 10**6, seed=1)
