@@ -237,3 +237,21 @@ def test_per_channel_is_chosen_when_channel_ranges_differ(fp32, profile, tmp_pat
     assert record["source"]["embedded"] is None and record["calibration"]["source"] == str(
         tmp_path / "cal.npy"
     )
+
+
+def test_a_sidecar_never_describes_files_it_was_not_written_for(tmp_path, monkeypatch):
+    """Crash between publishing the model and writing its sidecar: the old sidecar must be gone."""
+    from inferops.models import optimize as optimize_module
+
+    out = tmp_path / "mlp-int8.onnx"
+    first = optimize("mlp", "int8-dynamic", out)
+    assert Path(first["sidecar"]).is_file()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(optimize_module, "write_atomic", crash)
+    with pytest.raises(OSError):
+        optimize("mlp", "int8-static", out)
+    assert out.is_file()  # the new model is in place...
+    assert not Path(first["sidecar"]).exists()  # ...and nothing claims it is the dynamic one
