@@ -19,7 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from inferops.models import accuracy, cpuflags, samples
 from inferops.models.compare import compare
-from inferops.models.optimize import gemm_to_matmul, optimize, sha256_file, weight_channel_spread
+from inferops.models.graphops import gemm_to_matmul, weight_channel_spread
+from inferops.models.optimize import optimize, sha256_file
 from inferops.server.backends import load as load_backend
 
 #: (model, profile) -> (min agreement, max |err|) against FP32 on generated samples.
