@@ -11,6 +11,10 @@ measured in this one process, pinned to one core, one engine thread:
 * raw throughput: samples/s at batch 32, closed loop, no server;
 * accuracy against FP32 on held-out generated samples (``inferops model compare``).
 
+``--formats`` adds two int8-static variants that the CPU-flag plan decides
+between: ``static-s8s8`` (signed activations, ORT's documented QDQ default) and
+``static-perch`` (per-channel weights).
+
 Timing is interleaved: every round measures every profile at every batch size
 for ``--seconds`` (the median call of that window), rotating which profile goes
 first. Absolute figures are the best window over rounds; speed ratios are the
@@ -45,20 +49,30 @@ ACCURACY_SAMPLES = {"mlp": "1000", "cnn": "128", "dense": "256"}
 BATCHES = (1, 8, 32)
 
 
-def build_profiles(model: str, workdir: Path) -> dict[str, dict]:
+#: ``--formats``: int8-static variants that show why the CPU-flag plan picks what it picks.
+FORMAT_VARIANTS = {
+    "static-s8s8": {"activation_type": "int8"},
+    "static-perch": {"per_channel": "on"},
+}
+
+
+def build_profiles(model: str, workdir: Path, formats: bool, rebuild: bool) -> dict[str, dict]:
     source = resolve(model)
     digest = sha256_file(source)
     built = {"fp32": {"output": {"path": str(source), "bytes": source.stat().st_size}}}
-    for profile in PROFILES[1:]:
-        out = workdir / f"{model}-{profile}{suffix_for(profile)}"
+    wanted = [(p, p, {}) for p in PROFILES[1:]]
+    if formats:
+        wanted += [(name, "int8-static", opts) for name, opts in FORMAT_VARIANTS.items()]
+    for name, profile, options in wanted:
+        out = workdir / f"{model}-{name}{suffix_for(profile)}"
         sidecar = sidecar_path(out)
-        if sidecar.is_file():
+        if sidecar.is_file() and not rebuild:
             record = json.loads(sidecar.read_text())
             if record["source"]["sha256"] == digest and Path(record["output"]["path"]).is_file():
-                built[profile] = record
+                built[name] = record
                 continue
         t0 = time.perf_counter()
-        built[profile] = optimize(model, profile, out)
+        built[name] = optimize(model, profile, out, **options)
         print(f"  built {out.name} in {time.perf_counter() - t0:.1f} s", flush=True)
     return built
 
@@ -134,7 +148,7 @@ def accuracy_of(model: str, built: dict) -> dict[str, dict]:
 def render(model: str, perf: dict, acc: dict) -> str:
     base = perf["fp32"]
     head = (
-        f"{'profile':<14}{'size MB':>9}{'x':>6}{'b1 ms':>9}{'x':>6}{'b8 ms':>9}{'x':>6}"
+        f"{'profile':<15}{'size MB':>9}{'x':>6}{'b1 ms':>9}{'x':>6}{'b8 ms':>9}{'x':>6}"
         f"{'b32 /s':>9}{'x':>6}{'agreement':>15}{'max|err|':>10}{'noise':>7}"
     )
     lines = [f"{model}:", head]
@@ -144,7 +158,7 @@ def render(model: str, perf: dict, acc: dict) -> str:
         err = f"{a['max_abs_error']:.3g}" if a else "-"
         x = p["speedup"]
         lines.append(
-            f"{profile:<14}{p['bytes'] / 1e6:>9.2f}{p['bytes'] / base['bytes']:>6.2f}"
+            f"{profile:<15}{p['bytes'] / 1e6:>9.2f}{p['bytes'] / base['bytes']:>6.2f}"
             f"{p['ms_per_sample_b1']:>9.4g}{x[1]:>6.2f}"
             f"{p['ms_per_sample_b8']:>9.4g}{x[8]:>6.2f}"
             f"{p['samples_per_s_b32']:>9.0f}{x[32]:>6.2f}"
@@ -161,6 +175,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0.3, help="per profile, batch and round")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/inferops-bench-profiles"))
     parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
+    parser.add_argument(
+        "--formats",
+        action="store_true",
+        help="also int8-static with S8S8 activations and with per-channel weights",
+    )
+    parser.add_argument("--rebuild", action="store_true", help="rebuild profiles in --workdir")
     args = parser.parse_args()
 
     os.sched_setaffinity(0, {args.core})
@@ -176,7 +196,7 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     everything = {"cpu": cpu.as_record(), "int8_plan": plan.as_record(), "models": {}}
     for model in args.models.split(","):
-        built = build_profiles(model, args.workdir)
+        built = build_profiles(model, args.workdir, args.formats, args.rebuild)
         perf = measure(model, built, args.rounds, args.seconds)
         acc = accuracy_of(model, built)
         print(render(model, perf, acc) + "\n", flush=True)

@@ -77,6 +77,12 @@ def _add_optimize(actions) -> None:
         help="per-channel weight scales for int8-static (auto: when channel ranges differ >2x)",
     )
     opt.add_argument(
+        "--activation-type",
+        choices=("auto", "uint8", "int8"),
+        default="auto",
+        help="int8-static activations (auto: from the CPU flags, uint8 on x86)",
+    )
+    opt.add_argument(
         "--op-types",
         default=None,
         metavar="OPS",
@@ -153,6 +159,7 @@ def _run_optimize(args: argparse.Namespace) -> int:
         calibration_method=args.calibration_method,
         calibration_samples=args.calibration_samples or DEFAULT_CALIBRATION_SAMPLES,
         per_channel=args.per_channel,
+        activation_type=args.activation_type,
         op_types=op_types,
     )
     options = record["options"]

@@ -23,6 +23,7 @@ every option. The model is written atomically and the sidecar last.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -70,6 +71,7 @@ def optimize(
     calibration_method: str | None = None,
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     per_channel: str = "auto",
+    activation_type: str = "auto",
     op_types: list[str] | None = None,
     cpu: cpuflags.CpuInfo | None = None,
 ) -> dict:
@@ -85,12 +87,23 @@ def optimize(
         _refuse_tensorrt()
     if per_channel not in ("auto", "on", "off"):
         raise UsageError(f"--per-channel must be auto, on or off, got {per_channel!r}")
+    if activation_type not in ("auto", "uint8", "int8"):
+        raise UsageError(f"--activation-type must be auto, uint8 or int8, got {activation_type!r}")
+    if activation_type != "auto" and profile != "int8-static":
+        raise UsageError(f"--activation-type applies to int8-static only, not {profile}")
     _check_calibration_flags(profile, calibration, calibration_method)
     source = resolve(model)
     embedded = model in EMBEDDED and not Path(model).is_file()
     onnx_model = _load_onnx(source)
     out = _output_path(out, source, profile)
     cpu = cpu or cpuflags.read_cpu()
+    plan = cpuflags.int8_plan(cpu)
+    if activation_type not in ("auto", plan.activation_type):
+        plan = dataclasses.replace(
+            plan,
+            activation_type=activation_type,
+            reason=f"{plan.reason}; activations overridden to {activation_type} (--activation-type)",
+        )
     record = {
         "profile": profile,
         "source": {
@@ -119,9 +132,11 @@ def optimize(
         work = Path(tmp)
         built = work / out.name
         if profile == "int8-dynamic":
-            _int8_dynamic(source, built, work, cpu, op_types, record)
+            _int8_dynamic(source, built, work, plan, op_types, record)
         elif profile == "int8-static":
-            _int8_static(source, onnx_model, built, work, cpu, feeds, per_channel, op_types, record)
+            _int8_static(
+                source, onnx_model, built, work, plan, feeds, per_channel, op_types, record
+            )
         elif profile == "openvino":
             _openvino(source, built, record)
         else:
@@ -231,11 +246,10 @@ def _calibration_set(source, calibration, count, embedded, method, profile):
 # -- builders -------------------------------------------------------------------------------
 
 
-def _int8_dynamic(source, built, work, cpu, op_types, record) -> None:
+def _int8_dynamic(source, built, work, plan, op_types, record) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    plan = cpuflags.int8_plan(cpu)
     pre = _pre_process(source, work)
     model = onnx.load(str(pre))
     rewritten = graphops.gemm_to_matmul(model)
@@ -276,10 +290,9 @@ def _int8_dynamic(source, built, work, cpu, op_types, record) -> None:
         )
 
 
-def _int8_static(source, onnx_model, built, work, cpu, feeds, per_channel, op_types, record):
+def _int8_static(source, onnx_model, built, work, plan, feeds, per_channel, op_types, record):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    plan = cpuflags.int8_plan(cpu)
     spread = graphops.weight_channel_spread(onnx_model)
     use_per_channel = {"on": True, "off": False}.get(per_channel, spread > PER_CHANNEL_SPREAD)
     pre = _pre_process(source, work)
