@@ -9,9 +9,10 @@ unsigned 8-bit activations by signed 8-bit weights (U8S8):
   bits and can saturate, so weights are quantised to 7 bits (``reduce_range``),
   as ONNX Runtime's quantisation guide advises.
 
-Signed activations (S8S8) are converted back to U8 on x86 at run time, which
-measured 3x slower for the embedded ``cnn`` on an AVX-512 VNNI CPU; on other
-architectures (ARM's ``sdot`` is signed x signed) S8S8 is the natural choice.
+Signed activations (S8S8) are converted back to U8 on x86 at run time: on an
+AVX-512 VNNI CPU they left the embedded ``cnn`` no faster than FP32, where U8S8
+ran 3x faster (``benchmarks/profiles.py --formats``). On other architectures
+(ARM's ``sdot`` is signed x signed) S8S8 is the natural choice.
 """
 
 from __future__ import annotations

@@ -256,3 +256,21 @@ def test_a_sidecar_never_describes_files_it_was_not_written_for(tmp_path, monkey
         optimize("mlp", "int8-static", out)
     assert out.is_file()  # the new model is in place...
     assert not Path(first["sidecar"]).exists()  # ...and nothing claims it is the dynamic one
+
+
+def test_activation_type_override_is_applied_and_recorded(profile):
+    record = profile("mlp", "int8-static", activation_type="int8")
+    assert record["options"]["activation_type"] == "int8"
+    assert "overridden to int8" in record["options"]["int8_plan"]["reason"]
+    graph = onnx.load(record["output"]["path"]).graph
+    zero_points = {i.name: i.data_type for i in graph.initializer if i.name == "input_zero_point"}
+    assert zero_points == {"input_zero_point": TensorProto.INT8}
+    default = onnx.load(profile("mlp", "int8-static")["output"]["path"]).graph
+    expected = (
+        TensorProto.UINT8
+        if cpuflags.int8_plan(cpuflags.read_cpu()).activation_type == "uint8"
+        else TensorProto.INT8
+    )
+    assert {i.name: i.data_type for i in default.initializer if i.name == "input_zero_point"} == {
+        "input_zero_point": expected
+    }
