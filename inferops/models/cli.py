@@ -148,8 +148,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_optimize(args: argparse.Namespace) -> int:
+    from inferops.exitcodes import UsageError
     from inferops.models.optimize import DEFAULT_CALIBRATION_SAMPLES, optimize
 
+    if args.calibration_samples is not None and args.calibration is not None:
+        raise UsageError(
+            "--calibration-samples sizes generated samples; it cannot go with --calibration"
+        )
     op_types = [t.strip() for t in args.op_types.split(",") if t.strip()] if args.op_types else None
     record = optimize(
         args.model,

@@ -87,6 +87,10 @@ def optimize(
         _refuse_tensorrt()
     if per_channel not in ("auto", "on", "off"):
         raise UsageError(f"--per-channel must be auto, on or off, got {per_channel!r}")
+    if per_channel != "auto" and profile != "int8-static":
+        raise UsageError(f"--per-channel applies to int8-static only, not {profile}")
+    if op_types and not profile.startswith("int8-"):
+        raise UsageError(f"--op-types applies to int8-dynamic and int8-static, not {profile}")
     if activation_type not in ("auto", "uint8", "int8"):
         raise UsageError(f"--activation-type must be auto, uint8 or int8, got {activation_type!r}")
     if activation_type != "auto" and profile != "int8-static":
