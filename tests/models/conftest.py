@@ -1,17 +1,16 @@
-"""Fixtures for the profile tests: embedded models and their profiles, each built once per session."""
+"""Fixtures for the profile tests: embedded models and their profiles, built once per package run."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-from inferops.models import build
+from inferops.models import resolve
 from inferops.models.optimize import optimize, suffix_for
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _model_cache(tmp_path_factory):
     """Embedded models resolve into a fresh cache (never the user's ~/.cache), also for subprocesses."""
     old = os.environ.get("INFEROPS_CACHE")
@@ -23,21 +22,13 @@ def _model_cache(tmp_path_factory):
         os.environ["INFEROPS_CACHE"] = old
 
 
-@pytest.fixture(scope="session")
-def fp32(tmp_path_factory):
-    """``fp32(name)`` -> path of the embedded FP32 model, built once."""
-    root = tmp_path_factory.mktemp("fp32")
-    built: dict[str, Path] = {}
-
-    def get(name: str) -> Path:
-        if name not in built:
-            built[name] = build(name, root / f"{name}.onnx")
-        return built[name]
-
-    return get
+@pytest.fixture(scope="package")
+def fp32(_model_cache):
+    """``fp32(name)`` -> path of the embedded FP32 model in this package's cache (built once)."""
+    return lambda name: resolve(name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def profile(tmp_path_factory):
     """``profile(model, to, **options)`` -> the sidecar record of that profile, built once."""
     root = tmp_path_factory.mktemp("profiles")
