@@ -167,6 +167,14 @@ class OpenVinoBackend:
 
 
 def _graph_io_names(path: Path) -> tuple[set[str], set[str]]:
+    if Path(path).suffix == ".xml":  # OpenVINO IR (`inferops model optimize --to openvino*`)
+        import openvino as ov
+
+        ir = ov.Core().read_model(str(path))
+        return (
+            {n for port in ir.inputs for n in port.get_names()},
+            {n for port in ir.outputs for n in port.get_names()},
+        )
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
