@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bench", "inferops.load.cli", "load-test an endpoint and gate on thresholds"),
     ("report", "inferops.report.cli", "render the HTML hardware-sizing report"),
     ("demo", "inferops.demo", "end-to-end demo on the embedded model"),
+    ("k8s", "inferops.release.k8s_cli", "Kubernetes manifests sized from measured runs"),
 ]
 
 
