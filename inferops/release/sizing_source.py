@@ -64,7 +64,7 @@ def sized_runs(
         ),
     )
     out, refused = [], []
-    for run, item in zip(runs, facts["runs"], strict=True):
+    for item in facts["runs"]:
         sizing = item["sizing"]
         if sizing.get("refused"):
             refused.append(f"{item['path']}: {sizing['refused']}")

@@ -182,7 +182,9 @@ def test_missing_run_folder_exits_2(tmp_path):
 
 def test_an_invalid_run_is_not_sized_exit_3(tmp_path):
     bad = synthetic.write_sweep(tmp_path / "bad", profile="x", slo_p99_ms=SLO_MS, valid=False)
-    proc = _inferops("k8s", "render", "--runs", str(bad), "--out", str(tmp_path / "o"))
+    proc = _inferops(
+        "k8s", "render", "--runs", str(bad), "--out", str(tmp_path / "o"), "--target-qps", "100"
+    )
     assert proc.returncode == 3, proc.stderr
     assert "no run could be sized" in proc.stderr
 
