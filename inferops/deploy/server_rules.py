@@ -12,11 +12,11 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from inferops import validators
 from inferops.deploy.knobs import Check
 from inferops.server.backends import BACKENDS
-from inferops import validators
-from inferops.server.cli import queue_delay_ms as _delay_ms
 from inferops.server.cli import is_loopback as server_is_loopback
+from inferops.server.cli import queue_delay_ms as _delay_ms
 
 __all__ = ["BACKENDS", "bind_address", "env_map", "env_quote", "is_loopback", "server_arg"]
 

@@ -129,7 +129,7 @@ def decode_hdr(text: str | bytes):
 
 def new_histogram():
     """An empty histogram with the recorder's range and precision (microseconds)."""
-    from inferops.load.recorder import new_histogram as recorder_histogram
+    from inferops.measure.recorder import new_histogram as recorder_histogram
 
     return recorder_histogram()
 
@@ -144,7 +144,7 @@ def write_run(
     timeseries: list[dict] | None = None,
 ) -> Path:
     """Write a run folder with the real writer (atomic files, summary last)."""
-    from inferops.load.runfolder import RunFolder
+    from inferops.measure.runfolder import RunFolder
 
     run = RunFolder(path, overwrite=True)
     run.write_json(MANIFEST, manifest)
@@ -158,6 +158,6 @@ def write_run(
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a file atomically with the run-folder writer's helper (temp, fsync, rename)."""
-    from inferops.load.runfolder import atomic_write_text as write
+    from inferops.atomicfile import atomic_write_text as write
 
     write(path, text)

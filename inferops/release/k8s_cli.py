@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         k8s_validate.validate_all(files)
     except k8s_validate.ManifestError as exc:  # a bug here, or a bad --image/--namespace
         raise UsageError(f"manifest failed validation: {exc}") from None
-    from inferops.load.runfolder import atomic_write_text as write_text_atomic
+    from inferops.atomicfile import atomic_write_text as write_text_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     for name, doc in files.items():

@@ -52,7 +52,7 @@ def render(state: RolloutState) -> str:
 
 
 def write(state: RolloutState, out: Path) -> Path:
-    from inferops.load.runfolder import atomic_write_text
+    from inferops.atomicfile import atomic_write_text
 
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, render(state))

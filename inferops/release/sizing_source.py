@@ -29,10 +29,8 @@ class SizedRun:
     had_gpu: bool
 
 
-def _peaks(summary: dict, manifest: dict) -> tuple[float | None, float | None]:
+def _peaks(host: dict, facts: dict) -> tuple[float | None, float | None]:
     """Host peaks in cores and bytes (system-wide on the measured host)."""
-    host = summary.get("host") or {}
-    facts = manifest.get("host") or {}
     cores = memory = None
     if host.get("cpu_pct_max") is not None and facts.get("cpu_count"):
         cores = host["cpu_pct_max"] / 100.0 * facts["cpu_count"]
@@ -64,26 +62,27 @@ def sized_runs(
         ),
     )
     out, refused = [], []
-    for item in facts["runs"]:
-        sizing = item["sizing"]
-        if sizing.get("refused"):
-            refused.append(f"{item['path']}: {sizing['refused']}")
+    for item in facts.runs:
+        sizing = item.sizing
+        if sizing.refused:
+            refused.append(f"{item.path}: {sizing.refused}")
             continue
-        cores, memory = _peaks(item["summary"], item["manifest"] or {})
+        manifest_host = (item.manifest.host if item.manifest else None) or {}
+        cores, memory = _peaks(item.host, manifest_host)
         out.append(
             SizedRun(
-                path=item["path"],
-                profile=item["profile"],
-                model=str(item["summary"].get("model") or "model"),
-                max_qps_at_slo=sizing["max_qps_at_slo"],
-                headroom=facts["headroom"].value,
-                target_qps=facts["target"].value,
-                slo_p99_ms=facts["slo"].value,
-                nodes=sizing["nodes"],
-                proposed=sizing["proposed"],
+                path=item.path,
+                profile=item.profile,
+                model=str(item.summary.model or "model"),
+                max_qps_at_slo=sizing.max_qps_at_slo,
+                headroom=facts.headroom.value,
+                target_qps=facts.target.value,
+                slo_p99_ms=facts.slo.value,
+                nodes=sizing.nodes,
+                proposed=sizing.proposed,
                 cpu_cores_peak=cores,
                 memory_bytes_peak=memory,
-                had_gpu=bool(item["has_gpu"]),
+                had_gpu=bool(item.has_gpu),
             )
         )
     if not out:

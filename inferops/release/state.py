@@ -90,7 +90,7 @@ class RolloutState:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        from inferops.load.runfolder import atomic_write_text
+        from inferops.atomicfile import atomic_write_text
 
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")

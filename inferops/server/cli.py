@@ -113,13 +113,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm = parser.add_argument_group("decoder models (tinylm; see docs/llm.md)")
     llm.add_argument(
         "--max-num-seqs",
-        type=_positive_int,
+        type=validators.positive_int,
         default=32,
         help="sequences in the running batch; 1 = one request at a time (default 32)",
     )
     llm.add_argument(
         "--max-num-batched-tokens",
-        type=_positive_int,
+        type=validators.positive_int,
         default=2048,
         help="tokens per engine step, prefill and decode together (default 2048)",
     )
