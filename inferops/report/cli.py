@@ -19,9 +19,27 @@ from inferops.exitcodes import UsageError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "runs",
-        nargs="+",
+        nargs="*",
         metavar="RUN_DIR",
         help="run folders written by `inferops bench` (one per profile)",
+    )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="render the nightly trend report from the results store instead "
+        "(same as `inferops history report`)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="PATH|URL",
+        help="with --history: the results store (default: $INFEROPS_HISTORY, "
+        "else .inferops/history.sqlite)",
+    )
+    parser.add_argument(
+        "--min-effect",
+        default="5%",
+        metavar="PCT",
+        help="with --history: the baseline band (default 5%%)",
     )
     parser.add_argument("--out", required=True, metavar="FILE.html", help="report file to write")
     parser.add_argument(
@@ -71,6 +89,15 @@ def run(args: argparse.Namespace) -> int:
     from inferops.report.runs import load_runs
 
     out = Path(args.out)
+    if args.history:
+        if args.runs:
+            raise UsageError("--history reads the results store; give no RUN_DIR with it")
+        from inferops.history import history_cli
+
+        args.action = "report"
+        return history_cli.run(args)
+    if not args.runs:
+        raise UsageError("give one or more RUN_DIR, or --history for the trend report")
     if out.exists() and out.is_dir():
         raise UsageError(f"--out {out} is a directory; give a file name like {out}/index.html")
     catalog_path = Path(args.catalog) if args.catalog else catalog_mod.DEFAULT_PATH

@@ -95,3 +95,16 @@ def test_trend_report_renders_in_chromium(store, tmp_path):
     # mlp: P50, P99, P99.9, error rate; cnn: the same four
     assert by_id["trends"]["svgs"] == 8
     assert len(page["screenshot"]) > 10_000
+
+
+def test_report_history_is_the_same_trend_report(store, tmp_path):
+    """``inferops report --history`` (the command the nightly issue names) renders it too."""
+    out = tmp_path / "via-report.html"
+    done = inferops("report", "--history", "--out", out, "--store", store)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == f"wrote {out}"
+    assert 'id="run-25"' in out.read_text()
+    both = inferops("report", "--history", str(tmp_path), "--out", out, "--store", store)
+    assert both.returncode == 2 and "Traceback" not in both.stderr
+    neither = inferops("report", "--out", out)
+    assert neither.returncode == 2 and "RUN_DIR" in neither.stderr
