@@ -148,7 +148,7 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # the reference server, or Triton in its NGC container (needs container_toolkit) ('inferops' |
 # 'triton')
 # server_runtime = 'inferops'
-# embedded model built on the control machine and served ('mlp' | 'cnn' | 'dense')
+# embedded model built on the control machine and served ('mlp' | 'cnn' | 'dense' | 'tinylm')
 # server_model = 'mlp'
 # your own .onnx on the control machine (takes precedence over server_model)
 # server_model_path = None

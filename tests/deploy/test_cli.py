@@ -89,7 +89,7 @@ def test_data_override_is_validated_before_any_operation(tmp_path, tiny_model, f
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
-    assert "@fake/cpu1: server_max_batch_size: must be at least 1, got 0" in result.stderr
+    assert "@fake/cpu1: server_max_batch_size: must be >= 1, got 0" in result.stderr
     assert "Detected changes" not in output and "Starting operation" not in output
 
 

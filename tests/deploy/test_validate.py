@@ -31,7 +31,7 @@ def test_defaults_are_valid():
     "key, value, problem",
     [
         ("server_port", "8000", "expected an integer, got str '8000'"),
-        ("server_port", 70000, "port must be 0-65535, got 70000"),  # the server's words
+        ("server_port", 70000, "must be 0-65535, got 70000"),  # the server's words
         ("server_port", True, "expected an integer, got bool"),
         ("server_backend", "tensorflow", "unknown value 'tensorflow'; allowed: 'onnxruntime'"),
         ("python_env", "pipenv", "allowed: 'venv', 'conda'"),
