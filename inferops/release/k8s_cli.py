@@ -12,40 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inferops import validators
 from inferops.exitcodes import UsageError
-
-
-def _positive(text: str) -> float:
-    # local until the shared validators land (issue 9); same rule as report's
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"expected 0..64, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     render = sub.add_parser("render", help="write sized, validated manifests")
     render.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR")
     render.add_argument("--out", required=True, metavar="DIR")
-    render.add_argument("--target-qps", type=_positive, metavar="Q")
-    render.add_argument("--slo-p99-ms", type=_positive, metavar="X")
-    render.add_argument("--headroom", type=_fraction, metavar="H")
+    render.add_argument("--target-qps", type=validators.positive, metavar="Q")
+    render.add_argument("--slo-p99-ms", type=validators.positive, metavar="X")
+    render.add_argument("--headroom", type=validators.fraction, metavar="H")
     render.add_argument("--thresholds", metavar="FILE")
     render.add_argument(
         "--profile", help="which run's profile to size from (default: fewest nodes)"
@@ -65,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     render.add_argument("--server", choices=sorted(SERVER_KINDS), default="inferops")
     render.add_argument("--image", help="container image; pin it by digest (repo@sha256:...)")
     render.add_argument("--namespace", default="inference")
-    render.add_argument("--gpus", type=_count, help="GPUs per pod (default: 1 if the run had one)")
+    render.add_argument(
+        "--gpus",
+        type=validators.int_range(0, 64),
+        help="GPUs per pod (default: 1 if the run had one)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

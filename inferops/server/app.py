@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -30,11 +29,11 @@ from inferops import __version__
 from inferops.exitcodes import UsageError
 from inferops.server import codec, limits, openapi
 from inferops.server.batcher import Batcher, NotRunning, QueueFull
+from inferops.server.health import RETRY_AFTER_S, HealthRoutes
 from inferops.server.metrics import ServerMetrics
 from inferops.server.stats import BatchTiming, ModelStatistics
 
 MODEL_VERSION = "1"
-RETRY_AFTER_S = "1"
 SMALL_BODY_BYTES = 64 * 1024  # bodies of the non-inference POST routes
 #: Protocol extensions, named as Triton names them in its server metadata.
 EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics", "model_repository"]
@@ -82,7 +81,7 @@ def _unavailable(message: str) -> Response:
     return _error(503, message, {"Retry-After": RETRY_AFTER_S})
 
 
-class InferenceServer:
+class InferenceServer(HealthRoutes):
     """Owns the model, the batcher and the metrics; ``app`` is its ASGI application.
 
     ``load()`` (run off the event loop) loads and warms the model; readiness
@@ -393,22 +392,6 @@ class InferenceServer:
     async def server_metadata(self, request: Request) -> Response:
         return _json({"name": "inferops", "version": __version__, "extensions": EXTENSIONS})
 
-    async def live(self, request: Request) -> Response:
-        return _json({"live": True})
-
-    async def v2_ready(self, request: Request) -> Response:
-        # The v2 spec: 200 means ready, a 4xx means not (yet).
-        ready = self.ready.is_set()
-        return _json({"ready": ready}, 200 if ready else 400)
-
-    async def simple_ready(self, request: Request) -> Response:
-        ready = self.ready.is_set()
-        return _json(
-            {"ready": ready},
-            200 if ready else 503,
-            None if ready else {"Retry-After": RETRY_AFTER_S},
-        )
-
     async def model_ready(self, request: Request) -> Response:
         problem = self._model_problem(request, auth=False)
         if problem is not None:
@@ -430,11 +413,6 @@ class InferenceServer:
                 "inputs": [s.metadata() for s in self.inputs.values()],
                 "outputs": [s.metadata() for s in self.outputs.values()],
             }
-        )
-
-    async def prometheus(self, request: Request) -> Response:
-        return Response(
-            generate_latest(self.metrics.registry), headers={"content-type": CONTENT_TYPE_LATEST}
         )
 
     # -- Triton's extensions ---------------------------------------------------------------

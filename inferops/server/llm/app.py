@@ -22,18 +22,17 @@ import uuid
 from pathlib import Path
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from inferops.server.health import RETRY_AFTER_S, HealthRoutes
 from inferops.server.llm import protocol
 from inferops.server.llm.engine import Engine, NotRunning, QueueFull, Sequence, deliver_to_sinks
 from inferops.server.llm.metrics import LLMMetrics
 from inferops.server.llm.model import DecoderModel
 
-RETRY_AFTER_S = "1"
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -64,7 +63,7 @@ class _TooLarge(Exception):
     pass
 
 
-class LLMServer:
+class LLMServer(HealthRoutes):
     """Owns the decoder, the engine and the metrics; ``app`` is its ASGI application.
 
     ``config`` is the server's :class:`inferops.server.app.ServerConfig`; ``load()``
@@ -334,26 +333,6 @@ class LLMServer:
                 )
             return _json(card)
         return _json({"object": "list", "data": [card]})
-
-    async def live(self, request: Request) -> Response:
-        return _json({"live": True})
-
-    async def v2_ready(self, request: Request) -> Response:
-        ready = self.ready.is_set()
-        return _json({"ready": ready}, 200 if ready else 400)
-
-    async def simple_ready(self, request: Request) -> Response:
-        ready = self.ready.is_set()
-        return _json(
-            {"ready": ready},
-            200 if ready else 503,
-            None if ready else {"Retry-After": RETRY_AFTER_S},
-        )
-
-    async def prometheus(self, request: Request) -> Response:
-        return Response(
-            generate_latest(self.metrics.registry), headers={"content-type": CONTENT_TYPE_LATEST}
-        )
 
 
 async def _disconnected(request: Request) -> None:
