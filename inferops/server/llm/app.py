@@ -63,6 +63,10 @@ class _TooLarge(Exception):
     pass
 
 
+#: default --max-body-bytes for decoder models (the tensor default is derived from shapes)
+LLM_BODY_BYTES = 1024**2
+
+
 class LLMServer(HealthRoutes):
     """Owns the decoder, the engine and the metrics; ``app`` is its ASGI application.
 
@@ -80,6 +84,8 @@ class LLMServer(HealthRoutes):
     ):
         self.config = config
         self.name = config.name
+        # a chat request is text: 1 MiB holds any prompt the context can take, many times
+        self.max_body_bytes = config.max_body_bytes or LLM_BODY_BYTES
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.kv_cache_bytes = kv_cache_bytes
@@ -176,7 +182,7 @@ class LLMServer(HealthRoutes):
         )
 
     async def _body(self, request: Request) -> bytes:
-        limit = self.config.max_body_bytes
+        limit = self.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _TooLarge
@@ -217,7 +223,7 @@ class LLMServer(HealthRoutes):
         except _TooLarge:
             return _error(
                 413,
-                f"request body is over the {self.config.max_body_bytes} byte limit (--max-body-bytes)",
+                f"request body is over the {self.max_body_bytes} byte limit (--max-body-bytes)",
             )
         try:
             req = parse(body, self.model.spec.bos_id)
