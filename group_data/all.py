@@ -145,6 +145,9 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # tensorrt_version = None
 
 # ---- inference_server ----
+# the run profile (manifest `profile`) whose measured capacity this host's
+# InferenceCapacityHeadroomLow alert uses (inferops monitoring render --capacity)
+# capacity_profile = None
 # the reference server, or Triton in its NGC container (needs container_toolkit) ('inferops' |
 # 'triton')
 # server_runtime = 'inferops'

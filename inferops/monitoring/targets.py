@@ -40,7 +40,7 @@ class Host:
         """Host/group data, else the deploy component's default (as ``deploy.common.knob``)."""
         if key in self.data:
             return self.data[key]
-        from inferops.deploy.defaults import ALL_DEFAULTS
+        from inferops.deploy.catalog import ALL_DEFAULTS
 
         return ALL_DEFAULTS.get(key)
 

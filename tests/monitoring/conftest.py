@@ -91,6 +91,8 @@ groups = ["gpu_nodes"]
 [hosts.data]
 python_env = "venv"
 server_runtime = "triton"
+triton_image = "nvcr.io/nvidia/tritonserver:24.08-py3@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+triton_insecure = true
 
 [[hosts]]
 name = "mon-1"

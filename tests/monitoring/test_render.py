@@ -275,9 +275,13 @@ def test_server_metric_names_match_the_server():
     """The names rules use are the ones inferops/server/metrics.py registers."""
     from inferops.server.metrics import ServerMetrics
 
+    from inferops.server.stats import BatchTiming
+
     metrics = ServerMetrics("mlp")
     metrics.observe_request("mlp", 200, 0.01)
-    metrics.observe_batch(1, [0.001], 0.002)
+    metrics.observe_batch(
+        BatchTiming(rows=1, waits=[0.001], input_s=0.0, infer_s=0.002, output_s=0.0)
+    )
     metrics.queue_depth.labels("mlp").set(0)  # the app binds it to the batcher's length
     exported = {s.name for family in metrics.registry.collect() for s in family.samples}
     server_names = {n for n in m.RAW_METRICS if n.startswith("inferops_")}
