@@ -274,7 +274,6 @@ def test_scrape_targets_come_from_the_inventory(tmp_path, fleet):
 def test_server_metric_names_match_the_server():
     """The names rules use are the ones inferops/server/metrics.py registers."""
     from inferops.server.metrics import ServerMetrics
-
     from inferops.server.stats import BatchTiming
 
     metrics = ServerMetrics("mlp")
