@@ -137,11 +137,16 @@ class Fleet:
         network.enable_forwarding(self._forward_state())
         pubkey = (self.workdir / "id_ed25519.pub").read_text()
         resolv = _resolv_conf()
+        # The slot is in the machine name: nspawn names each host's veth vb-<machine>, and
+        # fleets on other slots (another pytest session, `make hosts`) must never share one.
         self.hosts = [
-            Host(name=f"{self.name}{i}", ip=self.net.host_ip(i),
-                 dir=str(self.overlay_dir / f"{self.name}{i}"))
+            Host(name=f"{self.name}{self.slot}n{i}", ip=self.net.host_ip(i),
+                 dir=str(self.overlay_dir / f"{self.name}{self.slot}n{i}"))
             for i in range(self.size)
         ]  # fmt: skip
+        too_long = [h.name for h in self.hosts if len(f"vb-{h.name}") > 15]
+        if too_long:
+            raise ValueError(f"host names {too_long} make veth names over 15 characters")
         try:
             for host in self.hosts:
                 network.delete_link(f"vb-{host.name}")  # left by a crash, off any bridge

@@ -91,9 +91,9 @@ def test_teardown_removes_machines_network_and_mounts(fleet, tmp_path):
     scratch = _scratch(tmp_path).up()
     pid = scratch.hosts[0].pid
     names = [h.name for h in scratch.hosts]
-    assert scratch.ssh(scratch.hosts[0], "hostname").stdout.strip() == "s0"
+    assert scratch.ssh(scratch.hosts[0], "hostname").stdout.strip() == names[0]
     live = _leftovers(scratch, names)  # sanity: the probe does see a live fleet
-    assert "veth vb-s0" in live and f"bridge {scratch.net.bridge}" in live
+    assert f"veth vb-{names[0]}" in live and f"bridge {scratch.net.bridge}" in live
     scratch.down()
     assert _leftovers(scratch, names) == []
     assert not machine.is_nspawn(pid)
