@@ -140,8 +140,8 @@ class Fleet:
         # The slot is in the machine name: nspawn names each host's veth vb-<machine>, and
         # fleets on other slots (another pytest session, `make hosts`) must never share one.
         self.hosts = [
-            Host(name=f"{self.name}{self.slot}n{i}", ip=self.net.host_ip(i),
-                 dir=str(self.overlay_dir / f"{self.name}{self.slot}n{i}"))
+            Host(name=f"{self.name}{self.net.slot}n{i}", ip=self.net.host_ip(i),
+                 dir=str(self.overlay_dir / f"{self.name}{self.net.slot}n{i}"))
             for i in range(self.size)
         ]  # fmt: skip
         too_long = [h.name for h in self.hosts if len(f"vb-{h.name}") > 15]
