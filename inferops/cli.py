@@ -40,22 +40,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with ``only``, just that subcommand's module is imported.
+
+    A server host has the serving dependencies and not the load generator's, so
+    ``inferops serve`` must not import ``bench``'s module to build its parser.
+    """
     parser = _Parser(prog="inferops", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"inferops {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module_name, help_text in COMMANDS:
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue  # listed in --help; its module is imported when it is the one run
         # every subcommand ships with the package: one that does not import is a broken
         # install, said loudly, never a command that silently disappears from --help
         module = importlib.import_module(module_name)
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
     return parser
 
 
+def _command_named(argv: list[str]) -> str | None:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in {name for name, _, _ in COMMANDS} else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_command_named(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)

@@ -70,3 +70,27 @@ def test_cli_bad_flag_exits_2_with_one_line():
     assert proc.returncode == 2
     assert "--no-such-flag" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 2
+
+
+def test_serve_builds_its_parser_without_the_load_generators_modules():
+    """A server host installs the serving lock only: `inferops serve` must not need Locust."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from inferops import cli; cli.build_parser(only='serve'); "
+        "bad = sorted(m for m in sys.modules if m.startswith(('locust', 'hdrh', 'inferops.load')));"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_full_parser_imports_every_subcommand_module():
+    import importlib
+
+    from inferops import cli
+
+    cli.build_parser()
+    for _, module_name, _ in cli.COMMANDS:
+        assert hasattr(importlib.import_module(module_name), "run")

@@ -140,10 +140,10 @@ def test_make_hosts_cli_up_status_down(tmp_path):
         login = subprocess.run(["ssh", "-F", str(tmp_path / "ssh_config"),
                                 f"10.231.{CLI_SLOT}.10", "sudo -n hostname"],
                                capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert login.stdout.strip() == "node0", login.stderr
+        assert login.stdout.strip() == f"node{CLI_SLOT}n0", login.stderr
         status = subprocess.run([*cli, "status", *opts], cwd=pyinfra_run.REPO,
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert "node0" in status.stdout and "running" in status.stdout
+        assert f"node{CLI_SLOT}n0" in status.stdout and "running" in status.stdout
     finally:
         down = subprocess.run([*cli, "down", *opts], cwd=pyinfra_run.REPO,
                               capture_output=True, text=True, timeout=120)  # fmt: skip
