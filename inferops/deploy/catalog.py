@@ -27,6 +27,7 @@ from inferops.deploy import (
     gpu,
     inference_server,
     layout,
+    nightly,
     node_exporter,
     nvidia_driver,
     nvidia_repos,
@@ -34,8 +35,8 @@ from inferops.deploy import (
 )
 from inferops.deploy.knobs import Knob
 
-# Shared modules first, then components in deploy order (deploys/gpu_node.py);
-# group_data/all.py documents them in this order.
+# Shared modules first, then components in deploy order (deploys/gpu_node.py, then
+# deploys/nightly.py's own component); group_data/all.py documents them in this order.
 COMPONENTS = (
     common,
     layout,
@@ -50,6 +51,7 @@ COMPONENTS = (
     inference_server,
     node_exporter,
     dcgm_exporter,
+    nightly,
 )
 
 KNOBS: dict[str, Knob] = {item.name: item for module in COMPONENTS for item in module.KNOBS}

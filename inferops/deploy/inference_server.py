@@ -197,6 +197,23 @@ def wheel_path() -> Path:
     return artifacts.build_wheel()
 
 
+def install_suite():
+    """Upload the inferops wheel and install it into the environment (``--no-deps``);
+    the install operation. Shared with the components that run the ``inferops`` CLI
+    on a host (``nightly``)."""
+    wheel = wheel_path()
+    files.directory(name=f"Create {WHEEL_DIR}", path=WHEEL_DIR, mode="755")
+    remote_wheel = f"{WHEEL_DIR}/{wheel.name}"
+    files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="644")
+    return ops.install_wheel(
+        name="Install the inferops wheel into the environment",
+        pip=env_pip(),
+        wheel=remote_wheel,
+        digest=artifacts.sha256_file(wheel),
+        marker=f"{env_prefix()}/.inferops-wheel.sha256",
+    )
+
+
 @deploy("inferops inference server", data_defaults=DEFAULTS)
 def inference_server():
     """Install, configure and (re)start the server; verify it after any change."""
@@ -248,18 +265,7 @@ def _token():
 def _inferops():
     user = knob("service_user")
     prefix = env_prefix()
-
-    wheel = wheel_path()
-    files.directory(name=f"Create {WHEEL_DIR}", path=WHEEL_DIR, mode="755")
-    remote_wheel = f"{WHEEL_DIR}/{wheel.name}"
-    files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="644")
-    wheel_op = ops.install_wheel(
-        name="Install the inferops wheel into the environment",
-        pip=env_pip(),
-        wheel=remote_wheel,
-        digest=artifacts.sha256_file(wheel),
-        marker=f"{prefix}/.inferops-wheel.sha256",
-    )
+    wheel_op = install_suite()
 
     model_op, model_name = _upload_model(MODEL_DIR, "")
     token_op, token_path = _token()
