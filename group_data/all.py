@@ -35,6 +35,10 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # install the GPU parts even when no NVIDIA GPU is detected (image builds, GPUs attached later)
 # nvidia_driver_force = False
 
+# ---- suite ----
+# a prebuilt inferops wheel (else one is built from this checkout and cached)
+# inferops_wheel = None
+
 # ---- base ----
 # packages every node gets (curl: downloads and checks; pciutils: lspci; python3: venv)
 # base_packages = ['ca-certificates', 'curl', 'pciutils', 'procps', 'python3']
@@ -171,8 +175,6 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # server_token_dir = None
 # after a change, wait until the unit is active and the port answers
 # server_verify = True
-# a prebuilt inferops wheel (else one is built from this checkout and cached)
-# inferops_wheel = None
 # Triton NGC image pinned by digest, required with server_runtime = triton:
 # nvcr.io/nvidia/tritonserver:24.08-py3@sha256:<digest> (from `docker buildx imagetools inspect` or
 # your registry); pulled once, never on a service start

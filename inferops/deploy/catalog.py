@@ -32,6 +32,7 @@ from inferops.deploy import (
     nvidia_driver,
     nvidia_repos,
     python_env,
+    suite,
 )
 from inferops.deploy.knobs import Knob
 
@@ -41,6 +42,7 @@ COMPONENTS = (
     common,
     layout,
     gpu,
+    suite,
     base,
     nvidia_repos,
     nvidia_driver,

@@ -1,7 +1,7 @@
 """nightly: ``inferops nightly`` on a schedule - a hardened oneshot unit and its timer.
 
 For a ``loadgen`` or controller host that already has the environment
-(``python_env``) and the suite (``inference_server.install_suite``):
+(``python_env``); it installs the suite the way the server does (``suite``):
 
 - the load-test stack the CLI imports beyond the server's lock (``nightly_packages``);
 - ``nightly.toml``: a file on the control machine (``nightly_config``), validated
@@ -31,7 +31,6 @@ from pyinfra.operations.util import any_changed
 
 from inferops.deploy import ops
 from inferops.deploy.common import REPO_ROOT, keep_running, require
-from inferops.deploy.inference_server import install_suite
 from inferops.deploy.knobs import (
     PIP_PIN,
     Check,
@@ -44,6 +43,7 @@ from inferops.deploy.knobs import (
     string,
 )
 from inferops.deploy.layout import CONFIG_DIR, env_pip, env_prefix
+from inferops.deploy.suite import install_suite
 from inferops.exitcodes import UsageError
 from inferops.history import config as nightly_config
 
@@ -66,10 +66,10 @@ _CALENDAR = re.compile(
     rf"^(?:{_DAY}(?:[.,]{{1,2}}{_DAY})*\s+)?"  # weekdays: Mon, Mon..Fri, Sat,Sun
     r"(?:[0-9*,./~-]+\s+)?"  # date: *-*-*, 2026-*-01, *-*~1
     r"[0-9*,./]+:[0-9*,./]+(?::[0-9*,./]+)?"  # time: 02:30, *:0/15, 02:30:00
-    r"(?:\s+[A-Za-z_]+(?:/[A-Za-z_+-]+)*)?$"  # time zone: UTC, Europe/Berlin
+    r"(?:\s+[A-Za-z_]+(?:/[A-Za-z_+-]+)*)?"  # time zone: UTC, Europe/Berlin
 )
 # systemd.time(7) time spans: "15min", "1h 30min", "90" (seconds), "infinity".
-_TIMESPAN = r"^(?:infinity|\d+|(?:\d+\s*(?:us|ms|s|sec|m|min|h|hr|d|w|M|y)\s*)+)$"
+_TIMESPAN = r"^(?:infinity|\d+|\d+ ?(?:us|ms|s|sec|m|min|h|hr|d|w|M|y)(?: ?\d+ ?(?:us|ms|s|sec|m|min|h|hr|d|w|M|y))*)\Z"
 # What `inferops nightly` / `bench` / the trend report import beyond the server's lock.
 LOADGEN_PACKAGES = ["locust", "hdrhistogram", "scipy", "jinja2", "rich", "pyyaml"]
 
@@ -83,7 +83,10 @@ def on_calendar() -> Check:
         problem = shape(value)
         if problem:
             return problem
-        if value.strip().lower() not in _SHORTHANDS and not _CALENDAR.match(value.strip()):
+        if value != value.strip() or "\n" in value or "\r" in value:
+            # a line break would add lines to the timer file (unit injection)
+            return f"must be one line without surrounding blanks: {value!r}"
+        if value.lower() not in _SHORTHANDS and not _CALENDAR.fullmatch(value):
             return (
                 f"not an OnCalendar expression (systemd.time(7)): {value!r}; "
                 "e.g. 'daily', '*-*-* 02:30:00', 'Mon..Fri 03:00'"
@@ -189,9 +192,7 @@ def nightly():
         packages=knob("nightly_packages"),
     )
     suite_op = install_suite()
-    files.directory(
-        name=f"Create {work_dir}", path=work_dir, user=user, group=user, mode="750"
-    )
+    files.directory(name=f"Create {work_dir}", path=work_dir, user=user, group=user, mode="750")
     config_op = files.put(
         name=f"Upload {CONFIG_PATH}",
         src=str(config),

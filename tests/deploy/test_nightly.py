@@ -1,0 +1,57 @@
+"""The nightly schedule's knob checks: OnCalendar and time spans, refused before pyinfra connects."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from inferops.deploy.nightly import on_calendar, timespan
+from inferops.deploy.validate import validate_data
+
+GOOD = ["daily", "weekly", "*-*-* 02:30:00", "Mon..Fri 03:00", "Sat,Sun *-*-* 04:15", "*:0/15",
+        "*-*-* 02:30:00 UTC", "2026-*-01 01:00"]  # fmt: skip
+BAD = [
+    "",
+    "bogus",
+    "daily\n",
+    " daily",
+    "*-*-* 02:30\nUser=root",
+    "02:30; rm -rf /",
+    "tomorrow",
+    "*-*-* 02:30:00\nExecStart=/bin/sh",
+    230,
+]
+
+
+@pytest.mark.parametrize("value", GOOD)
+def test_calendar_accepts_systemd_expressions(value):
+    assert on_calendar()(value) is None
+
+
+@pytest.mark.parametrize("value", BAD)
+def test_calendar_refuses_garbage_and_unit_injection(value):
+    assert on_calendar()(value) is not None
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_calendar_shape_ok_but_systemd_refuses():
+    # Passes the shape check; only systemd's own parser knows hour 25 does not exist.
+    problem = on_calendar()("*-*-* 25:00:00")
+    assert problem and problem.startswith("systemd-analyze calendar:")
+
+
+@pytest.mark.parametrize("value", ["15min", "1h 30min", "90", "6h", "infinity"])
+def test_timespan_accepts(value):
+    assert timespan("15min")(value) is None
+
+
+@pytest.mark.parametrize("value", ["soon", "15 minutes", "-1h", "1h\nUser=root", "15min\n"])
+def test_timespan_refuses(value):
+    assert timespan("15min")(value) is not None
+
+
+def test_bad_schedule_is_named_by_validation():
+    problems = dict(validate_data({"nightly_on_calendar": "at 3am"}))
+    assert "nightly_on_calendar" in problems
+    assert "OnCalendar" in problems["nightly_on_calendar"]
