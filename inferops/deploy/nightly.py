@@ -166,17 +166,27 @@ KNOBS = (
 DEFAULTS = declare(__name__, KNOBS)
 
 
-def config_source() -> Path:
-    """The local nightly.toml, validated by ``inferops nightly``'s own loader."""
+def config_source() -> tuple[Path, nightly_config.NightlyConfig]:
+    """The local nightly.toml and what it says, validated by ``inferops nightly``'s loader."""
     given = knob("nightly_config")
     require(bool(given), "nightly_config", "required: the nightly.toml to schedule")
     path = Path(given).expanduser()
     require(path.is_file(), "nightly_config", f"no such local file: {given}")
     try:
-        nightly_config.load(path)
+        loaded = nightly_config.load(path)
     except UsageError as exc:
         require(False, "nightly_config", str(exc))
-    return path
+    return path, loaded
+
+
+def packages(config: nightly_config.NightlyConfig) -> list[str]:
+    """``nightly_packages``, plus pyinfra when the night provisions first (``[provision]``
+    runs ``python -m pyinfra`` from the same environment)."""
+    wanted = list(knob("nightly_packages"))
+    names = {re.split(r"[\[=]", spec, maxsplit=1)[0].lower() for spec in wanted}
+    if config.provision.enabled and "pyinfra" not in names:
+        wanted.append("pyinfra")
+    return wanted
 
 
 @deploy("inferops nightly schedule", data_defaults=DEFAULTS)
@@ -184,12 +194,12 @@ def nightly():
     """Install the config, the unit and the timer; keep the timer enabled and running."""
     user = knob("service_user")
     work_dir = knob("nightly_work_dir")
-    config = config_source()
+    config, loaded = config_source()
 
     packages_op = ops.pip_install(
         name="Install the load-generation stack",
         pip=env_pip(),
-        packages=knob("nightly_packages"),
+        packages=packages(loaded),
     )
     suite_op = install_suite()
     files.directory(name=f"Create {work_dir}", path=work_dir, user=user, group=user, mode="750")
