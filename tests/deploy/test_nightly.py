@@ -55,3 +55,16 @@ def test_bad_schedule_is_named_by_validation():
     problems = dict(validate_data({"nightly_on_calendar": "at 3am"}))
     assert "nightly_on_calendar" in problems
     assert "OnCalendar" in problems["nightly_on_calendar"]
+
+
+@pytest.mark.parametrize("value", BAD)
+def test_pattern_alone_refuses_without_systemd_analyze(value, monkeypatch):
+    """A control machine without systemd (macOS, a slim container) relies on the pattern."""
+    monkeypatch.setattr("inferops.deploy.nightly.shutil.which", lambda name: None)
+    assert on_calendar()(value) is not None
+
+
+@pytest.mark.parametrize("value", GOOD)
+def test_pattern_alone_accepts_without_systemd_analyze(value, monkeypatch):
+    monkeypatch.setattr("inferops.deploy.nightly.shutil.which", lambda name: None)
+    assert on_calendar()(value) is None
