@@ -15,6 +15,7 @@ BAD = [
     "",
     "bogus",
     "daily\n",
+    "*-*-* 02:30\nUTC",
     " daily",
     "*-*-* 02:30\nUser=root",
     "02:30; rm -rf /",
