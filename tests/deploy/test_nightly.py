@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from inferops.deploy.nightly import on_calendar, timespan
+from inferops.deploy.nightly import nightly, on_calendar, timespan
 from inferops.deploy.validate import validate_data
+
+from .harness import run
+from .profiles import profile
 
 GOOD = ["daily", "weekly", "*-*-* 02:30:00", "Mon..Fri 03:00", "Sat,Sun *-*-* 04:15", "*:0/15",
         "*-*-* 02:30:00 UTC", "2026-*-01 01:00"]  # fmt: skip
@@ -69,3 +77,43 @@ def test_pattern_alone_refuses_without_systemd_analyze(value, monkeypatch):
 def test_pattern_alone_accepts_without_systemd_analyze(value, monkeypatch):
     monkeypatch.setattr("inferops.deploy.nightly.shutil.which", lambda name: None)
     assert on_calendar()(value) is None
+
+
+# `systemd-analyze security inferops-server` scores 1.4 (docs/provisioning.md); the nightly
+# unit carries the same sandbox and must score no worse.
+SERVER_EXPOSURE = 1.4
+
+
+def _systemd_analyze() -> str:
+    found = shutil.which("systemd-analyze")
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is missing (apt-get install systemd)")
+        pytest.skip("needs systemd-analyze")
+    return found
+
+
+def test_rendered_units_pass_systemd_analyze(tmp_path, fake_wheel):
+    """The units the deploy renders, checked by systemd's own parser and security scorer
+    (offline: nothing is installed or started here)."""
+    analyze = _systemd_analyze()
+    fixture = Path(__file__).parent / "fixtures" / "nightly" / "nightly.toml"
+    # ExecStart must name an existing binary: point the unit at this environment.
+    data = {"nightly_config": str(fixture), "inferops_wheel": str(fake_wheel),
+            "venv_path": sys.prefix}  # fmt: skip
+    assert Path(sys.prefix, "bin", "inferops").exists()
+    result = run([nightly], profile("debian12", "x86_64", False), data)
+    for name in ("inferops-nightly.service", "inferops-nightly.timer"):
+        (tmp_path / name).write_text(result.uploads[f"/etc/systemd/system/{name}"])
+    units = [str(tmp_path / "inferops-nightly.service"), str(tmp_path / "inferops-nightly.timer")]
+    verify = subprocess.run(
+        [analyze, "verify", "--man=no", *units], capture_output=True, text=True, timeout=60
+    )
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    security = subprocess.run(
+        [analyze, "security", "--offline=true", "--no-pager", units[0]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout)
+    assert match, security.stdout[-2000:]
+    assert float(match.group(1)) <= SERVER_EXPOSURE, security.stdout
