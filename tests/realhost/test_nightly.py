@@ -10,11 +10,14 @@ the trend report, exit 0.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
+from tests.hosts.fleet import claim_free_fleet, missing_prerequisites, prerequisite_verdict
 from tests.hosts.pyinfra_run import REPO
-from tests.realhost.deploying import CPU_NODE, assert_no_changes
+from tests.realhost.conftest import PYTEST_SLOTS
+from tests.realhost.deploying import CPU_NODE, Deployer, assert_no_changes
 
 NIGHTLY = REPO / "deploys/nightly.py"
 WORK_DIR = "/var/lib/inferops-nightly"
@@ -34,6 +37,33 @@ duration = "4s"
 warmup = "1s"
 timeout = "3m"
 """
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """This module's own two hosts, named ``n0``/``n1``: nspawn names a host's veth
+    ``vb-<machine>``, and a fleet boot deletes a leftover ``vb-<name>``, so two concurrent
+    fleets whose machines share names (``t0``/``t1``) would cut each other's network."""
+    problems = missing_prerequisites()
+    verdict = prerequisite_verdict(problems, os.geteuid(), dict(os.environ))
+    reason = "real-host tests need: " + "; ".join(problems)
+    if verdict == "skip":
+        pytest.skip(reason + " (skipped: not root and not CI)")
+    if verdict == "fail":
+        pytest.fail(reason, pytrace=False)
+    own = claim_free_fleet(
+        "n", PYTEST_SLOTS, tmp_path_factory.mktemp("nfleet"), size=2, log=lambda _: None
+    )
+    own.up()
+    try:
+        yield own
+    finally:
+        own.down()
+
+
+@pytest.fixture(scope="module")
+def deployer(fleet, tmp_path_factory):
+    return Deployer(fleet, tmp_path_factory.mktemp("ndeploy"))
 
 
 @pytest.fixture(scope="module")
