@@ -1,10 +1,10 @@
 """``deploys/nightly.py`` by the real pyinfra CLI on a booted host, next to a server.
 
-Host 1 gets the CPU node (the server the night loads), then the nightly schedule with
-a tiny fixed-rate nightly.toml and the bearer token as its secret env file. The timer
-must be listed with a next elapse, a second run must change nothing, and starting the
-service must run a real `inferops nightly` in its sandbox: a stored run, nightly.json,
-the trend report, exit 0.
+Host n1 gets the nightly schedule with a tiny fixed-rate nightly.toml and the server's
+bearer token as its secret env file; the timer must be listed with a next elapse. Then
+the CPU node (the server the night loads) is deployed on the same host and a second
+nightly run must change nothing; starting the service must run a real `inferops nightly`
+in its sandbox: a stored run, nightly.json, the trend report, exit 0.
 """
 
 from __future__ import annotations
@@ -68,9 +68,12 @@ def deployer(fleet, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nightly_fleet(fleet, deployer, tmp_path_factory):
+    from inferops.deploy.artifacts import ensure_token
+
     host = fleet.hosts[1]
-    server = deployer.run(CPU_NODE, host)
-    assert server.returncode == 0, server.tail()
+    # The server's token, made where cpu_node.py will find it (INFEROPS_STATE_DIR/tokens),
+    # so the loadgen side can be deployed first.
+    ensure_token(host.name, deployer.state_dir / "tokens")
     local = tmp_path_factory.mktemp("nightly")
     (local / "nightly.toml").write_text(CONFIG)
     secrets = local / "nightly.env"
@@ -98,8 +101,11 @@ def test_deploy_schedules_the_timer(fleet, deployer, nightly_fleet):
     assert not fleet.ssh(host, f"sudo ls {WORK_DIR}").stdout.strip()
 
 
-def test_second_run_changes_nothing(deployer, nightly_fleet):
+def test_second_run_changes_nothing_even_after_the_server_deploy(deployer, nightly_fleet):
+    """The server deploy shares the environment: after it, the schedule is still converged."""
     host, fleet_file = nightly_fleet
+    server = deployer.run(CPU_NODE, host)
+    assert server.returncode == 0, server.tail()
     assert_no_changes(deployer.run(NIGHTLY, host, fleet_file=fleet_file))
 
 
