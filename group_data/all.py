@@ -35,6 +35,10 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # install the GPU parts even when no NVIDIA GPU is detected (image builds, GPUs attached later)
 # nvidia_driver_force = False
 
+# ---- suite ----
+# a prebuilt inferops wheel (else one is built from this checkout and cached)
+# inferops_wheel = None
+
 # ---- base ----
 # packages every node gets (curl: downloads and checks; pciutils: lspci; python3: venv)
 # base_packages = ['ca-certificates', 'curl', 'pciutils', 'procps', 'python3']
@@ -174,8 +178,6 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # server_token_dir = None
 # after a change, wait until the unit is active and the port answers
 # server_verify = True
-# a prebuilt inferops wheel (else one is built from this checkout and cached)
-# inferops_wheel = None
 # Triton NGC image pinned by digest, required with server_runtime = triton:
 # nvcr.io/nvidia/tritonserver:24.08-py3@sha256:<digest> (from `docker buildx imagetools inspect` or
 # your registry); pulled once, never on a service start
@@ -214,3 +216,26 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # dcgm_exporter_binary_sha256 = None
 # listen address
 # dcgm_exporter_listen = ':9400'
+
+# ---- nightly ----
+# nightly.toml on the control machine (required); validated like `inferops nightly --check` before
+# anything is uploaded
+# nightly_config = None
+# when the night runs: a systemd OnCalendar expression (host time zone unless one is given),
+# checked with systemd-analyze calendar where the control machine has it
+# nightly_on_calendar = '*-*-* 02:30:00'
+# RandomizedDelaySec: spreads several controllers loading shared targets
+# nightly_randomized_delay = '15min'
+# TimeoutStartSec: the longest one night may take before systemd stops it
+# nightly_timeout = '6h'
+# working directory (owned by service_user): relative paths in nightly.toml, the default store
+# history.sqlite, run folders and the trend report
+# nightly_work_dir = '/var/lib/inferops-nightly'
+# local KEY=value file (INFEROPS_TOKEN, PGPASSWORD) uploaded 0600 root:root to
+# /etc/inferops/nightly.env and read by systemd; its content is never shown
+# nightly_env_file = None
+# OnFailure= unit started when a night fails (confirmed regression, invalid run)
+# nightly_on_failure = None
+# pip packages the load generator needs beyond the server lock (installed when missing, not hash-
+# checked: pin versions, or put them in python_requirements_lock)
+# nightly_packages = ['locust', 'hdrhistogram', 'scipy', 'jinja2', 'rich', 'pyyaml']

@@ -27,19 +27,22 @@ from inferops.deploy import (
     gpu,
     inference_server,
     layout,
+    nightly,
     node_exporter,
     nvidia_driver,
     nvidia_repos,
     python_env,
+    suite,
 )
 from inferops.deploy.knobs import Knob
 
-# Shared modules first, then components in deploy order (deploys/gpu_node.py);
-# group_data/all.py documents them in this order.
+# Shared modules first, then components in deploy order (deploys/gpu_node.py, then
+# deploys/nightly.py's own component); group_data/all.py documents them in this order.
 COMPONENTS = (
     common,
     layout,
     gpu,
+    suite,
     base,
     nvidia_repos,
     nvidia_driver,
@@ -50,6 +53,7 @@ COMPONENTS = (
     inference_server,
     node_exporter,
     dcgm_exporter,
+    nightly,
 )
 
 KNOBS: dict[str, Knob] = {item.name: item for module in COMPONENTS for item in module.KNOBS}

@@ -44,7 +44,7 @@ from inferops.deploy.knobs import (
     local_file,
     string,
 )
-from inferops.deploy.layout import CONFIG_DIR, OPT_DIR, STATE_DIR, env_pip, env_prefix
+from inferops.deploy.layout import CONFIG_DIR, OPT_DIR, STATE_DIR, env_prefix
 from inferops.deploy.server_rules import (
     BACKENDS,
     bind_address,
@@ -55,6 +55,7 @@ from inferops.deploy.server_rules import (
     port,
     positive_int,
 )
+from inferops.deploy.suite import install_suite
 from inferops.models import EMBEDDED
 
 SERVICE = "inferops-server"
@@ -62,7 +63,6 @@ UNIT_PATH = f"/etc/systemd/system/{SERVICE}.service"
 ENV_PATH = f"{CONFIG_DIR}/server.env"
 TOKEN_PATH = f"{CONFIG_DIR}/token"
 MODEL_DIR = f"{STATE_DIR}/models"
-WHEEL_DIR = f"{OPT_DIR}/wheels"
 TRITON_SERVICE = "inferops-triton"
 VERIFY_SCRIPT = f"{OPT_DIR}/bin/inferops-verify"
 
@@ -140,12 +140,6 @@ KNOBS = (
         "after a change, wait until the unit is active and the port answers",
     ),
     Knob(
-        "inferops_wheel",
-        None,
-        local_file(),
-        "a prebuilt inferops wheel (else one is built from this checkout and cached)",
-    ),
-    Knob(
         "triton_image",
         None,
         image_digest(none=True),
@@ -191,17 +185,6 @@ def probe_address(bind: str) -> str:
     if bind == "::":
         return "::1"
     return bind
-
-
-def wheel_path() -> Path:
-    given = knob("inferops_wheel")
-    if given:
-        path = Path(given).expanduser()
-        require(
-            path.is_file() and path.suffix == ".whl", "inferops_wheel", f"not a wheel file: {given}"
-        )
-        return path
-    return artifacts.build_wheel()
 
 
 @deploy("inferops inference server", data_defaults=DEFAULTS)
@@ -255,18 +238,7 @@ def _token():
 def _inferops():
     user = knob("service_user")
     prefix = env_prefix()
-
-    wheel = wheel_path()
-    files.directory(name=f"Create {WHEEL_DIR}", path=WHEEL_DIR, mode="755")
-    remote_wheel = f"{WHEEL_DIR}/{wheel.name}"
-    files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="644")
-    wheel_op = ops.install_wheel(
-        name="Install the inferops wheel into the environment",
-        pip=env_pip(),
-        wheel=remote_wheel,
-        digest=artifacts.sha256_file(wheel),
-        marker=f"{prefix}/.inferops-wheel.sha256",
-    )
+    wheel_op = install_suite()
 
     model_op, model_name = _upload_model(MODEL_DIR, "")
     token_op, token_path = _token()

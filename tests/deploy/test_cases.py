@@ -39,6 +39,7 @@ from inferops.deploy.container_toolkit import container_toolkit
 from inferops.deploy.cuda import cuda
 from inferops.deploy.dcgm_exporter import dcgm_exporter
 from inferops.deploy.inference_server import inference_server
+from inferops.deploy.nightly import nightly
 from inferops.deploy.node_exporter import node_exporter
 from inferops.deploy.nvidia_driver import nvidia_driver
 from inferops.deploy.python_env import python_env
@@ -56,6 +57,7 @@ COMPONENTS = {
     "inference_server": inference_server,
     "node_exporter": node_exporter,
     "dcgm_exporter": dcgm_exporter,
+    "nightly": nightly,
 }
 
 REPO = Path(__file__).resolve().parents[2]
