@@ -24,7 +24,8 @@ from inferops.history.changepoints import change_points
 from inferops.history.metrics import METRICS
 from inferops.history.store import Store, StoredRun
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+# shipped inside the package (package-data), so an installed inferops renders too
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE = "trend.html.j2"
 #: runs listed per series in the runs table (plus every run a finding links to)
 RECENT_RUNS = 30

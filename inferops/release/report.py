@@ -8,7 +8,8 @@ from pathlib import Path
 from inferops import __version__
 from inferops.release.state import RolloutState
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+# shipped inside the package (package-data), so an installed inferops renders too
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 def _num(value, digits: int) -> str:

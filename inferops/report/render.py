@@ -1,4 +1,4 @@
-"""Render the report: facts + charts through ``templates/report.html.j2`` into one file.
+"""Render the report: facts + charts through ``inferops/templates/report.html.j2`` into one file.
 
 The output is self-contained (inline CSS and SVG, no scripts, no external
 URLs), so it opens offline and can be attached to a ticket. It is written
@@ -14,7 +14,8 @@ from inferops import __version__
 from inferops.atomicfile import atomic_write_text
 from inferops.report import charts
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+# shipped inside the package (package-data), so an installed inferops renders too
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE = "report.html.j2"
 
 

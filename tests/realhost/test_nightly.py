@@ -110,13 +110,6 @@ def test_second_run_changes_nothing_even_after_the_server_deploy(deployer, night
     assert_no_changes(deployer.run(NIGHTLY, host, fleet_file=fleet_file))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="packaging bug outside the deploy: templates/*.html.j2 are not in the inferops "
-    "wheel, so an installed inferops cannot render the trend report (TemplateNotFound "
-    "'trend.html.j2' under site-packages/templates) after the night itself ran, stored its "
-    "run and set the baseline. Remove this marker once the templates ship in the package.",
-)
 def test_starting_the_service_runs_a_night(fleet, nightly_fleet):
     host, _ = nightly_fleet
     started = fleet.ssh(host, "sudo systemctl start inferops-nightly.service", check=False)
