@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from inferops.server import limits
 from inferops.server.llm import protocol
 from inferops.server.llm.engine import Engine, NotRunning, QueueFull, Sequence, deliver_to_sinks
 from inferops.server.llm.metrics import LLMMetrics
@@ -81,6 +82,8 @@ class LLMServer:
     ):
         self.config = config
         self.name = config.name
+        # a prompt is at most a context of byte tokens: 1 MiB of JSON is ample
+        self.max_body_bytes = config.max_body_bytes or limits.MIN_BODY_BYTES
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.kv_cache_bytes = kv_cache_bytes
@@ -177,7 +180,7 @@ class LLMServer:
         )
 
     async def _body(self, request: Request) -> bytes:
-        limit = self.config.max_body_bytes
+        limit = self.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _TooLarge
@@ -218,7 +221,7 @@ class LLMServer:
         except _TooLarge:
             return _error(
                 413,
-                f"request body is over the {self.config.max_body_bytes} byte limit (--max-body-bytes)",
+                f"request body is over the {self.max_body_bytes} byte limit (--max-body-bytes)",
             )
         try:
             req = parse(body, self.model.spec.bos_id)
