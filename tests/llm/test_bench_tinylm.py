@@ -12,7 +12,9 @@ import json
 import httpx
 import pytest
 
+from inferops.cli import main
 from inferops.server.process import ServerProcess
+from tests.report.htmlfacts import number, parse
 from tests.llm.conftest import metric
 from tests.load.procs import run_bench
 
@@ -87,8 +89,9 @@ def test_fixed_rate_bench_agrees_with_the_servers_own_counters(llm_dir, llm_env,
 def test_sweep_steps_carry_ttft_tpot_and_tokens_and_the_knee_follows_them(
     llm_dir, llm_env, tmp_path
 ):
-    """Loose SLOs so the sweep is bounded (40 -> 80 -> 160 req/s, the ceiling): what is
-    checked is that each step's verdict follows from its own recorded P99 TTFT/TPOT."""
+    """Loose SLOs and a time budget keep the sweep bounded (40 -> 80 req/s, the ceiling):
+    what is checked is that each step's verdict follows from its own recorded P99
+    TTFT/TPOT, and that the report's LLM section reads the real folder the same way."""
     slo_ttft, slo_tpot = 30000.0, 5000.0
     with ServerProcess(
         llm_dir / "tinylm.onnx", extra_args=["--name", "tinylm"], env=llm_env
@@ -96,7 +99,7 @@ def test_sweep_steps_carry_ttft_tpot_and_tokens_and_the_knee_follows_them(
         out = tmp_path / "sweep"
         res, s = _bench(
             [*_openai(server, tmp_path), "--max-tokens", "4", "--sweep", "--sweep-start", "40",
-             "--sweep-max", "160", "--sweep-max-steps", "3", "--sweep-budget", "90s",
+             "--sweep-max", "80", "--sweep-max-steps", "3", "--sweep-budget", "45s",
              "--duration", "2s", "--warmup", "1s",
              "--slo-ttft-ms", str(slo_ttft), "--slo-tpot-ms", str(slo_tpot)],
             out,
@@ -106,15 +109,33 @@ def test_sweep_steps_carry_ttft_tpot_and_tokens_and_the_knee_follows_them(
     assert slo["ttft_ms"] == slo_ttft and slo["tpot_ms"] == slo_tpot
     assert slo["steps"], res.stderr[-3000:]
     for step in slo["steps"]:
-        assert step["p99_ttft_ms"] > 0 and step["p99_tpot_ms"] > 0, step
-        assert step["output_tokens_per_s"] > 0, step
+        if step["valid"]:
+            assert step["p99_ttft_ms"] > 0 and step["p99_tpot_ms"] > 0, step
+            assert step["output_tokens_per_s"] > 0, step
         met = (
             step["valid"]
             and step["p99_ttft_ms"] <= slo_ttft
             and step["p99_tpot_ms"] <= slo_tpot
+            and step["p99_ttft_ms"] is not None
             and (step["error_rate"] or 0) <= 0.01
         )
         assert step["ok"] == met, step
         assert (out / step["dir"] / "summary.json").is_file()
     ok_rates = [st["offered_qps"] for st in slo["steps"] if st["ok"]]
     assert slo["max_qps"] == (max(ok_rates) if ok_rates else None), slo
+
+    # the sizing report on the real folder: one row per step, the knee where the sweep put it
+    html = tmp_path / "report.html"
+    code = main(["report", str(out), "--out", str(html), "--target-qps", "100",
+                 "--slo-p99-ms", "60000"])  # fmt: skip
+    assert code == 0
+    facts = parse(html.read_text())
+    assert "llm" in facts.sections
+    rows = [v for (_, k), vs in facts.facts.items() if k == "llm-step-ok" for v in vs]
+    assert rows == ["yes" if st["ok"] else "no" for st in slo["steps"]]
+    knee = [v for (_, k), vs in facts.facts.items() if k == "llm-knee-qps" for v in vs]
+    if ok_rates:
+        best = max((st for st in slo["steps"] if st["ok"]), key=lambda st: st["offered_qps"])
+        assert number(knee[0]) == pytest.approx(best["achieved_qps"], abs=0.01)
+    else:
+        assert not knee
