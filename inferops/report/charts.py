@@ -241,9 +241,7 @@ def llm_curves(llm, *, title: str) -> str:
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.2))
-    pts = sorted(
-        (p for p in llm.points if p.offered_qps is not None), key=lambda p: p.offered_qps
-    )
+    pts = sorted((p for p in llm.points if p.offered_qps is not None), key=lambda p: p.offered_qps)
     panels = (
         ("p99_ttft_ms", "P99 TTFT (ms)", llm.slo_ttft_ms),
         ("p99_tpot_ms", "P99 TPOT (ms)", llm.slo_tpot_ms),

@@ -14,9 +14,9 @@ import pytest
 
 from inferops.cli import main
 from inferops.server.process import ServerProcess
-from tests.report.htmlfacts import number, parse
 from tests.llm.conftest import metric
 from tests.load.procs import run_bench
+from tests.report.htmlfacts import number, parse
 
 pytestmark = pytest.mark.slow
 
