@@ -32,11 +32,11 @@ PROFILES: list[tuple[str, dict, str]] = [
 #: ``--llm``: the embedded decoder with and without continuous batching
 LLM_PROFILES: list[tuple[str, dict, str]] = [
     (
-        "llm-continuous-batching",
+        "cpu-llm-continuous-batching",
         {"extra_args": ["--max-num-seqs", "32"]},
         "continuous batching, up to 32 sequences",
     ),
-    ("llm-max-num-seqs-1", {"extra_args": ["--max-num-seqs", "1"]}, "one sequence at a time"),
+    ("cpu-llm-max-num-seqs-1", {"extra_args": ["--max-num-seqs", "1"]}, "one sequence at a time"),
 ]
 #: ``--llm`` requests: short prompts and replies keep each request cheap, so a sweep
 #: step gets its 600 samples within the demo's budget
@@ -322,7 +322,7 @@ def _measure_profile(args, profile, server_kwargs, what, console, steps: _Steps)
     with ServerProcess(
         model=args.model, port=None, cpus=args.server_cpus, **server_kwargs
     ) as server:
-        steps.doing(f"{profile}: calibrating (1 user, 2 s)")
+        steps.doing(f"{profile}: calibrating ({_calibration_users(args)} users, 2 s)")
         start_qps = _calibrate(args, server.url, runs_dir / "calibration" / profile, profile)
         steps.done()
         folder = runs_dir / profile
@@ -343,7 +343,7 @@ def _calibrate(args, url: str, folder: Path, profile: str) -> float:
     near this machine's capacity instead of guessing."""
     code = _bench(
         _bench_cmd(
-            "--target", url, *_load_args(args), "--users", "1",
+            "--target", url, *_load_args(args), "--users", str(_calibration_users(args)),
             "--duration", "2s", "--warmup", "1s", "--out", str(folder), "--profile", profile,
         ),
         on_line=lambda _line: None,
@@ -377,6 +377,12 @@ def _sweep(args, url, folder, profile, start_qps, console, steps: _Steps) -> int
     if code == 2:
         raise UsageError(f"inferops bench --sweep rejected its arguments ({profile})")
     return code
+
+
+def _calibration_users(args) -> int:
+    """One user for the CNN. An LLM server batches concurrent streams, so one user would
+    start continuous batching's sweep far below its capacity: calibrate with four."""
+    return 4 if args.llm else 1
 
 
 def _slo_args(args) -> list[str]:
