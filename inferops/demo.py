@@ -322,7 +322,8 @@ def _measure_profile(args, profile, server_kwargs, what, console, steps: _Steps)
     with ServerProcess(
         model=args.model, port=None, cpus=args.server_cpus, **server_kwargs
     ) as server:
-        steps.doing(f"{profile}: calibrating ({_calibration_users(args)} users, 2 s)")
+        users = _calibration_users(args)
+        steps.doing(f"{profile}: calibrating ({users} user{'s' * (users > 1)}, 2 s)")
         start_qps = _calibrate(args, server.url, runs_dir / "calibration" / profile, profile)
         steps.done()
         folder = runs_dir / profile
