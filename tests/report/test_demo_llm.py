@@ -38,7 +38,8 @@ def test_demo_llm_sweeps_both_servers_on_ttft_tpot_and_writes_the_llm_section(tm
         run = out / "runs" / profile
         summary = json.loads((run / "summary.json").read_text())
         manifest = json.loads((run / "manifest.json").read_text())
-        assert "--protocol openai" in manifest["command"] and "--sweep" in manifest["command"]
+        command = manifest["command"]
+        assert command[command.index("--protocol") + 1] == "openai" and "--sweep" in command
         assert summary["protocol"] == "openai" and summary["llm"]["output_tokens_total"] > 0
         assert summary["slo"]["ttft_ms"] == 1000 and summary["slo"]["tpot_ms"] == 100
         assert not summary["partial"], summary["validity"]
