@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.inferops-installed
 
-.PHONY: demo test test-fast lint hosts hosts-down system-deps test-servers bench clean
+.PHONY: demo demo-llm test test-fast lint hosts hosts-down system-deps test-servers bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-servers:
 
 demo: $(STAMP)
 	$(BIN)/inferops demo
+
+# tinylm with continuous batching vs --max-num-seqs 1: reports/demo-llm/index.html
+demo-llm: $(STAMP)
+	$(BIN)/inferops demo --llm
 
 # In CI (CI=true) a missing system package fails here and a skipped tier fails the
 # run; elsewhere the tests run anyway and their last lines list the skipped tiers.

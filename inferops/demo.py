@@ -29,14 +29,45 @@ PROFILES: list[tuple[str, dict, str]] = [
     ("cpu-dynamic-batching", {"max_batch_size": 32}, "dynamic batching, up to 32 per batch"),
     ("cpu-batch-1", {"max_batch_size": 1}, "one request per inference (--max-batch-size 1)"),
 ]
+#: ``--llm``: the embedded decoder with and without continuous batching
+LLM_PROFILES: list[tuple[str, dict, str]] = [
+    (
+        "cpu-llm-continuous-batching",
+        {"extra_args": ["--max-num-seqs", "32"]},
+        "continuous batching, up to 32 sequences",
+    ),
+    ("cpu-llm-max-num-seqs-1", {"extra_args": ["--max-num-seqs", "1"]}, "one sequence at a time"),
+]
+#: ``--llm`` requests: short prompts and replies keep each request cheap, so a sweep
+#: step gets its 600 samples within the demo's budget
+LLM_PROMPT_WORDS, LLM_MAX_TOKENS = 16, 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("reports/demo"),
-        help="folder for the run folders and index.html (default reports/demo)",
+        default=None,
+        help="folder for the run folders and index.html "
+        "(default reports/demo, with --llm reports/demo-llm)",
+    )
+    parser.add_argument(
+        "--llm",
+        action="store_true",
+        help="the LLM demo: tinylm with continuous batching vs --max-num-seqs 1, "
+        "load over the OpenAI API, knee on P99 TTFT/TPOT",
+    )
+    parser.add_argument(
+        "--slo-ttft-ms",
+        type=validators.positive,
+        default=1000.0,
+        help="--llm: P99 TTFT bound of the sweeps, ms (default 1000)",
+    )
+    parser.add_argument(
+        "--slo-tpot-ms",
+        type=validators.positive,
+        default=100.0,
+        help="--llm: P99 TPOT bound of the sweeps, ms (default 100)",
     )
     parser.add_argument(
         "--model",
@@ -47,8 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slo-p99-ms",
         type=validators.positive,
-        default=100.0,
-        help="P99 SLO the sweeps search against, ms (default 100)",
+        default=None,
+        help="P99 SLO the sweeps search against, ms (default 100; with --llm the "
+        "report's E2E bound, default 5000)",
     )
     parser.add_argument(
         "--target-qps",
@@ -178,21 +210,42 @@ def run(args: argparse.Namespace) -> int:
     """Build, then per profile: serve, calibrate, sweep; then the report."""
     from rich.console import Console
 
+    profiles = _profiles(args)
     _check_arguments(args)
     console = Console(stderr=True, soft_wrap=True)  # logs stay one line per message
     started = time.monotonic()
-    with _progress(console, total=2 + 2 * len(PROFILES)) as steps:
+    with _progress(console, total=2 + 2 * len(profiles)) as steps:
         _build_model(args, console, steps)
         folders = [
             folder
-            for profile, server_kwargs, what in PROFILES
+            for profile, server_kwargs, what in profiles
             if (folder := _measure_profile(args, profile, server_kwargs, what, console, steps))
         ]
         if not folders:
             raise InvalidMeasurement("no sweep finished: nothing to report")
         runs, written = _render_report(args, folders, steps)
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
-    return _verdict(runs, written, console)
+    return _verdict(runs, written, console, expected=len(profiles))
+
+
+def _profiles(args) -> list[tuple[str, dict, str]]:
+    """Fill in what --llm changes (model, out, SLO) and return the profiles to measure."""
+    if args.llm:
+        args.model = "tinylm"
+    args.out = args.out or Path("reports/demo-llm" if args.llm else "reports/demo")
+    if args.slo_p99_ms is None:
+        args.slo_p99_ms = 5000.0 if args.llm else 100.0
+    return LLM_PROFILES if args.llm else PROFILES
+
+
+def _load_args(args) -> list[str]:
+    """What bench needs to speak to the demo's server."""
+    if not args.llm:
+        return ["--model", args.model]
+    return [
+        "--protocol", "openai", "--openai-endpoint", "completions",
+        "--prompt-tokens", str(LLM_PROMPT_WORDS), "--max-tokens", str(LLM_MAX_TOKENS),
+    ]  # fmt: skip
 
 
 def usable_cpus() -> int:
@@ -209,7 +262,7 @@ def _check_arguments(args) -> None:
             f"only {cpus} CPU: the server and the load generator would share it, so no "
             f"measurement could be trusted; run the demo where {MIN_CPUS} or more CPUs are usable"
         )
-    if args.out.exists() and not args.out.is_dir():
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file; the demo writes a folder there")
     try:
         from inferops.server.process import ServerProcess  # noqa: F401
@@ -269,7 +322,8 @@ def _measure_profile(args, profile, server_kwargs, what, console, steps: _Steps)
     with ServerProcess(
         model=args.model, port=None, cpus=args.server_cpus, **server_kwargs
     ) as server:
-        steps.doing(f"{profile}: calibrating (1 user, 2 s)")
+        users = _calibration_users(args)
+        steps.doing(f"{profile}: calibrating ({users} user{'s' * (users > 1)}, 2 s)")
         start_qps = _calibrate(args, server.url, runs_dir / "calibration" / profile, profile)
         steps.done()
         folder = runs_dir / profile
@@ -290,7 +344,7 @@ def _calibrate(args, url: str, folder: Path, profile: str) -> float:
     near this machine's capacity instead of guessing."""
     code = _bench(
         _bench_cmd(
-            "--target", url, "--model", args.model, "--users", "1",
+            "--target", url, *_load_args(args), "--users", str(_calibration_users(args)),
             "--duration", "2s", "--warmup", "1s", "--out", str(folder), "--profile", profile,
         ),
         on_line=lambda _line: None,
@@ -310,8 +364,8 @@ def _sweep(args, url, folder, profile, start_qps, console, steps: _Steps) -> int
 
     code = _bench(
         _bench_cmd(
-            "--target", url, "--model", args.model, "--sweep",
-            "--slo-p99-ms", f"{args.slo_p99_ms:g}", "--sweep-start", f"{start_qps:.1f}",
+            "--target", url, *_load_args(args), "--sweep", *_slo_args(args),
+            "--sweep-start", f"{start_qps:.1f}",
             "--sweep-precision", "0.1", "--sweep-max-steps", "10",
             "--duration", f"{args.step_duration:g}", "--warmup", "1s",
             "--sweep-budget", f"{args.sweep_budget:g}s",
@@ -326,6 +380,24 @@ def _sweep(args, url, folder, profile, start_qps, console, steps: _Steps) -> int
     return code
 
 
+def _calibration_users(args) -> int:
+    """One user for the CNN. An LLM server batches concurrent streams, so one user would
+    start continuous batching's sweep far below its capacity: calibrate with four."""
+    return 4 if args.llm else 1
+
+
+def _slo_args(args) -> list[str]:
+    if args.llm:
+        # a send late by 5 % of the TTFT bound is late (bench's default, 5 % of the E2E
+        # bound, is 1 ms here: a 2-core box fails that against a 1 s TTFT SLO for nothing)
+        late_ms = max(1.0, 0.05 * args.slo_ttft_ms)
+        return [
+            "--slo-ttft-ms", f"{args.slo_ttft_ms:g}", "--slo-tpot-ms", f"{args.slo_tpot_ms:g}",
+            "--late-tolerance-ms", f"{late_ms:g}",
+        ]  # fmt: skip
+    return ["--slo-p99-ms", f"{args.slo_p99_ms:g}"]
+
+
 def _render_report(args, folders: list[Path], steps: _Steps):
     from inferops.report import catalog
     from inferops.report.analysis import Options
@@ -335,6 +407,8 @@ def _render_report(args, folders: list[Path], steps: _Steps):
     steps.doing("rendering the report")
     options = Options(
         target_qps=args.target_qps,
+        # an LLM sweep bounds TTFT/TPOT; the report's E2E sections need a bound of their own
+        slo_p99_ms=args.slo_p99_ms if args.llm else None,
         catalog=catalog.load(),
         catalog_source=str(catalog.DEFAULT_PATH),
     )
@@ -344,15 +418,15 @@ def _render_report(args, folders: list[Path], steps: _Steps):
     return runs, written
 
 
-def _verdict(runs, written: Path, console) -> int:
+def _verdict(runs, written: Path, console, expected: int = len(PROFILES)) -> int:
     """0 when every profile was sized; else one line per profile saying why not, exit 3."""
     unsized = [r for r in runs if not (r.valid and r.slo and r.slo.max_qps)]
-    missing = len(PROFILES) - len(runs)
+    missing = expected - len(runs)
     for run in unsized:
         console.print(f"[yellow]{run.profile}: no valid sizing: {why_unsized(run)}[/yellow]")
     if unsized or missing:
         console.print(
-            f"[yellow]{len(unsized) + missing} of {len(PROFILES)} profiles could not be "
+            f"[yellow]{len(unsized) + missing} of {expected} profiles could not be "
             "sized (see the report's Verdict); exit 3[/yellow]"
         )
     print(f"report written to {written.resolve()}")

@@ -17,6 +17,7 @@ from inferops.measure.runformat import Manifest, Summary
 from inferops.measure.validity import MAX_GENERATOR_CPU_PCT, MAX_LATE_SENDS_PCT
 from inferops.report import sizing
 from inferops.report.catalog import Hardware, for_profile
+from inferops.report.llm import LlmFacts, llm_facts
 from inferops.report.runs import Run
 from inferops.thresholds import Setting, Slo, meets_slo
 
@@ -200,6 +201,8 @@ class RunFacts:
     has_gpu: bool
     #: peak host metrics, every key present (None: not measured)
     host: dict = field(default_factory=dict)
+    #: protocol openai: TTFT/TPOT/tokens curves and token sizing (None for other runs)
+    llm: LlmFacts | None = None
     # charts, filled in by render
     curve_svg: str | None = None
     timeseries_svg: str | None = None
@@ -222,6 +225,10 @@ class Facts:
     all_passed: bool
     all_valid: bool
     target_multiples: tuple = TARGET_MULTIPLES
+
+    @property
+    def llm_runs(self) -> list[RunFacts]:
+        return [r for r in self.runs if r.llm is not None]
 
 
 def generator_verdict(summary: Summary) -> GeneratorVerdict:
@@ -261,7 +268,8 @@ def curve(run: Run, slo_ms: float, max_error_rate: float | None = None) -> list[
             )
             for s in slo.steps
         ]
-        same_slo = abs(float(slo.p99_ms) - slo_ms) < 1e-9
+        # an LLM sweep bounds TTFT/TPOT, not E2E P99: its step verdicts are not about slo_ms
+        same_slo = slo.p99_ms is not None and abs(float(slo.p99_ms) - slo_ms) < 1e-9
     else:
         s = run.summary
         points = [
@@ -474,6 +482,13 @@ def run_facts(
         ),
         has_gpu=_has_gpu(run),
         host={k: (s.host or {}).get(k) for k in HOST_PEAKS},
+        llm=llm_facts(
+            run,
+            limits=limits,
+            target_qps=target.value,
+            headroom=headroom.value,
+            catalog=catalog,
+        ),
     )
 
 

@@ -231,3 +231,43 @@ def nodes_vs_target(items: list) -> str:
     ax.set_ylabel("nodes")
     ax.legend(loc="upper left", fontsize=7)
     return to_svg(fig)
+
+
+def llm_curves(llm, *, title: str) -> str:
+    """P99 TTFT, P99 TPOT and output tokens/s against offered rate, with the knee marked.
+
+    ``llm`` is a report.llm.LlmFacts. Filled markers met the SLOs (recorded verdict),
+    crosses were invalid steps.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.2))
+    pts = sorted((p for p in llm.points if p.offered_qps is not None), key=lambda p: p.offered_qps)
+    panels = (
+        ("p99_ttft_ms", "P99 TTFT (ms)", llm.slo_ttft_ms),
+        ("p99_tpot_ms", "P99 TPOT (ms)", llm.slo_tpot_ms),
+        ("output_tokens_per_s", "output tokens/s", None),
+    )
+    for ax, (attr, label, slo) in zip(axes, panels, strict=True):
+        shown = [p for p in pts if getattr(p, attr) is not None]
+        ax.plot([p.offered_qps for p in shown], [getattr(p, attr) for p in shown], "-",
+                color=_PALETTE[0])  # fmt: skip
+        for p in shown:
+            ax.plot(
+                p.offered_qps,
+                getattr(p, attr),
+                "o" if p.valid else "x",
+                color=_PALETTE[0],
+                markerfacecolor=_PALETTE[0] if p.ok else "white",
+            )
+        if slo is not None:
+            ax.axhline(slo, color="black", linestyle="--", linewidth=1, label=f"SLO {slo:g} ms")
+            ax.legend(loc="upper left", fontsize=8)
+        if llm.knee_qps is not None:
+            ax.axvline(llm.knee_qps, color=_PALETTE[1], linestyle=":", linewidth=1)
+            ax.annotate(f"knee {llm.knee_qps:.1f} req/s", (llm.knee_qps, 0), color=_PALETTE[1],
+                        xycoords=("data", "axes fraction"), xytext=(3, 6),
+                        textcoords="offset points", fontsize=8)  # fmt: skip
+        ax.set_xlabel("offered rate (req/s)")
+        ax.set_ylabel(label)
+    fig.suptitle(title)
+    return to_svg(fig)

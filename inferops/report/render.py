@@ -60,12 +60,16 @@ def add_charts(facts, runs: list) -> dict:
                 if run.timeseries is not None
                 else "no timeseries.csv in this run folder"
             )
+    for item in facts.runs:
+        if item.llm is not None:
+            item.llm.svg = charts.llm_curves(item.llm, title=item.label)
     sized = [i for i in facts.runs if not i.sizing.refused]
     context = {f: getattr(facts, f) for f in facts.__dataclass_fields__}
     context["overlay_svg"] = (
         charts.latency_curve(facts.runs, slo, title="all runs") if len(facts.runs) > 1 else None
     )
     context["nodes_svg"] = charts.nodes_vs_target(sized) if sized else None
+    context["llm_runs"] = facts.llm_runs
     context["version"] = __version__
     return context
 

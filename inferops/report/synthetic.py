@@ -278,3 +278,77 @@ def write_sweep(
         top["late_sends_pct"] = 4.2
     _write_json(out / "summary.json", top)
     return out
+
+
+def llm_p99s(offered: float, *, capacity_qps: float, ttft_ms: float, tpot_ms: float):
+    """Closed-form (P99 TTFT, P99 TPOT) in ms of the synthetic LLM node at ``offered``."""
+    load = min(offered / capacity_qps, 0.99)
+    return ttft_ms / (1 - load), tpot_ms * (1 + 3 * load)
+
+
+def write_llm_sweep(
+    out: str | Path,
+    *,
+    profile: str = "synthetic-llm",
+    slo_ttft_ms: float = 500.0,
+    slo_tpot_ms: float = 50.0,
+    ttft_ms: float = 100.0,
+    tpot_ms: float = 10.0,
+    tokens_per_request: int = 128,
+    capacity_qps: float = 20.0,
+    steps_qps: list[float] | None = None,
+    invalid_steps: tuple[int, ...] = (),
+    seed: int = 0,
+) -> Path:
+    """A FAKE ``--protocol openai`` sweep: :func:`write_sweep`'s folders plus the ``llm``
+    object and the TTFT/TPOT knee, with P99s from :func:`llm_p99s` and exactly
+    ``tokens_per_request`` output tokens a request."""
+    out = write_sweep(
+        out,
+        profile=profile,
+        slo_p99_ms=1e9,  # the E2E curve is not what an LLM sweep bounds
+        capacity_qps=capacity_qps,
+        steps_qps=steps_qps,
+        invalid_steps=invalid_steps,
+        seed=seed,
+    )
+    top = json.loads((out / "summary.json").read_text())
+    steps = top["slo"]["steps"]
+    for i, step in enumerate(steps):
+        ttft, tpot = llm_p99s(
+            step["offered_qps"], capacity_qps=capacity_qps, ttft_ms=ttft_ms, tpot_ms=tpot_ms
+        )
+        tokens_s = tokens_per_request * step["achieved_qps"]
+        step.update(p99_ttft_ms=ttft, p99_tpot_ms=tpot, output_tokens_per_s=tokens_s)
+        step["ok"] = i not in invalid_steps and ttft <= slo_ttft_ms and tpot <= slo_tpot_ms
+        step_summary = json.loads((out / step["dir"] / "summary.json").read_text())
+        step_summary["protocol"] = "openai"
+        step_summary["llm"] = _llm_block(step_summary, ttft, tpot, tokens_per_request)
+        _write_json(out / step["dir"] / "summary.json", step_summary)
+    ok = [s for s in steps if s["ok"]]
+    best = max(ok, key=lambda s: s["achieved_qps"]) if ok else steps[-1]
+    ttft, tpot = best["p99_ttft_ms"], best["p99_tpot_ms"]
+    top["protocol"] = "openai"
+    top["llm"] = _llm_block(top, ttft, tpot, tokens_per_request)
+    top["slo"].update(
+        p99_ms=None,
+        ttft_ms=slo_ttft_ms,
+        tpot_ms=slo_tpot_ms,
+        max_qps=best["offered_qps"] if ok else None,
+    )
+    _write_json(out / "summary.json", top)
+    return out
+
+
+def _llm_block(summary: dict, p99_ttft: float, p99_tpot: float, tokens: int) -> dict:
+    achieved = summary["achieved_qps"]
+    return {
+        "ttft_ms": {"p50": p99_ttft / 3, "p90": p99_ttft / 1.5, "p99": p99_ttft},
+        "itl_ms": {"p50": p99_tpot / 2, "p90": p99_tpot / 1.2, "p99": p99_tpot},
+        "tpot_ms": {"p50": p99_tpot / 2, "p90": p99_tpot / 1.2, "p99": p99_tpot},
+        "input_tokens_total": 64 * summary["requests"],
+        "output_tokens_total": tokens * summary["requests"],
+        "output_tokens_per_s": tokens * achieved,
+        "goodput_qps": achieved,
+        "token_count_source": "usage",
+    }

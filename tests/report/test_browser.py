@@ -29,12 +29,16 @@ def browser():
 
 @pytest.fixture(scope="module")
 def report_file(sweeps, make_invalid_sweep, tmp_path_factory):
+    from inferops.report import synthetic
+
     out = tmp_path_factory.mktemp("browser") / "index.html"
+    llm = synthetic.write_llm_sweep(tmp_path_factory.mktemp("llm") / "llm-cb", profile="llm-cb")
     code = main(
         [
             "report",
             *map(str, sweeps.values()),
             str(make_invalid_sweep),
+            str(llm),
             "--out",
             str(out),
             "--target-qps",
@@ -72,10 +76,11 @@ def test_report_renders_in_chromium(browser, report_file):
     # offline: the only thing fetched is the file itself (inline SVG, no assets)
     assert page["requests"] == [report_file.resolve().as_uri()]
     by_id = {s["id"]: s for s in page["sections"]}
-    assert list(by_id) == SECTIONS
+    assert list(by_id) == [*SECTIONS[:-1], "llm", SECTIONS[-1]]  # llm: an openai run is in
     for section in by_id.values():
         assert section["height"] > 50 and section["text"] > 50, section
-    assert by_id["latency"]["svgs"] == 3  # one curve per run
+    assert by_id["latency"]["svgs"] == 4  # one curve per run
+    assert by_id["llm"]["svgs"] == 1  # TTFT, TPOT and tokens/s of the one LLM run
     assert by_id["comparison"]["svgs"] == 1  # the overlay
     pixels = _pixels(page["screenshot"])
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from inferops.server import limits
 from inferops.server.health import RETRY_AFTER_S, HealthRoutes
 from inferops.server.llm import protocol
 from inferops.server.llm.engine import Engine, NotRunning, QueueFull, Sequence, deliver_to_sinks
@@ -63,10 +64,6 @@ class _TooLarge(Exception):
     pass
 
 
-#: default --max-body-bytes for decoder models (the tensor default is derived from shapes)
-LLM_BODY_BYTES = 1024**2
-
-
 class LLMServer(HealthRoutes):
     """Owns the decoder, the engine and the metrics; ``app`` is its ASGI application.
 
@@ -84,8 +81,8 @@ class LLMServer(HealthRoutes):
     ):
         self.config = config
         self.name = config.name
-        # a chat request is text: 1 MiB holds any prompt the context can take, many times
-        self.max_body_bytes = config.max_body_bytes or LLM_BODY_BYTES
+        # a prompt is at most a context of byte tokens: 1 MiB of JSON is ample
+        self.max_body_bytes = config.max_body_bytes or limits.MIN_BODY_BYTES
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.kv_cache_bytes = kv_cache_bytes
