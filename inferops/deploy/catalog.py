@@ -25,16 +25,20 @@ from inferops.deploy import (
     cuda,
     dcgm_exporter,
     gpu,
+    grafana,
     inference_server,
     layout,
+    monitoring_files,
     node_exporter,
     nvidia_driver,
     nvidia_repos,
+    prometheus,
     python_env,
 )
 from inferops.deploy.knobs import Knob
 
-# Shared modules first, then components in deploy order (deploys/gpu_node.py);
+# Shared modules first, then components in deploy order (deploys/gpu_node.py, then
+# deploys/monitoring.py);
 # group_data/all.py documents them in this order.
 COMPONENTS = (
     common,
@@ -50,6 +54,9 @@ COMPONENTS = (
     inference_server,
     node_exporter,
     dcgm_exporter,
+    monitoring_files,
+    prometheus,
+    grafana,
 )
 
 KNOBS: dict[str, Knob] = {item.name: item for module in COMPONENTS for item in module.KNOBS}

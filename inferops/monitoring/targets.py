@@ -15,6 +15,7 @@ profile, host data ``capacity_profile``) ride along.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ INFERENCE_GROUPS = ("gpu_nodes", "cpu_nodes")
 GROUP_ORDER = ("gpu_nodes", "cpu_nodes", "loadgen", "monitoring")
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
+DEFAULT_PORTS = {"prometheus": PROMETHEUS_PORT, "alertmanager": ALERTMANAGER_PORT}
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Host:
         """Host/group data, else the deploy component's default (as ``deploy.common.knob``)."""
         if key in self.data:
             return self.data[key]
-        from inferops.deploy.defaults import ALL_DEFAULTS
+        from inferops.deploy.catalog import ALL_DEFAULTS
 
         return ALL_DEFAULTS.get(key)
 
@@ -127,7 +129,7 @@ def scrape_targets(
             targets.append(Target(m.JOB_DCGM, _hostport(host.address, port), dict(base)))
         if "monitoring" in host.groups:
             targets.append(
-                Target(m.JOB_PROMETHEUS, _hostport(host.address, PROMETHEUS_PORT), dict(base))
+                Target(m.JOB_PROMETHEUS, monitoring_address(host, "prometheus"), dict(base))
             )
     for address in alertmanagers:
         targets.append(Target(m.JOB_ALERTMANAGER, address, {}))
@@ -141,9 +143,29 @@ def _port_knob(host: Host, key: str) -> int:
     return port
 
 
+def monitoring_address(host: Host, service: str) -> str:
+    """Where ``service`` (prometheus, alertmanager) on a monitoring host is reached, from its
+    ``<service>_listen`` knob: a loopback bind is reached on 127.0.0.1 (from that host only,
+    i.e. by its own Prometheus and Grafana), any other on the host's inventory address."""
+    key = f"{service}_listen"
+    listen = str(host.knob(key) or f":{DEFAULT_PORTS[service]}")
+    port = listen_port(listen, key, host)
+    bind = listen.rsplit(":", 1)[0].strip("[]")
+    return _hostport("127.0.0.1" if _is_loopback(bind) else host.address, port)
+
+
+def _is_loopback(bind: str) -> bool:
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return False
+
+
 def default_alertmanagers(hosts: list[Host]) -> list[str]:
     """Alertmanager runs beside Prometheus on each ``monitoring`` host."""
-    found = [_hostport(h.address, ALERTMANAGER_PORT) for h in hosts if "monitoring" in h.groups]
+    found = [monitoring_address(h, "alertmanager") for h in hosts if "monitoring" in h.groups]
     return found or [_hostport("127.0.0.1", ALERTMANAGER_PORT)]
 
 
@@ -151,7 +173,7 @@ def default_prometheus_url(hosts: list[Host]) -> str:
     """Where Grafana finds Prometheus: the first ``monitoring`` host, else this machine."""
     for host in hosts:
         if "monitoring" in host.groups:
-            return f"http://{_hostport(host.address, PROMETHEUS_PORT)}"
+            return f"http://{monitoring_address(host, 'prometheus')}"
     return f"http://127.0.0.1:{PROMETHEUS_PORT}"
 
 
