@@ -92,8 +92,8 @@ def prometheus():
         dir_mode="755",
         delete=True,
         # Prometheus's files only: Grafana's go to Grafana (grafana.py).
-        exclude=["*/.inferops-monitoring"],
-        exclude_dir=["*/dashboards", "*/provisioning"],
+        exclude=[".inferops-monitoring", "*/.inferops-monitoring"],
+        exclude_dir=["dashboards", "provisioning", "*/dashboards", "*/provisioning"],
     )
     promote = ops.promote_checked(
         name=f"Check the configuration with promtool, swap it into {MONITORING_CONFIG_DIR}, reload",
