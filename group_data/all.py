@@ -220,6 +220,9 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # alertmanager_listen = '127.0.0.1:9093'
 # Grafana from apt.grafana.com on monitoring hosts (needs grafana_gpg_key_sha256)
 # grafana = True
+# inference hosts: the capacity profile (of an `inferops bench --sweep` run in monitoring_capacity)
+# their InferenceCapacityHeadroomLow alert uses
+# capacity_profile = None
 # thresholds.toml the alert rules come from (control machine; None: ./thresholds.toml if present,
 # else the built-in seed table)
 # monitoring_thresholds = None

@@ -61,6 +61,13 @@ KNOBS = (
         "Grafana from apt.grafana.com on monitoring hosts (needs grafana_gpg_key_sha256)",
     ),
     Knob(
+        "capacity_profile",
+        None,
+        string(none=True, pattern=r"^[A-Za-z0-9_.:-]+$", what="a profile name"),
+        "inference hosts: the capacity profile (of an `inferops bench --sweep` run in "
+        "monitoring_capacity) their InferenceCapacityHeadroomLow alert uses",
+    ),
+    Knob(
         "monitoring_thresholds",
         None,
         local_file(),
