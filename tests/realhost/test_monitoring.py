@@ -10,6 +10,7 @@ its component is covered at the operation level (tests/deploy/cases/grafana, fak
 from __future__ import annotations
 
 import json
+import shlex
 import time
 
 import pytest
@@ -35,9 +36,11 @@ def monitored(fleet, deployer):
     return fleet_file
 
 
-def _api(fleet, host, path: str) -> dict:
-    out = fleet.ssh(host, f"curl -fsS 'http://127.0.0.1:9090{path}'").stdout
-    return json.loads(out)
+def _api(fleet, host, path: str, query: str | None = None) -> dict:
+    encoded = f"-G --data-urlencode {shlex.quote('query=' + query)} " if query else ""
+    done = fleet.ssh(host, f"curl -fsS {encoded}'http://127.0.0.1:9090{path}'", check=False)
+    assert done.returncode == 0, f"{path}: exit {done.returncode}: {done.stderr[-2000:]}"
+    return json.loads(done.stdout)
 
 
 def _target_health(fleet, host, instance: str) -> dict[str, str]:
@@ -74,7 +77,7 @@ def test_monitoring_deploy_scrapes_the_inference_host(fleet, deployer, monitored
     groups = _api(fleet, monitor, "/api/v1/rules")["data"]["groups"]
     alerts = {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"}
     assert {"InferenceP99LatencyHigh", "HostCPUHigh", "InferenceQPSLow"} <= alerts, alerts
-    up = _api(fleet, monitor, f'/api/v1/query?query=up{{instance="{node.name}"}}')
+    up = _api(fleet, monitor, "/api/v1/query", query=f'up{{instance="{node.name}"}}')
     assert {s["metric"]["job"]: s["value"][1] for s in up["data"]["result"]} == {
         "inferops": "1",
         "node": "1",
