@@ -21,6 +21,7 @@ import secrets
 from pathlib import Path
 
 from pyinfra import host
+from pyinfra.api.exceptions import PyinfraError
 
 from inferops.deploy.common import local_state_dir
 from inferops.deploy.knobs import (
@@ -33,6 +34,7 @@ from inferops.deploy.knobs import (
     str_list,
     string,
 )
+from inferops.exitcodes import UsageError
 from inferops.server.cli import is_loopback
 
 MONITORING_CONFIG_DIR = "/etc/prometheus/inferops"
@@ -130,7 +132,17 @@ def _thresholds_path() -> Path | None:
 
 
 def render_files(*, grafana: bool):
-    """Render this host's files; returns ``inferops.monitoring.render.Rendered``."""
+    """Render this host's files; returns ``inferops.monitoring.render.Rendered``.
+
+    A bad thresholds file or capacity run stops the deploy before any change, with
+    the render's one-line reason."""
+    try:
+        return _render(grafana=grafana)
+    except UsageError as exc:
+        raise PyinfraError(f"{host.name}: monitoring: {exc}") from None
+
+
+def _render(*, grafana: bool):
     from inferops import thresholds
     from inferops.monitoring import configs
     from inferops.monitoring.capacity import read_capacity

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
@@ -37,7 +36,6 @@ from inferops.deploy.monitoring_files import (
     render_files,
 )
 from inferops.deploy.platform import detect
-from inferops.exitcodes import UsageError
 
 CANDIDATE_DIR = f"{MONITORING_CONFIG_DIR}.candidate"
 WEB_CONFIG = "/etc/prometheus/inferops-web.yml"
@@ -72,10 +70,7 @@ def prometheus():
         "Prometheus/Alertmanager come from the Debian/Ubuntu packages; this host is "
         f"{platform.family}",
     )
-    try:
-        rendered = render_files(grafana=bool(knob("grafana")))
-    except UsageError as exc:
-        raise PyinfraError(f"monitoring: {exc}") from None
+    rendered = render_files(grafana=bool(knob("grafana")))
 
     # curl: the readiness check after a change.
     install_packages(
