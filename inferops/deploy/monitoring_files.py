@@ -28,6 +28,7 @@ from inferops.deploy.knobs import (
     Knob,
     boolean,
     declare,
+    declared_defaults,
     knob,
     listen_address,
     local_file,
@@ -119,7 +120,8 @@ def inventory_hosts():
         data = item.data.dict()
         address = str(data.get("ssh_hostname") or item.name)
         groups = tuple(g for g in item.groups if g in GROUP_ORDER)
-        hosts.append(Host(item.name, address, groups, data))
+        # Every knob declared so far: deploys validate first, which imports the catalog.
+        hosts.append(Host(item.name, address, groups, data, declared_defaults()))
     return hosts
 
 

@@ -38,13 +38,16 @@ class Host:
     groups: tuple[str, ...]
     data: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    #: the deploy components' defaults (``inferops.deploy.catalog.ALL_DEFAULTS``), passed in
+    #: by the caller: this package never imports the deploy package (the deploy renders
+    #: through this one).
+    defaults: dict[str, Any] = field(default_factory=dict, compare=False)
+
     def knob(self, key: str) -> Any:
-        """Host/group data, else the deploy component's default (as ``deploy.common.knob``)."""
+        """Host/group data, else the deploy component's default (as ``deploy.knobs.knob``)."""
         if key in self.data:
             return self.data[key]
-        from inferops.deploy.catalog import ALL_DEFAULTS
-
-        return ALL_DEFAULTS.get(key)
+        return self.defaults.get(key)
 
     @property
     def group(self) -> str:
@@ -52,10 +55,20 @@ class Host:
 
 
 #: Without an inventory: this machine, as ``inferops serve`` and the Debian exporters run it.
-LOCALHOST = Host("localhost", "127.0.0.1", ("cpu_nodes", "monitoring"), {})
+LOCALHOST = Host(
+    "localhost",
+    "127.0.0.1",
+    ("cpu_nodes", "monitoring"),
+    {
+        "server_port": 8000,
+        "node_exporter_listen": ":9100",
+        "prometheus_listen": "127.0.0.1:9090",
+        "alertmanager_listen": "127.0.0.1:9093",
+    },
+)
 
 
-def read_inventory(path: str | Path) -> list[Host]:
+def read_inventory(path: str | Path, defaults: dict[str, Any]) -> list[Host]:
     """Hosts of a pyinfra inventory file, with their group data merged as pyinfra does."""
     path = Path(path)
     if not path.is_file():
@@ -76,7 +89,7 @@ def read_inventory(path: str | Path) -> list[Host]:
         data = host.data.dict()
         address = str(data.get("ssh_hostname") or host.name)
         groups = tuple(g for g in host.groups if g in GROUP_ORDER)
-        hosts.append(Host(host.name, address, groups, data))
+        hosts.append(Host(host.name, address, groups, data, defaults))
     if not hosts:
         raise UsageError(f"--inventory {path}: no hosts")
     return hosts
