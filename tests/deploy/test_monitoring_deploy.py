@@ -11,6 +11,8 @@ import yaml
 from pyinfra.api import Config, Inventory, State
 from pyinfra.context import ctx_host, ctx_state
 
+# Every deploy imports the catalog first (validate_inventory): all knobs are declared.
+import inferops.deploy.catalog  # noqa: F401
 from inferops.deploy import monitoring_files
 from inferops.deploy.monitoring_files import PASSWORD_FILE
 
