@@ -149,9 +149,6 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # tensorrt_version = None
 
 # ---- inference_server ----
-# the run profile (manifest `profile`) whose measured capacity this host's
-# InferenceCapacityHeadroomLow alert uses (inferops monitoring render --capacity)
-# capacity_profile = None
 # the reference server, or Triton in its NGC container (needs container_toolkit) ('inferops' |
 # 'triton')
 # server_runtime = 'inferops'
@@ -239,3 +236,42 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # pip packages the load generator needs beyond the server lock (installed when missing, not hash-
 # checked: pin versions, or put them in python_requirements_lock)
 # nightly_packages = ['locust', 'hdrhistogram', 'scipy', 'jinja2', 'rich', 'pyyaml']
+
+# ---- monitoring_files ----
+# Prometheus listen address; not loopback => basic auth with a generated password
+# (.inferops/monitoring/<host>/password on the control machine)
+# prometheus_listen = '127.0.0.1:9090'
+# Alertmanager listen address; not loopback => the same basic auth as Prometheus
+# alertmanager_listen = '127.0.0.1:9093'
+# Grafana from apt.grafana.com on monitoring hosts (needs grafana_gpg_key_sha256)
+# grafana = True
+# inference hosts: the capacity profile (of an `inferops bench --sweep` run in monitoring_capacity)
+# their InferenceCapacityHeadroomLow alert uses
+# capacity_profile = None
+# thresholds.toml the alert rules come from (control machine; None: ./thresholds.toml if present,
+# else the built-in seed table)
+# monitoring_thresholds = None
+# run folders of `inferops bench --sweep` (control machine): capacity headroom alerts
+# monitoring_capacity = []
+# Alertmanager webhook receivers (http(s) URLs)
+# monitoring_webhooks = []
+# scrape and rule evaluation interval
+# monitoring_scrape_interval = '15s'
+
+# ---- prometheus ----
+# how long Prometheus keeps samples (--storage.tsdb.retention.time)
+# prometheus_retention = '15d'
+# cap on the TSDB's size (--storage.tsdb.retention.size); None: time only
+# prometheus_retention_size = None
+
+# ---- grafana ----
+# Grafana apt repo (or a mirror)
+# grafana_apt_url = 'https://apt.grafana.com'
+# the repo's signing key
+# grafana_gpg_key_url = 'https://apt.grafana.com/gpg.key'
+# sha256 of the signing key (required: the key is verified before apt trusts it)
+# grafana_gpg_key_sha256 = None
+# pin the grafana package (e.g. 11.2.0); None: the repo's latest at first install
+# grafana_version = None
+# listen address
+# grafana_listen = '127.0.0.1:3000'

@@ -25,19 +25,23 @@ from inferops.deploy import (
     cuda,
     dcgm_exporter,
     gpu,
+    grafana,
     inference_server,
     layout,
+    monitoring_files,
     nightly,
     node_exporter,
     nvidia_driver,
     nvidia_repos,
+    prometheus,
     python_env,
     suite,
 )
 from inferops.deploy.knobs import Knob
 
 # Shared modules first, then components in deploy order (deploys/gpu_node.py, then
-# deploys/nightly.py's own component); group_data/all.py documents them in this order.
+# deploys/nightly.py's and deploys/monitoring.py's own components); group_data/all.py
+# documents them in this order.
 COMPONENTS = (
     common,
     layout,
@@ -54,6 +58,9 @@ COMPONENTS = (
     node_exporter,
     dcgm_exporter,
     nightly,
+    monitoring_files,
+    prometheus,
+    grafana,
 )
 
 KNOBS: dict[str, Knob] = {item.name: item for module in COMPONENTS for item in module.KNOBS}

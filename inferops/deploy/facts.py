@@ -169,3 +169,20 @@ class DockerImageId(FactBase):
 
     def process(self, output) -> str:
         return "\n".join(output).strip()
+
+
+class TreeDigest(FactBase):
+    """sha256 over a directory's files (relative paths and contents), or ``""`` when the
+    directory is absent: one value that says whether two trees hold the same files."""
+
+    default = str
+
+    def command(self, path: str) -> str:
+        return (
+            f"test -d {path} && cd {path} && "
+            "find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum "
+            "| cut -d' ' -f1 || true"
+        )
+
+    def process(self, output) -> str:
+        return "\n".join(output).strip()

@@ -69,13 +69,6 @@ VERIFY_SCRIPT = f"{OPT_DIR}/bin/inferops-verify"
 _NAME = r"^[A-Za-z0-9_.-]+$"
 KNOBS = (
     Knob(
-        "capacity_profile",
-        None,
-        string(none=True, pattern=_NAME, what="a profile name"),
-        "the run profile (manifest `profile`) whose measured capacity this host's "
-        "InferenceCapacityHeadroomLow alert uses (inferops monitoring render --capacity)",
-    ),
-    Knob(
         "server_runtime",
         "inferops",
         choice("inferops", "triton"),

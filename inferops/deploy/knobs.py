@@ -88,6 +88,11 @@ def declared(key: str) -> Knob:
         ) from None
 
 
+def declared_defaults() -> dict[str, Any]:
+    """Every knob declared so far (by the modules imported), at its default."""
+    return {name: item.default for name, (_, item) in _DECLARED.items()}
+
+
 def knob(key: str) -> Any:
     """The current host's value of ``key``: its data, else the declared default."""
     value = host.data.get(key, _MISSING)

@@ -20,6 +20,7 @@ from inferops.deploy.facts import (
     DockerImageId,
     FileText,
     PipFreeze,
+    TreeDigest,
     normalize_dist_name,
 )
 
@@ -198,3 +199,34 @@ def docker_pull(image: str):
         host.noop(f"{image} already pulled")
         return
     yield StringCommand("docker", "pull", QuoteString(image))
+
+
+@operation()
+def promote_checked(candidate: str, live: str, checks: list[str], reload: str):
+    """Swap the checked ``candidate`` directory in as ``live``, then ``reload``.
+
+    Nothing happens when both trees hold the same files. Otherwise every command in
+    ``checks`` (``promtool check config``...) must pass on the candidate first: a
+    rejected candidate leaves ``live`` and the running service untouched, and the next
+    run tries again (the trees still differ). The swap is a rename, so the service
+    never reads a half-copied tree.
+
+    + candidate: remote directory the files were uploaded to
+    + live: remote directory the service reads
+    + checks: commands that must succeed on the candidate
+    + reload: command that makes the running service re-read ``live`` (not a restart)
+    """
+    if host.get_fact(TreeDigest, path=candidate) == host.get_fact(TreeDigest, path=live):
+        host.noop(f"{live} already matches {candidate}")
+        return
+    yield " && ".join(
+        [
+            *checks,
+            f"rm -rf {live}.new {live}.old",
+            f"cp -a {candidate} {live}.new",
+            f"{{ ! test -e {live} || mv {live} {live}.old; }}",
+            f"mv {live}.new {live}",
+            f"rm -rf {live}.old",
+            reload,
+        ]
+    )

@@ -157,7 +157,12 @@ def run(args: argparse.Namespace) -> int:
 
     limits = thresholds.load(args.thresholds)  # the one read of thresholds.toml
     capacities = [read_capacity(run_dir) for run_dir in args.capacity]
-    hosts = read_inventory(args.inventory) if args.inventory else [LOCALHOST]
+    if args.inventory:
+        from inferops.deploy.catalog import ALL_DEFAULTS
+
+        hosts = read_inventory(args.inventory, ALL_DEFAULTS)
+    else:
+        hosts = [LOCALHOST]
     alertmanagers = alertmanagers or default_alertmanagers(hosts)
     knobs = Knobs(
         rate_window=window,

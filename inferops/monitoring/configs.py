@@ -23,6 +23,12 @@ class ConfigKnobs:
     prometheus_url: str = "http://127.0.0.1:9090"
     dashboards_path: str = "/var/lib/grafana/dashboards/inferops"
     external_labels: dict[str, str] = field(default_factory=dict)
+    #: Prometheus/Alertmanager behind basic auth (the deploy sets these on a non-loopback
+    #: listen): the user, the password file on the monitoring host (Prometheus reads it
+    #: to scrape itself and reach Alertmanager) and the one Grafana reads.
+    basic_auth_user: str | None = None
+    basic_auth_password_file: str | None = None
+    grafana_password_file: str | None = None
 
 
 JOB_ORDER = (
@@ -54,15 +60,25 @@ def prometheus_config(
             if t.job == job
         ]
         if statics:
-            scrape_configs.append(
-                {"job_name": job, "metrics_path": "/metrics", "static_configs": statics}
-            )
+            scrape = {"job_name": job, "metrics_path": "/metrics", "static_configs": statics}
+            if job in (m.JOB_PROMETHEUS, m.JOB_ALERTMANAGER) and _basic_auth(knobs):
+                scrape["basic_auth"] = _basic_auth(knobs)
+            scrape_configs.append(scrape)
+    alertmanager = {"static_configs": [{"targets": list(alertmanagers)}]}
+    if _basic_auth(knobs):
+        alertmanager["basic_auth"] = _basic_auth(knobs)
     return {
         "global": global_,
         "rule_files": [f"rules/{name}" for name in rule_files],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]},
+        "alerting": {"alertmanagers": [alertmanager]},
         "scrape_configs": scrape_configs,
     }
+
+
+def _basic_auth(knobs: ConfigKnobs) -> dict | None:
+    if not knobs.basic_auth_password_file:
+        return None
+    return {"username": knobs.basic_auth_user, "password_file": knobs.basic_auth_password_file}
 
 
 def alertmanager_config(knobs: ConfigKnobs) -> dict:
@@ -92,21 +108,24 @@ def alertmanager_config(knobs: ConfigKnobs) -> dict:
 
 
 def grafana_datasource(knobs: ConfigKnobs) -> dict:
-    return {
-        "apiVersion": 1,
-        "datasources": [
-            {
-                "name": "Prometheus (inferops)",
-                "uid": DATASOURCE_UID,
-                "type": "prometheus",
-                "access": "proxy",
-                "url": knobs.prometheus_url,
-                "isDefault": True,
-                "editable": False,
-                "jsonData": {"timeInterval": knobs.scrape_interval, "httpMethod": "POST"},
-            }
-        ],
+    source = {
+        "name": "Prometheus (inferops)",
+        "uid": DATASOURCE_UID,
+        "type": "prometheus",
+        "access": "proxy",
+        "url": knobs.prometheus_url,
+        "isDefault": True,
+        "editable": False,
+        "jsonData": {"timeInterval": knobs.scrape_interval, "httpMethod": "POST"},
     }
+    if knobs.grafana_password_file:
+        # Grafana reads the secret from a file on its host: never in this file.
+        source["basicAuth"] = True
+        source["basicAuthUser"] = knobs.basic_auth_user
+        source["secureJsonData"] = {
+            "basicAuthPassword": f"$__file{{{knobs.grafana_password_file}}}"
+        }
+    return {"apiVersion": 1, "datasources": [source]}
 
 
 def grafana_dashboard_provider(knobs: ConfigKnobs) -> dict:

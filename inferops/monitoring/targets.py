@@ -15,6 +15,7 @@ profile, host data ``capacity_profile``) ride along.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ INFERENCE_GROUPS = ("gpu_nodes", "cpu_nodes")
 GROUP_ORDER = ("gpu_nodes", "cpu_nodes", "loadgen", "monitoring")
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
+DEFAULT_PORTS = {"prometheus": PROMETHEUS_PORT, "alertmanager": ALERTMANAGER_PORT}
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,16 @@ class Host:
     groups: tuple[str, ...]
     data: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    #: the deploy components' defaults (``inferops.deploy.catalog.ALL_DEFAULTS``), passed in
+    #: by the caller: this package never imports the deploy package (the deploy renders
+    #: through this one).
+    defaults: dict[str, Any] = field(default_factory=dict, compare=False)
+
     def knob(self, key: str) -> Any:
-        """Host/group data, else the deploy component's default (as ``deploy.common.knob``)."""
+        """Host/group data, else the deploy component's default (as ``deploy.knobs.knob``)."""
         if key in self.data:
             return self.data[key]
-        from inferops.deploy.catalog import ALL_DEFAULTS
-
-        return ALL_DEFAULTS.get(key)
+        return self.defaults.get(key)
 
     @property
     def group(self) -> str:
@@ -50,10 +55,20 @@ class Host:
 
 
 #: Without an inventory: this machine, as ``inferops serve`` and the Debian exporters run it.
-LOCALHOST = Host("localhost", "127.0.0.1", ("cpu_nodes", "monitoring"), {})
+LOCALHOST = Host(
+    "localhost",
+    "127.0.0.1",
+    ("cpu_nodes", "monitoring"),
+    {
+        "server_port": 8000,
+        "node_exporter_listen": ":9100",
+        "prometheus_listen": "127.0.0.1:9090",
+        "alertmanager_listen": "127.0.0.1:9093",
+    },
+)
 
 
-def read_inventory(path: str | Path) -> list[Host]:
+def read_inventory(path: str | Path, defaults: dict[str, Any]) -> list[Host]:
     """Hosts of a pyinfra inventory file, with their group data merged as pyinfra does."""
     path = Path(path)
     if not path.is_file():
@@ -74,7 +89,7 @@ def read_inventory(path: str | Path) -> list[Host]:
         data = host.data.dict()
         address = str(data.get("ssh_hostname") or host.name)
         groups = tuple(g for g in host.groups if g in GROUP_ORDER)
-        hosts.append(Host(host.name, address, groups, data))
+        hosts.append(Host(host.name, address, groups, data, defaults))
     if not hosts:
         raise UsageError(f"--inventory {path}: no hosts")
     return hosts
@@ -127,7 +142,7 @@ def scrape_targets(
             targets.append(Target(m.JOB_DCGM, _hostport(host.address, port), dict(base)))
         if "monitoring" in host.groups:
             targets.append(
-                Target(m.JOB_PROMETHEUS, _hostport(host.address, PROMETHEUS_PORT), dict(base))
+                Target(m.JOB_PROMETHEUS, monitoring_address(host, "prometheus"), dict(base))
             )
     for address in alertmanagers:
         targets.append(Target(m.JOB_ALERTMANAGER, address, {}))
@@ -141,9 +156,29 @@ def _port_knob(host: Host, key: str) -> int:
     return port
 
 
+def monitoring_address(host: Host, service: str) -> str:
+    """Where ``service`` (prometheus, alertmanager) on a monitoring host is reached, from its
+    ``<service>_listen`` knob: a loopback bind is reached on 127.0.0.1 (from that host only,
+    i.e. by its own Prometheus and Grafana), any other on the host's inventory address."""
+    key = f"{service}_listen"
+    listen = str(host.knob(key) or f":{DEFAULT_PORTS[service]}")
+    port = listen_port(listen, key, host)
+    bind = listen.rsplit(":", 1)[0].strip("[]")
+    return _hostport("127.0.0.1" if _is_loopback(bind) else host.address, port)
+
+
+def _is_loopback(bind: str) -> bool:
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return False
+
+
 def default_alertmanagers(hosts: list[Host]) -> list[str]:
     """Alertmanager runs beside Prometheus on each ``monitoring`` host."""
-    found = [_hostport(h.address, ALERTMANAGER_PORT) for h in hosts if "monitoring" in h.groups]
+    found = [monitoring_address(h, "alertmanager") for h in hosts if "monitoring" in h.groups]
     return found or [_hostport("127.0.0.1", ALERTMANAGER_PORT)]
 
 
@@ -151,7 +186,7 @@ def default_prometheus_url(hosts: list[Host]) -> str:
     """Where Grafana finds Prometheus: the first ``monitoring`` host, else this machine."""
     for host in hosts:
         if "monitoring" in host.groups:
-            return f"http://{_hostport(host.address, PROMETHEUS_PORT)}"
+            return f"http://{monitoring_address(host, 'prometheus')}"
     return f"http://127.0.0.1:{PROMETHEUS_PORT}"
 
 

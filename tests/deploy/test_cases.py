@@ -38,10 +38,12 @@ from inferops.deploy.base import base
 from inferops.deploy.container_toolkit import container_toolkit
 from inferops.deploy.cuda import cuda
 from inferops.deploy.dcgm_exporter import dcgm_exporter
+from inferops.deploy.grafana import grafana
 from inferops.deploy.inference_server import inference_server
 from inferops.deploy.nightly import nightly
 from inferops.deploy.node_exporter import node_exporter
 from inferops.deploy.nvidia_driver import nvidia_driver
+from inferops.deploy.prometheus import prometheus
 from inferops.deploy.python_env import python_env
 
 from .harness import run
@@ -58,6 +60,9 @@ COMPONENTS = {
     "node_exporter": node_exporter,
     "dcgm_exporter": dcgm_exporter,
     "nightly": nightly,
+    "prometheus": prometheus,
+    # Grafana: fake hosts only (no Grafana package can be had here), named as such.
+    "grafana": grafana,
 }
 
 REPO = Path(__file__).resolve().parents[2]

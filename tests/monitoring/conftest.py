@@ -91,13 +91,17 @@ groups = ["gpu_nodes"]
 [hosts.data]
 python_env = "venv"
 server_runtime = "triton"
-triton_image = "nvcr.io/nvidia/tritonserver:24.08-py3@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+triton_image = "nvcr.io/nvidia/tritonserver:24.08-py3@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 triton_insecure = true
 
 [[hosts]]
 name = "mon-1"
 address = "10.0.0.31"
 groups = ["monitoring"]
+[hosts.data]
+# Published (the default is loopback): the targets below use the host's address.
+prometheus_listen = "0.0.0.0:9090"
+alertmanager_listen = "0.0.0.0:9093"
 
 [[hosts]]
 name = "load-1"
