@@ -33,6 +33,7 @@ from inferops.deploy import (
     nvidia_repos,
     python_env,
     suite,
+    vllm_server,
 )
 from inferops.deploy.knobs import Knob
 
@@ -51,6 +52,7 @@ COMPONENTS = (
     python_env,
     accelerators,
     inference_server,
+    vllm_server,
     node_exporter,
     dcgm_exporter,
     nightly,
