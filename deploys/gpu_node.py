@@ -1,7 +1,7 @@
 """GPU inference node: ``pyinfra inventory.py deploys/gpu_node.py``.
 
 base -> NVIDIA driver (reboot only on change) -> CUDA -> container toolkit (optional)
--> Python env (conda by default) + TensorRT/OpenVINO -> inferops server or Triton
+-> Python env (conda by default) + TensorRT/OpenVINO -> inferops server, Triton or vLLM
 -> node_exporter + dcgm-exporter. Hosts without an NVIDIA GPU skip the GPU parts
 with a message (unless nvidia_driver_force). A second run reports no changes.
 """

@@ -149,8 +149,8 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # tensorrt_version = None
 
 # ---- inference_server ----
-# the reference server, or Triton in its NGC container (needs container_toolkit) ('inferops' |
-# 'triton')
+# the reference server, Triton in its NGC container (needs container_toolkit), or vLLM's OpenAI-
+# compatible server (GPU nodes; see vllm_*) ('inferops' | 'triton' | 'vllm')
 # server_runtime = 'inferops'
 # embedded model built on the control machine and served ('mlp' | 'cnn' | 'dense' | 'tinylm')
 # server_model = 'mlp'
@@ -184,6 +184,18 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # triton_insecure = False
 # Triton model repository on the host
 # triton_model_repository = '/var/lib/inferops/triton'
+
+# ---- vllm_server ----
+# vLLM release pip-installed into vllm_venv (server_runtime = vllm; not hash-locked)
+# vllm_version = '0.6.3'
+# the venv vLLM lives in (built from the node environment's Python)
+# vllm_venv = '/opt/inferops/vllm'
+# model vLLM serves, required with server_runtime = vllm: a Hugging Face id (downloaded on the
+# first start into /var/lib/inferops/huggingface) or a path on the host
+# vllm_model = None
+# extra `vllm serve` engine arguments, one argv word per item (e.g. ["--max-model-len", "4096", "--
+# gpu-memory-utilization", "0.9"])
+# vllm_args = []
 
 # ---- node_exporter ----
 # auto: the distro package on Debian/Ubuntu, the release tarball on RHEL-family ('auto' | 'package'

@@ -9,7 +9,8 @@ One component per module, each declaring its knobs (``KNOBS``) beside it:
 - ``container_toolkit``: NVIDIA container toolkit + docker (optional)
 - ``python_env``: the Python environment (``venv`` or Miniforge ``conda``)
 - ``accelerators``: TensorRT / OpenVINO inside that environment, with import checks
-- ``inference_server``: the reference server (or Triton) as a hardened systemd unit
+- ``inference_server``: the reference server (or Triton, or vLLM via ``vllm_server``) as a
+  hardened systemd unit
 - ``node_exporter`` / ``dcgm_exporter``: metrics exporters as systemd units
 
 Shared, bottom-level helpers (components never import each other): ``knobs``

@@ -24,7 +24,14 @@ from inferops.deploy.common import REPO_ROOT, local_state_dir
 # What goes into the wheel: the cache key hashes exactly these. README.md is copied
 # too (pyproject's readme) but only feeds the wheel's description, so editing it does
 # not rebuild the wheel and restart every server.
-_SOURCE_GLOBS = ("inferops/**/*.py", "inferops/**/py.typed", "pyproject.toml")
+# package data too (report templates, vendored schemas): what pyproject ships
+_SOURCE_GLOBS = (
+    "inferops/**/*.py",
+    "inferops/**/py.typed",
+    "inferops/**/*.j2",
+    "inferops/**/*.json",
+    "pyproject.toml",
+)
 _METADATA_ONLY = ("README.md",)
 
 

@@ -36,6 +36,7 @@ from inferops.deploy import (
     prometheus,
     python_env,
     suite,
+    vllm_server,
 )
 from inferops.deploy.knobs import Knob
 
@@ -55,6 +56,7 @@ COMPONENTS = (
     python_env,
     accelerators,
     inference_server,
+    vllm_server,
     node_exporter,
     dcgm_exporter,
     nightly,

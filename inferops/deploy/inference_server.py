@@ -1,4 +1,4 @@
-"""inference_server: the reference server (or NVIDIA Triton) as a hardened systemd unit.
+"""inference_server: the reference server (or NVIDIA Triton, or vLLM) as a hardened systemd unit.
 
 How the pieces get onto the host:
 
@@ -12,6 +12,10 @@ How the pieces get onto the host:
   control machine under ``.inferops/tokens/<host>`` (0600), uploaded 0600 root:root
   without ever printing it (not even with ``--diff``) and handed to the server by
   systemd's ``LoadCredential=``.
+
+vLLM (``server_runtime = "vllm"``, GPU nodes only) is ``vllm_server``'s unit with the
+same token, restart and check; the check also asks ``/health`` and ``/v1/models`` with
+the token.
 
 Triton binds loopback unless ``triton_insecure`` (it has no authentication); its
 image is pinned by digest and pulled once by the deploy, never on a service start.
@@ -33,6 +37,7 @@ from pyinfra.operations.util import any_changed
 from inferops.deploy import artifacts, ops
 from inferops.deploy.common import keep_running, require, template
 from inferops.deploy.facts import NvidiaGpus
+from inferops.deploy.gpu import gpu_or_skip
 from inferops.deploy.knobs import (
     Knob,
     absolute_path,
@@ -56,6 +61,8 @@ from inferops.deploy.server_rules import (
     positive_int,
 )
 from inferops.deploy.suite import install_suite
+from inferops.deploy.vllm_server import SERVICE as VLLM_SERVICE
+from inferops.deploy.vllm_server import install_vllm, write_unit
 from inferops.models import EMBEDDED
 
 SERVICE = "inferops-server"
@@ -71,8 +78,9 @@ KNOBS = (
     Knob(
         "server_runtime",
         "inferops",
-        choice("inferops", "triton"),
-        "the reference server, or Triton in its NGC container (needs container_toolkit)",
+        choice("inferops", "triton", "vllm"),
+        "the reference server, Triton in its NGC container (needs container_toolkit), or "
+        "vLLM's OpenAI-compatible server (GPU nodes; see vllm_*)",
     ),
     Knob(
         "server_model",
@@ -183,8 +191,12 @@ def probe_address(bind: str) -> str:
 @deploy("inferops inference server", data_defaults=DEFAULTS)
 def inference_server():
     """Install, configure and (re)start the server; verify it after any change."""
-    if knob("server_runtime") == "triton":
+    runtime = knob("server_runtime")
+    if runtime == "triton":
         _triton()
+    elif runtime == "vllm":
+        if gpu_or_skip("the vLLM server"):
+            _vllm()
     else:
         _inferops()
 
@@ -269,7 +281,15 @@ def _inferops():
     _run_and_verify(SERVICE, unit_op, [unit_op, env_op, model_op, wheel_op, token_op])
 
 
-def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60, owner_port=True) -> None:
+def _run_and_verify(
+    service: str,
+    unit_op,
+    inputs,
+    attempts: int = 60,
+    owner_port=True,
+    paths=("/v2/health/ready",),
+    token_path=None,
+) -> None:
     changed = any_changed(*inputs)
     systemd.daemon_reload(name="Reload systemd (unit changed)", _if=unit_op.did_change)
     keep_running(service, changed=changed, reason="unit, env, model, wheel or token changed")
@@ -290,6 +310,8 @@ def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60, owner_por
                     port,
                     attempts,
                     owner_port=owner_port,
+                    paths=paths,
+                    token_path=token_path,
                 )
             ],
             _if=changed,
@@ -297,15 +319,25 @@ def _run_and_verify(service: str, unit_op, inputs, attempts: int = 60, owner_por
 
 
 def verify_command(
-    service: str, address: str, port: int, attempts: int = 60, owner_port: bool = True
+    service: str,
+    address: str,
+    port: int,
+    attempts: int = 60,
+    owner_port: bool = True,
+    paths=("/v2/health/ready",),
+    token_path: str | None = None,
 ) -> str:
-    """Run the uploaded checker: the unit must stay active on one PID, answer
-    ``GET /v2/health/ready`` with 200 (KServe v2, served by inferops and Triton) and, with
-    ``owner_port``, own the listening socket itself - so a crash-looping server or another
-    daemon on the port fails the run, with status and journal printed."""
+    """Run the uploaded checker: the unit must stay active on one PID, answer every
+    ``GET <path>`` with 200 (``/v2/health/ready``: KServe v2, served by inferops and Triton;
+    vLLM: ``/health`` and ``/v1/models``) - with the bearer token read on the host from
+    ``token_path``, never put on the command line - and, with ``owner_port``, own the
+    listening socket itself: a crash-looping server or another daemon on the port fails
+    the run, with status and journal printed."""
     hostport = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-    url = f"http://{hostport}/v2/health/ready"
-    command = f"python3 {VERIFY_SCRIPT} --unit {service}.service --url {url} --attempts {attempts}"
+    urls = " ".join(f"--url http://{hostport}{path}" for path in paths)
+    command = f"python3 {VERIFY_SCRIPT} --unit {service}.service {urls} --attempts {attempts}"
+    if token_path:
+        command += f" --token-file {token_path}"
     return command + (f" --port {port}" if owner_port else "")
 
 
@@ -346,4 +378,26 @@ def _triton():
         [unit_op, config_op, model_op, pull_op],
         attempts=300,
         owner_port=False,
+    )
+
+
+def _vllm():
+    """vLLM's OpenAI server under systemd, with the node's token (``vllm_server``)."""
+    install_op = install_vllm()
+    token_op, token_path = _token()
+    unit_op, launcher_op = write_unit(
+        user=knob("service_user"),
+        bind=knob("server_bind"),
+        port=knob("server_port"),
+        token_path=token_path,
+        nofile=knob("nofile_limit"),
+    )
+    # Weights load (and maybe download) before the port opens: allow 15 minutes.
+    _run_and_verify(
+        VLLM_SERVICE,
+        unit_op,
+        [unit_op, launcher_op, install_op, token_op],
+        attempts=900,
+        paths=("/health", "/v1/models"),
+        token_path=token_path,
     )

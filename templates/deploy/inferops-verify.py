@@ -65,9 +65,12 @@ def port_owned_by(port: int, unit: str) -> bool:
     return bool(owners) and any(in_unit(pid, unit) for pid in owners)
 
 
-def http_ok(url: str) -> bool:
+def http_ok(url: str, token: str | None = None) -> bool:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
@@ -87,11 +90,17 @@ def active(unit: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--unit", required=True, help="e.g. inferops-server.service")
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, action="append", help="each must answer 200")
+    parser.add_argument("--token-file", help="send its content as the bearer token")
     parser.add_argument("--port", type=int, help="also require the unit to own this port")
     parser.add_argument("--attempts", type=int, default=60)
     parser.add_argument("--stable", type=int, default=3)
     args = parser.parse_args(argv)
+    token = None
+    if args.token_file:
+        with open(args.token_file) as handle:
+            token = handle.read().strip()
+    where = " ".join(args.url)
 
     streak, last_pid = 0, None
     for _ in range(args.attempts):
@@ -99,18 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         ok = (
             active(args.unit)
             and pid not in ("", "0")
-            and http_ok(args.url)
+            and all(http_ok(url, token) for url in args.url)
             and (args.port is None or port_owned_by(args.port, args.unit))
         )
         streak = streak + 1 if ok and pid == last_pid else (1 if ok else 0)
         last_pid = pid if ok else None
         if streak >= args.stable:
-            print(f"{args.unit} ready at {args.url} (pid {pid})")
+            print(f"{args.unit} ready at {where} (pid {pid})")
             return 0
         time.sleep(1)
     subprocess.run(["systemctl", "status", "--no-pager", args.unit])
     subprocess.run(["journalctl", "-u", args.unit, "-n", "40", "--no-pager"])
-    print(f"{args.unit} not ready at {args.url}", file=sys.stderr)
+    print(f"{args.unit} not ready at {where}", file=sys.stderr)
     return 1
 
 

@@ -31,6 +31,11 @@ def test_defaults_are_valid():
     "key, value, problem",
     [
         ("server_port", "8000", "expected an integer, got str '8000'"),
+        ("server_runtime", "tgi", "allowed: 'inferops', 'triton', 'vllm'"),
+        ("vllm_args", ["--max-model-len", "4096\nExecStartPre=/bin/id"], "control character"),
+        ("vllm_args", ["--api-key=abc"], "set by the deploy"),
+        ("vllm_args", "--max-model-len 4096", "expected a list of strings"),
+        ("vllm_version", "latest", "not a version"),
         ("server_port", 70000, "must be 0-65535, got 70000"),  # the server's words
         ("server_port", True, "expected an integer, got bool"),
         ("server_backend", "tensorflow", "unknown value 'tensorflow'; allowed: 'onnxruntime'"),

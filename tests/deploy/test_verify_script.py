@@ -59,3 +59,31 @@ def test_nothing_listening_means_not_owned(verify):
         free_port = probe.getsockname()[1]
     assert not verify.port_owned_by(free_port, "inferops-server.service")
     assert verify.http_ok(f"http://127.0.0.1:{free_port}/v2/health/ready") is False
+
+
+def test_http_ok_sends_the_bearer_token(verify):
+    """vLLM answers /v1/models only with the token: the probe must send it, and a wrong
+    or missing one is not 'ready'."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.headers.get("Authorization") == "Bearer s3cret"
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/models"
+        assert verify.http_ok(url, "s3cret")
+        assert not verify.http_ok(url, "wrong")
+        assert not verify.http_ok(url)
+    finally:
+        server.shutdown()
+        server.server_close()
