@@ -257,13 +257,13 @@ class Store:
             row = self._execute("SELECT id FROM runs WHERE run_key = ?", (run_key,)).fetchone()
             if row:
                 return int(row[0]), False
-            if not self._execute(
-                "SELECT 1 FROM environments WHERE fingerprint = ?", (env,)
-            ).fetchone():
-                self._execute(
-                    "INSERT INTO environments (fingerprint, facts) VALUES (?, ?)",
-                    (env, _dumps(facts)),
-                )
+            # one statement, not check-then-insert: two writers storing runs from the same
+            # environment at once must not both insert it (PostgreSQL raised a pkey error)
+            self._execute(
+                "INSERT INTO environments (fingerprint, facts) VALUES (?, ?)"
+                " ON CONFLICT (fingerprint) DO NOTHING",
+                (env, _dumps(facts)),
+            )
             run_id = self._execute(
                 "INSERT INTO runs (run_key, scenario, profile, git_sha, env_fingerprint,"
                 " started_at, imported_at, source, valid, metrics, summary, manifest, windows)"
