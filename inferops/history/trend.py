@@ -23,9 +23,8 @@ from inferops.history import attribution
 from inferops.history.changepoints import change_points
 from inferops.history.metrics import METRICS
 from inferops.history.store import Store, StoredRun
+from inferops.templating import TEMPLATES
 
-# shipped inside the package (package-data), so an installed inferops renders too
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE = "trend.html.j2"
 #: runs listed per series in the runs table (plus every run a finding links to)
 RECENT_RUNS = 30
@@ -248,14 +247,9 @@ def build(store: Store, *, min_effect: float = 0.05, changepoint_pvalue: float =
 
 
 def render(context: dict, template_dir: Path = TEMPLATES) -> str:
-    import jinja2
+    from inferops.templating import environment
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir)),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:+.1f} %"
+    env = environment(template_dir, pct=lambda v: "-" if v is None else f"{100 * v:+.1f} %")
     return env.get_template(TEMPLATE).render(**context)
 
 

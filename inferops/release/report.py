@@ -8,9 +8,6 @@ from pathlib import Path
 from inferops import __version__
 from inferops.release.state import RolloutState
 
-# shipped inside the package (package-data), so an installed inferops renders too
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
 
 def _num(value, digits: int) -> str:
     return "" if value is None else f"{value:,.{digits}f}"
@@ -36,13 +33,9 @@ def _row(decision) -> dict:
 
 
 def render(state: RolloutState) -> str:
-    import jinja2
+    from inferops.templating import environment
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    env = environment()
     rollback = next((d for d in state.decisions if d.decision == "rollback"), None)
     return env.get_template("rollout.html.j2").render(
         s=state,

@@ -13,9 +13,8 @@ from pathlib import Path
 from inferops import __version__
 from inferops.atomicfile import atomic_write_text
 from inferops.report import charts
+from inferops.templating import TEMPLATES
 
-# shipped inside the package (package-data), so an installed inferops renders too
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE = "report.html.j2"
 
 
@@ -75,17 +74,9 @@ def add_charts(facts, runs: list) -> dict:
 
 
 def render_html(context: dict, template_dir: Path = TEMPLATES) -> str:
-    import jinja2
+    from inferops.templating import environment
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir)),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,  # a typo in the template fails, not renders blank
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["num"] = _num
-    return env.get_template(TEMPLATE).render(**context)
+    return environment(template_dir, num=_num).get_template(TEMPLATE).render(**context)
 
 
 def _num(value, digits: int = 1, unit: str = "") -> str:
