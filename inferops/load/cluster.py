@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,10 @@ def install_messages(environment) -> None:
     if master:
 
         def on_ready(environment, msg, **_kw):
-            coordinator = session_of(environment).coordinator
+            session = session_of(environment)
+            info = dict(msg.data or {}, index=runner.get_worker_index(msg.node_id))
+            session.note_worker(msg.node_id, info)  # named even if it dies before reporting
+            coordinator = session.coordinator
             if coordinator is not None:
                 coordinator.on_ready(msg=msg)
 
@@ -100,7 +104,9 @@ def wait_for_plan(session, environment, me: str) -> Plan | None:
         if plan is not None and plan.includes(me):
             return plan
         if time.time() >= next_ready:  # idempotent; repeated in case the master restarted
-            environment.runner.send_message(READY_MESSAGE, {"id": me})
+            environment.runner.send_message(
+                READY_MESSAGE, {"host": socket.gethostname(), "pid": os.getpid()}
+            )
             next_ready = time.time() + 1.0
         gevent.sleep(0.02)
     print(
@@ -109,12 +115,18 @@ def wait_for_plan(session, environment, me: str) -> Plan | None:
     return None
 
 
+def active_ids(runner) -> list[str]:
+    """Workers Locust still counts (not quit, not missing)."""
+    clients = runner.clients
+    return [c.id for c in clients.ready + clients.spawning + clients.running]
+
+
 def flush(environment, session, timeout: float = FLUSH_WAIT_S) -> list[str]:
     """Master: ask every worker for its last report; the ids that did not answer."""
     import gevent
 
     runner = environment.runner
-    expected = {c.id for c in runner.clients.all}
+    expected = set(active_ids(runner))  # a missing worker cannot answer
     session.flushed = set()
     runner.send_message(FLUSH_MESSAGE, {})
     deadline = time.time() + timeout

@@ -262,7 +262,8 @@ def _drain_cluster(config, session, env, stop: _Stop) -> None:
     deadline = time.time() + config.timeout_s + 1.0
     while True:
         silent = cluster.flush(env, session)
-        done = config.mode == "closed" or all(n.get("done") for n in session.nodes.values())
+        active = cluster.active_ids(env.runner)
+        done = config.mode == "closed" or all(session.nodes.get(i, {}).get("done") for i in active)
         if (done and not silent) or stop.reason or time.time() > deadline:
             return
         gevent.sleep(0.2)

@@ -76,7 +76,6 @@ class RunSession:
         )
         self.sampler = None
         self.gen_cpu_max: float | None = None
-        self.per_worker: dict[str, int] = {}  # master: measured samples each worker sent
         #: master: each worker's health (late sends, CPU, in-flight), by Locust client id
         self.nodes: dict[str, dict] = {}
         #: master: workers joining or leaving the schedule after it started
@@ -138,14 +137,19 @@ class RunSession:
         if not report:
             return
         self.recorder.merge(report)
-        self.per_worker[client_id] = self.per_worker.get(client_id, 0) + report["counts"][0]
         cpu = report.get("gen_cpu_max")
         if cpu is not None:
             self.note_generator_cpu(cpu)
         self._note_node(client_id, report, cpu)
 
-    def _note_node(self, client_id: str, report: dict, cpu: float | None) -> None:
-        """Add one report to the sending worker's health record."""
+    def note_worker(self, client_id: str, info: dict) -> None:
+        """Where a worker runs (``host``, ``pid``, ``index``), before any report."""
+        node = self._node(client_id)
+        for key in ("host", "pid", "index"):
+            if info.get(key) is not None:
+                node[key] = info[key]
+
+    def _node(self, client_id: str) -> dict:
         node = self.nodes.get(client_id)
         if node is None:
             node = self.nodes[client_id] = {
@@ -158,6 +162,11 @@ class RunSession:
                 "inflight_max": 0,
                 "inflight": 0,
             }
+        return node
+
+    def _note_node(self, client_id: str, report: dict, cpu: float | None) -> None:
+        """Add one report to the sending worker's health record."""
+        node = self._node(client_id)
         requests, _fail, sends, late, dropped, _conn = report["counts"]
         node["samples"] += requests
         node["sends"] += sends
@@ -258,7 +267,7 @@ class RunSession:
 
     def workers_block(self, t0: float) -> dict | None:
         """``summary.workers``: each worker's samples and health, and the re-splits."""
-        if not self.per_worker:
+        if not self.nodes:
             return None
         nodes = []
         for node in sorted(self.nodes.values(), key=lambda n: n.get("index") or 0):
@@ -279,8 +288,8 @@ class RunSession:
                 }
             )
         block = {
-            "count": len(self.per_worker),
-            "samples": sorted(self.per_worker.values()),
+            "count": len(nodes),
+            "samples": sorted(n["samples"] for n in nodes),
             "nodes": nodes,
         }
         plan = self.schedule_plan()
