@@ -40,7 +40,8 @@ FLUSH_WAIT_S = 10.0
 
 def member_id(environment) -> str:
     """This process's name in the plan: Locust's worker id, or ``local``."""
-    return getattr(environment.runner, "client_id", None) or LOCAL
+    _, worker = _roles(environment)
+    return environment.runner.client_id if worker else LOCAL
 
 
 def _roles(environment):

@@ -355,6 +355,7 @@ def _schedule(config: LoadConfig, session: RunSession) -> tuple[float, float]:
     """Fix t=0 of the schedule and the measured window after the warm-up."""
     t0 = time.time() + 0.05
     config.start = t0
+    config.schedule_s = config.warmup_s + config.duration_s
     recorder = session.recorder
     recorder.window_start = t0 + config.warmup_s
     recorder.window_end = recorder.window_start + config.duration_s

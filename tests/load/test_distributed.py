@@ -168,3 +168,50 @@ def test_a_stalled_worker_is_named_and_invalidates_the_run(law_server, tmp_path)
     assert named and "late" in named[0], s["validity"]
     others = [n for n in s["workers"]["nodes"] if n["pid"] != stalled.pid]
     assert len(others) == 1 and not any(f"pid {others[0]['pid']}" in r for r in s["validity"])
+
+
+def test_master_and_worker_started_separately(law_server, tmp_path):
+    """``bench --master`` here and ``bench --worker --master-host`` elsewhere (here: 127.0.0.1)."""
+    import socket
+
+    server = law_server("fixed:1")
+    with socket.socket() as sock:  # a free port for the master
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "run"
+    master = subprocess.Popen(
+        _bench(server.url, out, "--rate", "300", "--duration", "2s", "--warmup", "0s")
+        + ["--master", "--expect-workers", "1", "--master-bind-host", "127.0.0.1"]
+        + ["--master-port", str(port), "--seed", "3"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    worker = subprocess.Popen(
+        [PY, "-m", "inferops", "bench", "--worker", "--master-host", "127.0.0.1"]
+        + ["--master-port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        master.wait(timeout=120)
+        assert worker.wait(timeout=30) == 0  # the master told it to quit
+    finally:
+        kill_group(master)
+        kill_group(worker)
+    s = json.loads((out / "summary.json").read_text())
+    assert abs(s["requests"] - _scheduled(300.0, 3, 0.0, 2.0)) <= 3
+    assert s["workers"]["count"] == 1 and s["workers"]["nodes"][0]["pid"] == worker.pid
+
+
+def test_worker_without_master_host_is_a_usage_error():
+    res = subprocess.run(
+        [PY, "-m", "inferops", "bench", "--worker"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert res.returncode == 2 and "--master-host" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
