@@ -298,7 +298,14 @@ def serve_as_worker(master_host: str, master_port: int) -> int:
         session.start(environment, sample_host=False)
         session.attach(environment.events, sends=True, worker=True)
 
-    runner = env.create_worker_runner(master_host, master_port)
+    try:
+        runner = env.create_worker_runner(master_host, master_port)
+    except ConnectionError:  # Locust retried for minutes
+        from inferops.exitcodes import InvalidMeasurement
+
+        raise InvalidMeasurement(
+            f"--worker: no master answered at {master_host}:{master_port}"
+        ) from None
     cluster.install_messages(env)
     watch_cpu(env)
     runner.greenlet.join()
