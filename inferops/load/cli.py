@@ -171,7 +171,7 @@ def cluster_spec(args):
                 raise UsageError(
                     f"--worker-cpus: expected a comma list of CPU numbers, got {args.worker_cpus!r}"
                 ) from None
-            usable = os.sched_getaffinity(0)
+            usable = set(range(os.cpu_count() or 1))  # not our own mask: taskset may narrow it
             if not set(cpus) <= usable:
                 raise UsageError(
                     f"--worker-cpus: CPU {sorted(set(cpus) - usable)[0]} is not available here "
