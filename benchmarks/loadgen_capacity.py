@@ -12,6 +12,17 @@ pinned to core 1 with taskset:
 The closed-loop tools report throughput, not schedule accuracy: they have no
 schedule to be late for. Usage: ``.venv/bin/python benchmarks/loadgen_capacity.py
 [--seconds 5] [--rates 1000,2000,...]``. Needs wrk and hey (Debian packages).
+
+Workers axis (``--workers-rates``): the same ladder with ``inferops bench
+--workers 1`` and ``--workers 2`` (Locust workers sharing one global schedule),
+workers pinned to their own cores (1 and 2; the master and the server on core
+0), printing the efficiency ratio (goal >= 1.8x with < 1 % late). It needs 3
+cores to mean anything; with 2 the second worker shares the server's core and
+the script says so.
+
+Profile (``--profile-rate QPS``): one generator process under cProfile at that
+rate, its own time grouped by where it goes (scheduling, greenlet spawning,
+request building and parsing, socket calls, histogram recording, Locust events).
 """
 
 from __future__ import annotations
@@ -100,6 +111,119 @@ def inferops_rate(url: str, rate: float, seconds: float, work: Path) -> dict:
     }
 
 
+def ladder_best(ladder: list[dict]) -> float:
+    """The highest rung with < 1 % late sends that reached 97 % of its rate."""
+    ok = [
+        r
+        for r in ladder
+        if r["late_pct"] is not None and r["late_pct"] < 1.0 and r["achieved"] >= 0.97 * r["rate"]
+    ]
+    return max((r["rate"] for r in ok), default=0.0)
+
+
+def workers_rate(url: str, rate: float, seconds: float, work: Path, workers: int) -> dict:
+    """``inferops bench --workers N``: the master on core 0, worker k on core k+1."""
+    cores = os.cpu_count() or 1
+    cpus = ",".join(str(1 + k % max(1, cores - 1)) for k in range(workers))
+    out = work / f"workers{workers}-{int(rate)}"
+    cmd = [PY, "-m", "inferops", "bench", "--target", url, "--model", "law"]
+    cmd += ["--rate", str(rate), "--duration", f"{seconds}s", "--warmup", "1s"]
+    cmd += ["--out", str(out), "--overwrite", "--quiet", "--late-tolerance-ms", "1"]
+    cmd += ["--workers", str(workers), "--worker-cpus", cpus]
+    subprocess.run(
+        ["taskset", "-c", "0", *cmd],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 90,
+    )
+    s = json.loads((out / "summary.json").read_text())
+    return {
+        "rate": rate,
+        "achieved": s["achieved_qps"],
+        "late_pct": s["late_sends_pct"],
+        "workers_late": [n["late_sends_pct"] for n in s["workers"]["nodes"]],
+        "p99_ms": s["latency_ms"]["p99"],
+    }
+
+
+def workers_axis(url: str, rates: list[float], seconds: float, work: Path) -> None:
+    if (os.cpu_count() or 1) < 3:
+        print(
+            "NOTE: fewer than 3 cores: worker 2 shares core 1 with worker 1 or the server's "
+            "core; the efficiency ratio below is not the 2-cores-vs-1 figure",
+            flush=True,
+        )
+    best = {}
+    for n in (1, 2):
+        ladder = []
+        for rate in rates:
+            r = workers_rate(url, rate, seconds, work, n)
+            ladder.append(r)
+            print(
+                f"--workers {n} {rate:6.0f} req/s: achieved {r['achieved']:7.1f}, "
+                f"late {r['late_pct']} % (per worker {r['workers_late']}), p99 {r['p99_ms']} ms",
+                flush=True,
+            )
+            if r["late_pct"] is None or r["late_pct"] > 5:
+                break  # far past this worker count's capacity
+        best[n] = ladder_best(ladder)
+    ratio = best[2] / best[1] if best[1] else float("nan")
+    print(
+        f"workers: 1 -> {best[1]:.0f} req/s, 2 -> {best[2]:.0f} req/s (< 1 % late); "
+        f"efficiency ratio 2/1: {ratio:.2f} (goal >= 1.8)",
+        flush=True,
+    )
+
+
+#: where a generator's own time goes, by the function that spends it (cProfile tottime)
+PROFILE_GROUPS = (
+    ("waiting in the event loop (idle, not CPU)", ("corecext.loop", "libev")),
+    ("histogram recording (hdrh, inferops.measure)", ("/hdrh/", "/inferops/measure/")),
+    ("request build/parse (geventhttpclient)", ("/geventhttpclient/",)),
+    ("socket calls (send, recv, connect, select)", ("_socket.socket", "select")),
+    ("greenlets: spawn, switch, sleep (gevent)", ("/gevent/", "greenlet")),
+    ("scheduling (inferops.load: arrivals, split, users)", ("/inferops/load/",)),
+    ("Locust events and stats", ("/locust/",)),
+)
+OTHER = "other (start-up, imports, the rest)"
+
+
+def _profile_groups(url: str, rate: float, seconds: float, work: Path) -> tuple[dict, float]:
+    import pstats
+
+    prof = work / f"bench-{int(rate)}.prof"
+    out = work / f"profile-{int(rate)}"
+    cmd = [PY, "-m", "cProfile", "-o", str(prof), "-m", "inferops", "bench", "--target", url]
+    cmd += ["--model", "law", "--rate", str(rate), "--duration", f"{seconds}s", "--warmup", "1s"]
+    cmd += ["--out", str(out), "--overwrite", "--quiet", "--late-tolerance-ms", "1"]
+    subprocess.run(pinned(cmd), cwd=ROOT, capture_output=True, timeout=seconds * 6 + 90)
+    totals = dict.fromkeys([g for g, _ in PROFILE_GROUPS] + [OTHER], 0.0)
+    for (filename, _line, func), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(
+        str(prof)
+    ).stats.items():
+        where = f"{filename}:{func}"
+        group = next((g for g, marks in PROFILE_GROUPS if any(m in where for m in marks)), OTHER)
+        totals[group] += tottime
+    s = json.loads((out / "summary.json").read_text())
+    return totals, s["requests"] * (seconds + 1) / seconds  # warm-up sends too
+
+
+def profile(url: str, rate: float, seconds: float, work: Path) -> None:
+    """cProfile a pinned generator at ``rate`` and at 10 req/s; per-request time per group
+    is the difference over the difference in requests (start-up cancels out)."""
+    base, base_sent = _profile_groups(url, 10.0, seconds, work)
+    busy, sent = _profile_groups(url, rate, seconds, work)
+    extra = {g: max(0.0, busy[g] - base[g]) for g in busy}
+    cpu = {g: t for g, t in extra.items() if not g.startswith("waiting")}
+    whole = sum(cpu.values())
+    n = max(1.0, sent - base_sent)
+    print(f"profile at {rate:.0f} req/s, minus 10 req/s ({n:.0f} more requests; cProfile")
+    print("inflates small calls, so read shares, not absolute speed):")
+    for group, t in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"  {group:52s} {100 * t / whole:5.1f} %  {t / n * 1e6:6.1f} us/req")
+
+
 def stock_locust(url: str, seconds: float, work: Path) -> float:
     argv, prefix = stock_locust_command(url, 64, seconds, work)
     _, cpu = cpu_run(
@@ -151,6 +275,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,8000")
+    p.add_argument(
+        "--workers-rates",
+        default="",
+        help="ladder for the workers axis (--workers 1 vs 2), e.g. 3000,4000,5000,6000,8000,10000",
+    )
+    p.add_argument("--profile-rate", type=float, default=0, help="cProfile one generator here")
+    p.add_argument("--skip-ladder", action="store_true", help="only the workers axis / profile")
     args = p.parse_args()
     if (os.cpu_count() or 1) < 2:
         sys.exit("needs 2 cores (server on core 0, generator on core 1)")
@@ -160,6 +291,14 @@ def main() -> None:
         LawServer("fixed:0", cpus="0") as server,
     ):
         work = Path(tmp)
+        if args.profile_rate:
+            profile(server.url, args.profile_rate, args.seconds, work)
+        if args.workers_rates:
+            workers_axis(
+                server.url, [float(r) for r in args.workers_rates.split(",")], args.seconds, work
+            )
+        if args.skip_ladder:
+            return
         # CPU of start-up, imports and an idle schedule: subtracted from every rung
         base = inferops_rate(server.url, 10, args.seconds, work)
         ladder = []
@@ -180,12 +319,7 @@ def main() -> None:
             "wrk -t1 -c64 (closed)": wrk(server.url, args.seconds, work),
             "hey -c 64 (closed)": hey(server.url, args.seconds),
         }
-    ok = [
-        r
-        for r in ladder
-        if r["late_pct"] is not None and r["late_pct"] < 1.0 and r["achieved"] >= 0.97 * r["rate"]
-    ]
-    best_rate = max((r["rate"] for r in ok), default=0.0)
+    best_rate = ladder_best(ladder)
     sane = [r["us_per_req"] for r in ladder if r["late_pct"] is not None and r["late_pct"] < 50]
     us = min(sane) if sane else float("nan")
     print()
@@ -194,6 +328,10 @@ def main() -> None:
     for name, (rps, n, cpu) in tools.items():
         print(f"{name:46s} {rps:8.0f} {n / cpu if cpu else float('nan'):20.0f}")
     lrps, ln, lcpu = tools["stock Locust FastHttpUser (closed, 64 users)"]
+    print(
+        f"ratio per core, inferops < 1 % late / stock Locust's closed-loop ceiling: "
+        f"{best_rate / lrps:.2f} (goal >= 1.0)"
+    )
     print(f"ratio inferops/stock Locust, req per CPU-second: {1e6 / us / (ln / lcpu):.2f}")
     print(
         f"ratio inferops/wrk, req per CPU-second: "

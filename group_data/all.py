@@ -249,6 +249,18 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # checked: pin versions, or put them in python_requirements_lock)
 # nightly_packages = ['locust', 'hdrhistogram', 'scipy', 'jinja2', 'rich', 'pyyaml']
 
+# ---- loadgen ----
+# where the workers find the master (`inferops bench --master`): required
+# loadgen_master_host = None
+# the master's port (`bench --master-port`, Locust's 5557 by default)
+# loadgen_master_port = 5557
+# worker processes on this host (default: one per CPU)
+# loadgen_workers = None
+# pin worker @N to CPU N-1 (CPUAffinity=, a drop-in per instance)
+# loadgen_cpu_pinning = True
+# pip packages the load generator needs beyond the server lock (installed when missing)
+# loadgen_packages = ['locust', 'hdrhistogram', 'scipy', 'jinja2', 'rich', 'pyyaml']
+
 # ---- monitoring_files ----
 # Prometheus listen address; not loopback => basic auth with a generated password
 # (.inferops/monitoring/<host>/password on the control machine)

@@ -28,6 +28,7 @@ from inferops.deploy import (
     grafana,
     inference_server,
     layout,
+    loadgen,
     monitoring_files,
     nightly,
     node_exporter,
@@ -41,8 +42,8 @@ from inferops.deploy import (
 from inferops.deploy.knobs import Knob
 
 # Shared modules first, then components in deploy order (deploys/gpu_node.py, then
-# deploys/nightly.py's and deploys/monitoring.py's own components); group_data/all.py
-# documents them in this order.
+# deploys/nightly.py's, deploys/loadgen.py's and deploys/monitoring.py's own components);
+# group_data/all.py documents them in this order.
 COMPONENTS = (
     common,
     layout,
@@ -60,6 +61,7 @@ COMPONENTS = (
     node_exporter,
     dcgm_exporter,
     nightly,
+    loadgen,
     monitoring_files,
     prometheus,
     grafana,

@@ -56,6 +56,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "step has met the SLO yet); the sweep then stops with what it found (default: none)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_cluster_arguments(p)
+
+
+def _add_cluster_arguments(p) -> None:
+    """Distributed load on Locust's master/worker runners (docs/load.md)."""
+    g = p.add_argument_group("distributed load (Locust master/workers)")
+    g.add_argument(
+        "--workers",
+        type=validators.positive_int,
+        metavar="N",
+        help="send from N local Locust worker processes under a master (this process)",
+    )
+    g.add_argument(
+        "--worker-cpus",
+        metavar="LIST",
+        help="with --workers: pin worker k to the k-th CPU of this comma list (e.g. 2,3)",
+    )
+    g.add_argument(
+        "--master",
+        action="store_true",
+        help="be the master of workers started elsewhere (bench --worker --master-host ...)",
+    )
+    g.add_argument(
+        "--expect-workers",
+        type=validators.positive_int,
+        default=1,
+        metavar="N",
+        help="with --master: start once N workers are connected (default 1)",
+    )
+    g.add_argument(
+        "--master-bind-host",
+        default="*",
+        metavar="ADDR",
+        help="with --master: interface to listen on (default all)",
+    )
+    g.add_argument(
+        "--worker",
+        action="store_true",
+        help="be a worker: send the share of the load the master gives (needs --master-host)",
+    )
+    g.add_argument("--master-host", metavar="HOST", help="with --worker: the master's address")
+    g.add_argument(
+        "--master-port",
+        type=validators.positive_int,
+        default=5557,
+        metavar="PORT",
+        help="the master's port (default 5557, Locust's)",
+    )
 
 
 def late_tolerance_s(args, limits: dict) -> float:
@@ -66,6 +114,12 @@ def late_tolerance_s(args, limits: dict) -> float:
 
 def _check_combination(args) -> None:
     """Rules between flags (each flag's own value is checked by its validator)."""
+    if args.target is None:
+        raise UsageError("the following arguments are required: --target")
+    if args.workers and args.master:
+        raise UsageError("--workers starts its own local workers: drop --master")
+    if args.worker_cpus and not args.workers:
+        raise UsageError("--worker-cpus needs --workers")
     if args.sweep and (args.rate or args.users):
         raise UsageError("--sweep chooses the rates itself: drop --rate/--users")
     if not args.sweep and args.rate is None and args.users is None:
@@ -104,8 +158,52 @@ def load_config(args) -> options.LoadConfig:
     return config
 
 
+def cluster_spec(args):
+    """The engine's ClusterSpec for --workers/--master, or None (one process)."""
+    from inferops.load.engine import ClusterSpec
+
+    if args.workers:
+        cpus = ()
+        if args.worker_cpus:
+            try:
+                cpus = tuple(int(c) for c in args.worker_cpus.split(","))
+            except ValueError:
+                raise UsageError(
+                    f"--worker-cpus: expected a comma list of CPU numbers, got {args.worker_cpus!r}"
+                ) from None
+            usable = set(range(os.cpu_count() or 1))  # not our own mask: taskset may narrow it
+            if not set(cpus) <= usable:
+                raise UsageError(
+                    f"--worker-cpus: CPU {sorted(set(cpus) - usable)[0]} is not available here "
+                    f"(usable: {','.join(map(str, sorted(usable)))})"
+                )
+        return ClusterSpec(local=args.workers, expect=args.workers, cpus=cpus)
+    if args.master:
+        return ClusterSpec(
+            expect=args.expect_workers, bind_host=args.master_bind_host, port=args.master_port
+        )
+    return None
+
+
+def run_worker(args) -> int:
+    """``inferops bench --worker --master-host HOST``: serve the master until it quits."""
+    if not args.master_host:
+        raise UsageError("--worker needs --master-host HOST")
+    from inferops.load import engine
+
+    print(
+        f"inferops: worker connecting to {args.master_host}:{args.master_port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return engine.serve_as_worker(args.master_host, args.master_port)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.worker:
+        return run_worker(args)
     config = load_config(args)
+    cluster = cluster_spec(args)
     from inferops.load import engine
     from inferops.load.protocols.tensors import TargetUnreachable
     from inferops.measure.runfolder import RunFolder
@@ -130,10 +228,13 @@ def run(args: argparse.Namespace) -> int:
             command=command,
             progress=not args.quiet,
             budget_s=args.sweep_budget,
+            cluster=cluster,
         )
         _say_sweep(summary)
     else:
-        summary = engine.measure(config, folder, command=command, progress=not args.quiet)
+        summary = engine.measure(
+            config, folder, command=command, progress=not args.quiet, cluster=cluster
+        )
         print(headline(summary), file=sys.stderr)
     _say_verdict(summary)
     print(f"run folder: {folder.path}")

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 import time
 
 from inferops.load.options import LoadConfig
@@ -57,8 +58,35 @@ class _Stop:
 # --- one run -----------------------------------------------------------------------------
 
 
-def measure(config: LoadConfig, folder, *, command=(), progress: bool = True):
-    """Run once and write ``folder`` (a RunFolder); returns the Summary."""
+@dataclasses.dataclass(frozen=True)
+class ClusterSpec:
+    """Where the load comes from when it is not this process (``--workers``/``--master``).
+
+    ``local``: worker processes started here (``--workers N``); ``expect``: workers
+    to wait for (local ones included); ``cpus``: pin local worker k to ``cpus[k % len]``.
+    """
+
+    local: int = 0
+    expect: int = 1
+    bind_host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port (local workers only)
+    cpus: tuple[int, ...] = ()
+    connect_wait_s: float = 60.0
+
+
+def measure(
+    config: LoadConfig,
+    folder,
+    *,
+    command=(),
+    progress: bool = True,
+    cluster: ClusterSpec | None = None,
+):
+    """Run once and write ``folder`` (a RunFolder); returns the Summary.
+
+    With ``cluster``, this process is a Locust master: its workers send, it
+    merges their histograms and judges the run (docs/load.md, "Distributed load").
+    """
     import locust  # noqa: F401 - gevent monkey-patching before anything else
 
     from inferops.load.protocols.tensors import TargetUnreachable
@@ -72,52 +100,216 @@ def measure(config: LoadConfig, folder, *, command=(), progress: bool = True):
         stop(f"target unreachable at start: {exc}")
         return _finish(session, None, folder, stop, session.started, session.started, command)
 
-    env, runner = _environment(config)
-    session.start(env).attach(env.events)
+    env, runner = _environment(config, cluster)
+    if cluster is None:
+        session.start(env).attach(env.events)
+    else:
+        session.start(env).attach(env.events, sends=False, master=True)
     history = _HistoryCsv(env, folder.path)
     handlers = _on_signals(stop)
-    window_start, window_end = _schedule(config, session)
+    workers = None
+    window_start = window_end = None
     try:
-        _drive(config, session, env, runner, stop, progress)
-        if config.mode == "open" and not stop.reason:
-            _drain(config, session, stop)
+        if cluster is None:
+            window_start, window_end = _schedule(config, session)
+            _drive(config, session, env, runner, stop, progress)
+            if config.mode == "open" and not stop.reason:
+                _drain(config, session, stop)
+        else:
+            workers = _local_workers(runner, cluster)
+            window_start, window_end = _start_cluster(
+                config, session, runner, cluster, stop, workers
+            )
+            if window_start is not None:
+                schedulers = runner.worker_count if config.mode == "open" else None
+                _drive(config, session, env, runner, stop, progress, schedulers=schedulers)
+                _drain_cluster(config, session, env, stop)
     finally:
         runner.quit()
+        if workers is not None:
+            workers.stop()
+        if session.coordinator is not None:
+            session.coordinator.stop()
         session.stop_sampling()
         history.stop()
         for h in handlers:
             h.cancel()
         session.detach()
+    if window_start is None:  # stopped before the workers started: nothing was measured
+        window_start = window_end = time.time()
     end = time.time() if stop.reason else window_end
     end = max(window_start, min(end, window_end))
     history_text = history.take()  # and its scratch folder is gone before summary.json lands
     return _finish(session, env, folder, stop, window_start, end, command, history_text)
 
 
-def _environment(config: LoadConfig):
-    """A Locust Environment with one user class (open- or closed-loop) and a LocalRunner."""
+_USER_CLASSES: tuple | None = None
+
+
+def bench_user_classes() -> tuple:
+    """The two user classes ``inferops bench`` runs; the same names on master and workers."""
+    global _USER_CLASSES
+    if _USER_CLASSES is None:
+        from inferops.load.users import ClosedLoopUser, OpenLoopUser
+
+        class BenchOpenLoop(OpenLoopUser):
+            pass
+
+        class BenchClosedLoop(ClosedLoopUser):
+            pass
+
+        _USER_CLASSES = (BenchOpenLoop, BenchClosedLoop)
+    return _USER_CLASSES
+
+
+def _environment(config: LoadConfig, cluster: ClusterSpec | None = None):
+    """A Locust Environment with one user class (open- or closed-loop) and its runner.
+
+    Alone: a LocalRunner. With ``cluster``: a MasterRunner (the config travels to
+    the workers in Locust's spawn message, see :func:`_start_cluster`).
+    """
     from locust import argument_parser
     from locust.env import Environment
     from locust.event import Events
 
-    from inferops.load.users import ClosedLoopUser, OpenLoopUser
+    from inferops.load import cluster as cluster_mod
 
-    class BenchOpenLoop(OpenLoopUser):
-        pass
-
-    class BenchClosedLoop(ClosedLoopUser):
-        pass
-
+    open_loop, closed_loop = bench_user_classes()
     parser = argument_parser.get_empty_argument_parser()
     argument_parser.setup_parser_arguments(parser)
     env = Environment(
-        user_classes=[BenchOpenLoop if config.mode == "open" else BenchClosedLoop],
+        user_classes=[open_loop if config.mode == "open" else closed_loop],
         events=Events(),
         host=config.target,
         parsed_options=parser.parse(args=[]),
     )
-    env.parsed_options.inferops_open_users = 1
-    return env, env.create_local_runner()
+    if cluster is None:
+        return env, env.create_local_runner()
+    runner = env.create_master_runner(cluster.bind_host, cluster.port)
+    cluster_mod.install_messages(env)
+    return env, runner
+
+
+def _local_workers(runner, spec: ClusterSpec):
+    from inferops.load import cluster
+
+    if not spec.local:
+        return None
+    return cluster.LocalWorkers(spec.local, runner.server.port, cpus=list(spec.cpus))
+
+
+def _start_cluster(config, session, runner, spec: ClusterSpec, stop: _Stop, workers=None):
+    """Wait for the workers, hand out the schedule; the measured window, or (None, None)
+    when the run was stopped before the schedule started."""
+    import gevent
+
+    from inferops.exitcodes import InvalidMeasurement
+    from inferops.load.split import Coordinator
+
+    where = "--workers" if spec.local else "--master"
+    if not spec.local:
+        print(
+            f"inferops: master waiting for {spec.expect} worker(s) on "
+            f"{spec.bind_host}:{runner.server.port}",
+            file=sys.stderr,
+            flush=True,
+        )
+    deadline = time.time() + spec.connect_wait_s
+    while runner.worker_count < spec.expect and not stop.reason:
+        if workers is not None and workers.exited():
+            raise InvalidMeasurement(
+                f"--workers: a worker exited before connecting: {workers.log_tail() or '?'}"
+            )
+        if time.time() > deadline:
+            raise InvalidMeasurement(
+                f"{where}: {runner.worker_count} of {spec.expect} workers connected "
+                f"within {spec.connect_wait_s:g} s"
+            )
+        gevent.sleep(0.05)
+    if stop.reason:
+        return None, None
+    config.schedule_s = config.warmup_s + config.duration_s
+    runner.environment.parsed_options.inferops_bench = config.to_wire()  # rides the spawn message
+    if config.mode == "open":
+        session.coordinator = Coordinator(
+            runner, seed=config.seed, expected=spec.expect, on_change=session.note_change
+        ).start()
+        n = runner.worker_count
+        runner.start(n, spawn_rate=n)  # one scheduler per worker
+        deadline = time.time() + 30.0
+        while session.coordinator.plan is None:
+            if stop.reason:
+                return None, None
+            if time.time() > deadline:
+                raise InvalidMeasurement(f"{where}: the workers' schedulers did not start in 30 s")
+            gevent.sleep(0.02)
+        t0 = session.coordinator.plan.t0
+    else:
+        t0 = time.time()
+    config.start = t0
+    recorder = session.recorder
+    recorder.window_start = t0 + config.warmup_s
+    recorder.window_end = recorder.window_start + config.duration_s
+    return recorder.window_start, recorder.window_end
+
+
+def _drain_cluster(config, session, env, stop: _Stop) -> None:
+    """Wait for every worker's in-flight requests to land, taking their last reports."""
+    import gevent
+
+    from inferops.load import cluster
+
+    deadline = time.time() + config.timeout_s + 1.0
+    while True:
+        silent = cluster.flush(env, session)
+        active = cluster.active_ids(env.runner)
+        done = config.mode == "closed" or all(session.nodes.get(i, {}).get("done") for i in active)
+        if (done and not silent) or stop.reason or time.time() > deadline:
+            return
+        gevent.sleep(0.2)
+
+
+def serve_as_worker(master_host: str, master_port: int) -> int:
+    """``inferops bench --worker``: send this worker's share of each test the master runs."""
+    import locust  # noqa: F401 - gevent monkey-patching before anything else
+    from locust import argument_parser
+    from locust.env import Environment
+    from locust.event import Events
+
+    from inferops.load import cluster
+    from inferops.load.locust_plugin import watch_cpu
+    from inferops.load.session import ENV_ATTR
+
+    parser = argument_parser.get_empty_argument_parser()
+    argument_parser.setup_parser_arguments(parser)
+    env = Environment(
+        user_classes=list(bench_user_classes()),
+        events=Events(),
+        parsed_options=parser.parse(args=[]),
+    )
+
+    @env.events.test_start.add_listener
+    def on_test_start(environment, **_kw):
+        old = getattr(environment, ENV_ATTR, None)
+        if old is not None:
+            old.detach()
+        config = LoadConfig.from_wire(environment.parsed_options.inferops_bench)
+        session = RunSession(config)
+        session.start(environment, sample_host=False)
+        session.attach(environment.events, sends=True, worker=True)
+
+    try:
+        runner = env.create_worker_runner(master_host, master_port)
+    except ConnectionError:  # Locust retried for minutes
+        from inferops.exitcodes import InvalidMeasurement
+
+        raise InvalidMeasurement(
+            f"--worker: no master answered at {master_host}:{master_port}"
+        ) from None
+    cluster.install_messages(env)
+    watch_cpu(env)
+    runner.greenlet.join()
+    return 0
 
 
 class _HistoryCsv:
@@ -177,8 +369,13 @@ def _schedule(config: LoadConfig, session: RunSession) -> tuple[float, float]:
     return recorder.window_start, recorder.window_end
 
 
-def _drive(config, session, env, runner, stop: _Stop, show_progress: bool) -> None:
-    """Run the users until the window ends, a signal arrives or the target goes dead."""
+def _drive(
+    config, session, env, runner, stop: _Stop, show_progress: bool, schedulers: int | None = None
+) -> None:
+    """Run the users until the window ends, a signal arrives or the target goes dead.
+
+    ``schedulers``: open loop under a master, one scheduler per worker (already started).
+    """
     import gevent
 
     from inferops.load.progress import Progress
@@ -191,7 +388,8 @@ def _drive(config, session, env, runner, stop: _Stop, show_progress: bool) -> No
     stats_reset = False
     last_tick = 0
     users_now = _closed_users(config, 0.0)
-    runner.start(users_now, spawn_rate=max(1, users_now))
+    if schedulers is None:
+        runner.start(users_now, spawn_rate=max(1, users_now))
     try:
         while True:
             now = time.time()
@@ -277,6 +475,7 @@ def sweep(
     command=(),
     progress: bool = True,
     budget_s: float | None = None,
+    cluster: ClusterSpec | None = None,
 ):
     """Find the highest open-loop rate whose P99 meets the bound in force.
 
@@ -305,6 +504,7 @@ def sweep(
     steps = _SweepSteps(
         config, folder, say=say, command=command, progress=progress, budget_s=budget_s
     )
+    steps.cluster = cluster
     try:
         result = search(
             steps.run, start=start_qps, ceiling=max_qps, precision=precision, max_steps=max_steps
@@ -334,6 +534,7 @@ class _SweepSteps:
         self.records: list[SloStep] = []
         self.summaries: list = []
         self.stopped: str | None = None
+        self.cluster: ClusterSpec | None = None  # each step's workers (--workers/--master)
 
     def run(self, rate: float, retry: bool = True) -> dict | None:
         """One step at ``rate``: ``{"ok", "valid"}`` for the search, None when interrupted."""
@@ -349,7 +550,11 @@ class _SweepSteps:
             self.say(f"sweep: {over}")
             return {"stop": over}
         s = measure(
-            step_config, self.folder.step(index), command=self.command, progress=self.progress
+            step_config,
+            self.folder.step(index),
+            command=self.command,
+            progress=self.progress,
+            cluster=self.cluster,
         )
         if retry and not s.valid and not s.partial and _generator_limited(s):
             # a busy machine can stall the generator once; a rate is invalid only twice over

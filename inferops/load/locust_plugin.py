@@ -22,8 +22,10 @@ import sys
 import time
 
 from inferops.exitcodes import InferopsError
+from inferops.load import cluster
 from inferops.load.options import LoadConfig, add_load_options
 from inferops.load.session import ENV_ATTR, RunSession
+from inferops.load.split import Coordinator
 
 
 def add_options(parser) -> None:
@@ -89,8 +91,9 @@ def install(events) -> None:
             return
         setattr(environment, ENV_ATTR, session)
         runner = environment.runner
+        cluster.install_messages(environment)
         if not isinstance(runner, MasterRunner):  # this process sends requests
-            _watch_cpu(environment)
+            watch_cpu(environment)
         if not isinstance(runner, WorkerRunner):
             # the verdict needs scipy: import it now, not while workers are still sending
             import scipy.stats  # noqa: F401
@@ -105,11 +108,21 @@ def install(events) -> None:
         if old is not None:
             old.detach()
             old.stop_sampling()
+            if old.coordinator is not None:
+                old.coordinator.stop()
         sample = not isinstance(environment.runner, WorkerRunner) and bool(
             environment.parsed_options.run_folder
         )
         session.start(environment, sample_host=sample)
         session.recorder.window_start = session.started
+        if isinstance(environment.runner, MasterRunner) and session.config.rate:
+            # one global schedule, split across the workers (inferops.load.split)
+            session.coordinator = Coordinator(
+                environment.runner,
+                seed=session.config.seed,
+                expected=getattr(environment.parsed_options, "expect_workers", 1) or 1,
+                on_change=session.note_change,
+            ).start()
 
     @events.test_stopping.add_listener
     def on_test_stopping(environment, **_kw):
@@ -123,6 +136,8 @@ def install(events) -> None:
         session = getattr(environment, ENV_ATTR, None)
         if session is not None:
             session.stopped = time.time()
+            if session.coordinator is not None:
+                session.coordinator.stop()  # workers leaving now is the end, not a re-split
 
     @events.quitting.add_listener
     def on_quitting(environment, **_kw):
@@ -131,7 +146,7 @@ def install(events) -> None:
         finish(environment)
 
 
-def _watch_cpu(environment) -> None:
+def watch_cpu(environment) -> None:
     """Track this process's CPU (% of one core) once a second, like Locust's own monitor."""
     import gevent
     import psutil

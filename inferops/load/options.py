@@ -12,6 +12,7 @@ Locust parser's "unset" values (``0``, ``""``) become the one sentinel, None.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -37,8 +38,8 @@ def add_load_options(parser, *, locust: bool = False) -> None:
 
     if not locust:
         add(
-            "--target",
-            required=True,
+            "--target",  # required, except with --worker (cli.py checks)
+            default=None,
             type=validators.http_url,
             metavar="URL",
             help="base URL of the inference server, e.g. http://127.0.0.1:8000",
@@ -399,4 +400,35 @@ class LoadConfig:
             ignore_eos=not get("no_ignore_eos"),
             slo_ttft_ms=_unset(get("slo_ttft_ms")),
             slo_tpot_ms=_unset(get("slo_tpot_ms")),
+        )
+
+    # -- master -> worker ----------------------------------------------------------
+    #: what a worker needs to send its share (limits and the verdict stay on the master)
+    _WIRE = (
+        "target", "protocol", "model", "token", "input_file", "rate", "users", "arrivals",
+        "duration_s", "warmup_s", "max_inflight", "timeout_s", "seed", "late_tolerance_s",
+        "schedule_s", "method", "path_override", "headers_given", "expect_json_key",
+        "openai_endpoint", "prompt_tokens", "max_tokens", "ignore_eos", "slo_ttft_ms",
+        "slo_tpot_ms",
+    )  # fmt: skip
+
+    def to_wire(self) -> dict:
+        """Plain values for the master's spawn message (``inferops bench --workers``).
+
+        The token and header values travel to the workers, which need them to
+        send; like Locust's own options they cross the master-worker link as is.
+        """
+        data = {name: getattr(self, name) for name in self._WIRE}
+        data["scenario"] = dataclasses.asdict(self.scenario)
+        data["bound"] = [self.bound.value, self.bound.source]
+        return data
+
+    @classmethod
+    def from_wire(cls, data: dict) -> LoadConfig:
+        values = {name: data.get(name) for name in cls._WIRE}
+        values["headers_given"] = list(values["headers_given"] or [])
+        return cls(
+            **values,
+            scenario=Scenario(**data["scenario"]),
+            bound=Setting(*data["bound"]),
         )

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import time
+from dataclasses import dataclass
 
 from inferops.load.options import LoadConfig
 from inferops.measure import llm as llm_metrics
@@ -41,6 +43,17 @@ _PEAK_KEYS = {
     "gpu_power_w_max": "gpu_power_w",
     "gpu_temp_c_max": "gpu_temp_c",
 }
+
+
+@dataclass
+class SenderHealth:
+    """This process's load-generation health, shipped to the master with each report."""
+
+    inflight_max: int = 0
+    group: object = None  # the scheduler's in-flight greenlets (a gevent Group)
+
+    def inflight(self) -> int:
+        return len(self.group) if self.group is not None else 0
 
 
 class RunSession:
@@ -63,7 +76,17 @@ class RunSession:
         )
         self.sampler = None
         self.gen_cpu_max: float | None = None
-        self.per_worker: dict[str, int] = {}  # master: measured samples each worker sent
+        #: master: each worker's health (late sends, CPU, in-flight), by Locust client id
+        self.nodes: dict[str, dict] = {}
+        #: master: workers joining or leaving the schedule after it started
+        self.changes: list[dict] = []
+        self.health = SenderHealth()
+        #: the global schedule this process follows (inferops.load.split); master: decides it
+        self.plan = None
+        self.coordinator = None
+        self.flushed: set[str] = set()
+        self.scheduler_running = False
+        self.env = None
         self.started = time.time()
         self.stopped: float | None = None
         self.schedule_done = False  # open loop: every arrival sent and answered
@@ -95,6 +118,14 @@ class RunSession:
     def _on_report_to_master(self, client_id, data) -> None:
         report = self.recorder.take_report()
         report["gen_cpu_max"] = self.gen_cpu_max
+        report["sender"] = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "inflight_max": self.health.inflight_max,
+            "inflight": self.health.inflight(),
+            "index": getattr(getattr(self.env, "runner", None), "worker_index", -1),
+            "done": self.schedule_done,
+        }
         data[REPORT_KEY] = report
         if self.llm is not None:
             data[llm_metrics.REPORT_KEY] = self.llm.take_report()
@@ -106,10 +137,75 @@ class RunSession:
         if not report:
             return
         self.recorder.merge(report)
-        self.per_worker[client_id] = self.per_worker.get(client_id, 0) + report["counts"][0]
         cpu = report.get("gen_cpu_max")
         if cpu is not None:
             self.note_generator_cpu(cpu)
+        self._note_node(client_id, report, cpu)
+
+    def note_worker(self, client_id: str, info: dict) -> None:
+        """Where a worker runs (``host``, ``pid``, ``index``), before any report."""
+        node = self._node(client_id)
+        for key in ("host", "pid", "index"):
+            if info.get(key) is not None:
+                node[key] = info[key]
+
+    def _node(self, client_id: str) -> dict:
+        node = self.nodes.get(client_id)
+        if node is None:
+            node = self.nodes[client_id] = {
+                "id": client_id,
+                "samples": 0,
+                "sends": 0,
+                "late": 0,
+                "dropped": 0,
+                "cpu_pct_max": None,
+                "inflight_max": 0,
+                "inflight": 0,
+            }
+        return node
+
+    def _note_node(self, client_id: str, report: dict, cpu: float | None) -> None:
+        """Add one report to the sending worker's health record."""
+        node = self._node(client_id)
+        requests, _fail, sends, late, dropped, _conn = report["counts"]
+        node["samples"] += requests
+        node["sends"] += sends
+        node["late"] += late
+        node["dropped"] += dropped
+        node["last_report"] = time.time()
+        if cpu is not None:
+            node["cpu_pct_max"] = max(cpu, node["cpu_pct_max"] or 0.0)
+        sender = report.get("sender") or {}
+        for key in ("host", "pid", "index"):
+            if key in sender:
+                node[key] = sender[key]
+        node["inflight_max"] = max(node["inflight_max"], sender.get("inflight_max", 0))
+        node["inflight"] = sender.get("inflight", 0)
+        node["done"] = bool(sender.get("done"))
+
+    def schedule_plan(self):
+        """The plan this process follows, or (master) the one it decided."""
+        if self.plan is None and self.coordinator is not None:
+            return self.coordinator.plan
+        return self.plan
+
+    def note_change(self, change: dict) -> None:
+        """The coordinator re-split the schedule (a worker joined or left)."""
+        self.changes.append(change)
+
+    def accept_plan(self, plan) -> None:
+        """Follow ``plan`` (a newer version of this test's, or a new test's)."""
+        old = self.plan
+        if old is not None and old.t0 == plan.t0 and plan.version <= old.version:
+            return
+        self.plan = plan
+        config = self.config
+        config.start = plan.t0
+        recorder = self.recorder
+        window_start = plan.t0 + config.warmup_s
+        recorder.window_start = max(recorder.window_start, window_start)
+        if config.duration_s != float("inf"):
+            recorder.window_end = min(recorder.window_end, window_start + config.duration_s)
 
     def note_generator_cpu(self, cpu_pct: float) -> None:
         self.gen_cpu_max = max(cpu_pct, self.gen_cpu_max or 0.0)
@@ -118,6 +214,7 @@ class RunSession:
     def start(self, env, *, sample_host: bool = True) -> RunSession:
         """Become the environment's session; sample host metrics; freeze the heap."""
         setattr(env, ENV_ATTR, self)
+        self.env = env
         if sample_host:
             from inferops.measure.sampler_process import ProcessSampler
 
@@ -163,14 +260,85 @@ class RunSession:
             generator_cpu_pct_max=max(cpus) if cpus else None,
             rows=self.rows,
             partial=partial,
-            reasons=list(reasons),
+            reasons=list(reasons) + self._lost_share(),
+            workers=self.workers_block(window_start),
         )
-        if self.per_worker:
-            summary.workers = {
-                "count": len(self.per_worker),
-                "samples": sorted(self.per_worker.values()),
-            }
         return summary
+
+    def workers_block(self, t0: float) -> dict | None:
+        """``summary.workers``: each worker's samples and health, and the re-splits."""
+        if not self.nodes:
+            return None
+        nodes = []
+        for node in sorted(self.nodes.values(), key=lambda n: n.get("index") or 0):
+            sends = node["sends"]
+            nodes.append(
+                {
+                    "worker": _worker_name(node),
+                    "index": node.get("index"),
+                    "host": node.get("host"),
+                    "pid": node.get("pid"),
+                    "samples": node["samples"],
+                    "late_sends_pct": round(100.0 * node["late"] / sends, 3) if sends else None,
+                    "cpu_pct_max": None
+                    if node["cpu_pct_max"] is None
+                    else round(node["cpu_pct_max"], 1),
+                    "inflight_max": node["inflight_max"],
+                    "dropped": node["dropped"],
+                }
+            )
+        block = {
+            "count": len(nodes),
+            "samples": sorted(n["samples"] for n in nodes),
+            "nodes": nodes,
+        }
+        plan = self.schedule_plan()
+        if plan is not None:
+            block["seed"] = plan.seed
+        if self.changes:
+            block["changes"] = [
+                {
+                    "t_s": round(c["t"] - t0, 3),
+                    "effective_s": round(plan.t0 + c["offset_s"] - t0, 3) if plan else None,
+                    **{
+                        k: _worker_name(self.nodes.get(c[k], {"id": c[k]}))
+                        for k in ("joined", "left")
+                        if k in c
+                    },
+                }
+                for c in self.changes
+            ]
+        return block
+
+    def _lost_share(self) -> list[str]:
+        """A worker that vanished mid-run left its share unsent until the re-split.
+
+        Estimated from its last report to the re-split (reports come every 3 s, so
+        this errs high); more than 1 % of the window's requests invalidates the run.
+        """
+        from inferops.load.split import SPLIT_LEAD_S
+        from inferops.measure.validity import MAX_LATE_SENDS_PCT
+
+        rec, config = self.recorder, self.config
+        if not config.rate or not self.changes:
+            return []
+        reasons, total = [], max(1, rec.requests)
+        for c in self.changes:
+            worker = c.get("left")
+            if worker is None or not (rec.window_start <= c["t"] < rec.window_end):
+                continue
+            node = self.nodes.get(worker, {})
+            gap = c["t"] + SPLIT_LEAD_S - node.get("last_report", c["t"])
+            plan = self.schedule_plan()
+            offset = c["t"] - (plan.t0 if plan else c["t"])
+            unsent = config.rate * config.scenario.level(offset) * c.get("share", 1.0) * gap
+            if unsent / total * 100.0 > MAX_LATE_SENDS_PCT:
+                reasons.append(
+                    f"worker {_worker_name(node or {'id': worker})} left mid-run: up to "
+                    f"{unsent:.0f} of its arrivals ({unsent / total * 100:.1f} % of the run) "
+                    f"were not sent in the {gap:.1f} s before the schedule was re-split"
+                )
+        return reasons
 
     def write(self, folder, env, summary, *, command: list[str], history_csv: str | None = None):
         """The run folder: manifest, timeseries, histograms, Locust's tables, summary last.
@@ -190,6 +358,13 @@ class RunSession:
         if env is not None:
             write_locust_tables(folder, env, history_csv=history_csv)
         folder.finish(summary, partial=summary.partial)
+
+
+def _worker_name(node: dict) -> str:
+    """``#1 (host pid 4242)``: Locust's worker index, and where it ran."""
+    where = f"{node['host']} pid {node['pid']}" if node.get("host") else node["id"]
+    index = node.get("index")
+    return f"#{index} ({where})" if index is not None and index >= 0 else where
 
 
 def session_of(environment) -> RunSession:

@@ -1,9 +1,9 @@
 """The scenario as a Locust ``LoadTestShape`` (steady, step, ramp, spike, soak).
 
 Open loop (``--arrival-rate``): one scheduler user per worker (one in local
-mode) for the whole run; the scenario varies the *arrival rate* inside each
-scheduler, and each user's share of the rate is ``1 / users``, re-read at every
-arrival so a worker joining late rebalances the others. Closed loop:
+mode) for the whole run; the scenario varies the *arrival rate* of the one
+global schedule the workers share (:mod:`inferops.load.split`: a worker
+joining or leaving re-splits it). Closed loop:
 the scenario varies the user count between 1 and ``-u``. The run ends at
 ``--run-time`` (unset: runs until stopped; step/ramp/spike then stay at peak).
 """
@@ -36,8 +36,8 @@ class ScenarioShape(LoadTestShape):
             o.inferops_window_end = time.time() - t + run_time
         classes = self.runner.user_classes
         if config.rate:
+            # one scheduler per worker; they share one global schedule (inferops.load.split)
             n = max(1, getattr(self.runner, "worker_count", 1) or 1)
-            o.inferops_open_users = n  # travels to workers with the spawn message
             users = [c for c in classes if issubclass(c, OpenLoopUser)]
             return n, n, users
         peak = max(1, int(getattr(o, "num_users", None) or 1))

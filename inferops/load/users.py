@@ -34,8 +34,9 @@ import gevent
 from gevent.pool import Group
 from locust import User, constant, task
 
-from inferops.load.arrivals import gaps
+from inferops.load import cluster
 from inferops.load.session import session_of
+from inferops.load.split import JUDGE_HORIZON_S, walk
 
 #: libev waits on epoll, whose timeout is whole milliseconds (rounded up)
 TIMER_RESOLUTION_S = 0.001
@@ -54,7 +55,7 @@ def apply_window_end(environment) -> None:
 
 
 class OpenLoopUser(User):
-    """One scheduler per user; its share of the rate is ``1 / open_users``."""
+    """The open-loop scheduler: one per process, sending its share of the global schedule."""
 
     abstract = True
     wait_time = constant(0)
@@ -63,21 +64,27 @@ class OpenLoopUser(User):
     def schedule(self):
         env = self.environment
         session = session_of(env)
+        if session.scheduler_running:  # one scheduler per process: a second would double
+            _idle()
+        session.scheduler_running = True
         config, recorder = session.config, session.recorder
         apply_window_end(env)
+        me = cluster.member_id(env)
+        plan = cluster.wait_for_plan(session, env, me)
+        if plan is None:
+            _idle()
+        start = plan.t0
         client = _client(config, concurrency=config.max_inflight)
         proto = config.proto
         bodies = itertools.cycle(config.load_bodies())
         method, path, fire = proto.method, config.path, env.events.request.fire
         inflight = Group()
-        start = config.start or time.time()
-        scenario = config.scenario
-        options = env.parsed_options
+        scenario, rate = config.scenario, config.rate or 0.0
+        health = session.health
+        health.group = inflight  # its size goes into each report to the master
 
         def rate_at(t: float) -> float:
-            # this user's share follows the master's spawn messages (workers may join late)
-            users = max(1, int(getattr(options, "inferops_open_users", 1) or 1))
-            return (config.rate or 0.0) * scenario.level(t) / users
+            return rate * scenario.level(t)  # the cluster's rate: every worker walks it all
 
         drained = False
 
@@ -101,10 +108,15 @@ class OpenLoopUser(User):
             )
 
         try:
-            for offset in gaps(rate_at, kind=config.arrivals, seed=config.seed):
+            for offset, u in walk(rate_at, kind=config.arrivals, seed=plan.seed):
                 if offset >= config.schedule_s:
                     break
                 intended = start + offset
+                ahead = intended - time.time() - JUDGE_HORIZON_S
+                if ahead > 0:  # judge ownership only under the plan in force near the arrival
+                    gevent.sleep(ahead)
+                if not session.plan.owns(me, offset, u):
+                    continue
                 delay = intended - time.time()
                 if delay > TIMER_RESOLUTION_S:
                     # epoll rounds timer waits up to whole ms: wake one tick early
@@ -115,7 +127,8 @@ class OpenLoopUser(User):
                 elif delay > 0:
                     intended = time.time()
                 recorder.record_offered(intended)
-                if len(inflight) >= config.max_inflight:
+                n = len(inflight)
+                if n >= config.max_inflight:
                     fire(
                         request_type=method,
                         name=path,
@@ -128,6 +141,8 @@ class OpenLoopUser(User):
                         context={"intended": intended, "dropped": True},
                     )
                     continue
+                if n >= health.inflight_max:
+                    health.inflight_max = n + 1
                 inflight.spawn(one, intended, next(bodies))
             # schedule over: let what is in flight finish (its latency still counts)
             inflight.join(timeout=config.timeout_s)
@@ -137,9 +152,12 @@ class OpenLoopUser(User):
                 inflight.join(timeout=min(2.0, config.timeout_s))
             inflight.kill(block=False)
             client.close()
-        # nothing more to send; idle until the runner stops us
-        while True:
-            gevent.sleep(3600)
+        _idle()  # nothing more to send; idle until the runner stops us
+
+
+def _idle():
+    while True:
+        gevent.sleep(3600)
 
 
 class ClosedLoopUser(User):

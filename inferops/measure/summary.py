@@ -24,6 +24,7 @@ from inferops.measure.validity import (
     MIN_SAMPLES_P99,
     early_stopping,
     stability,
+    worker_reasons,
 )
 from inferops.redact import redact_url
 
@@ -54,12 +55,15 @@ def build(
     rows: list[dict],
     partial: bool = False,
     reasons: list[str] | None = None,
+    workers: dict | None = None,
 ) -> Summary:
     """The run's :class:`~inferops.measure.runformat.Summary` (docs/run-format.md).
 
     ``config`` is the run's :class:`~inferops.load.options.LoadConfig`: target,
     protocol, model, mode, offered rate, limits, the P99 bound and the in-flight cap.
     ``llm``: the :class:`~inferops.measure.llm.LLMRecorder` of a streamed LLM run.
+    ``workers``: the ``workers`` block of a distributed run; each worker in
+    ``workers["nodes"]`` is judged on its own and named when it saturated.
     """
     limits, bound_ms, max_inflight = config.limits, config.bound_ms, config.max_inflight
     reasons = list(reasons or [])
@@ -72,12 +76,18 @@ def build(
             f"load generator limited: {late_pct:.2f} % late sends "
             f"(> {recorder.late_tolerance_s * 1000:g} ms late; limit {MAX_LATE_SENDS_PCT:g} %)"
         )
-    if generator_cpu_pct_max is not None and generator_cpu_pct_max > MAX_GENERATOR_CPU_PCT:
+    nodes = (workers or {}).get("nodes") or []
+    reasons.extend(worker_reasons(nodes))
+    if (
+        not nodes
+        and generator_cpu_pct_max is not None
+        and generator_cpu_pct_max > MAX_GENERATOR_CPU_PCT
+    ):
         reasons.append(
             f"load generator limited: its CPU reached {generator_cpu_pct_max:.0f} % "
             f"(> {MAX_GENERATOR_CPU_PCT:g} %)"
         )
-    if recorder.dropped:
+    if recorder.dropped and not nodes:
         reasons.append(
             f"in-flight cap ({max_inflight}) reached: {recorder.dropped} arrivals not sent"
         )
@@ -156,6 +166,7 @@ def build(
         thresholds=checks,
         passed=passed,
         llm=llm_summary,
+        workers=workers,
     )
 
 

@@ -34,6 +34,33 @@ def default_late_tolerance_s(bound_ms: float | None) -> float:
     return max(LATE_TOLERANCE_S, bound_ms / 1000.0 * LATE_TOLERANCE_SHARE_OF_BOUND)
 
 
+def worker_reasons(nodes: list[dict]) -> list[str]:
+    """Why the run cannot be trusted because of one load-generating worker (named).
+
+    ``nodes``: the summary's ``workers.nodes`` (late_sends_pct, cpu_pct_max, dropped).
+    A cluster's late-send rate can stay under the limit while one of four
+    workers is far over it: each worker is judged on its own.
+    """
+    reasons = []
+    for node in nodes:
+        name = f"worker {node['worker']}"
+        late = node.get("late_sends_pct")
+        if late is not None and late > MAX_LATE_SENDS_PCT:
+            reasons.append(
+                f"load generator limited: {name} sent {late:.2f} % of its arrivals late "
+                f"(limit {MAX_LATE_SENDS_PCT:g} %)"
+            )
+        cpu = node.get("cpu_pct_max")
+        if cpu is not None and cpu > MAX_GENERATOR_CPU_PCT:
+            reasons.append(
+                f"load generator limited: {name} CPU reached {cpu:.0f} % "
+                f"(> {MAX_GENERATOR_CPU_PCT:g} %)"
+            )
+        if node.get("dropped"):
+            reasons.append(f"in-flight cap reached on {name}: {node['dropped']} arrivals not sent")
+    return reasons
+
+
 @lru_cache(maxsize=4096)
 def max_over_allowed(n: int, percentile: float = 0.99, confidence: float = 0.99) -> int | None:
     """Largest number of over-bound samples out of ``n`` that still proves the percentile.
