@@ -121,7 +121,11 @@ class RunSession:
         if sample_host:
             from inferops.measure.sampler_process import ProcessSampler
 
-            self.sampler = ProcessSampler(os.getpid(), node_exporter=self.config.node_exporter)
+            self.sampler = ProcessSampler(
+                os.getpid(),
+                node_exporter=self.config.node_exporter,
+                prometheus=self.config.prometheus,
+            )
             self.sampler.start()
         # Locust's heap is large: a full collection of it stalls the schedule for
         # ~100 ms. Freeze what exists now so collections only scan new objects.
@@ -165,6 +169,10 @@ class RunSession:
             partial=partial,
             reasons=list(reasons),
         )
+        if self.sampler is not None and getattr(self.sampler, "prometheus", None) is not None:
+            from inferops.measure.promsource import annotate
+
+            annotate(summary, self.sampler, window_start, window_end)
         if self.per_worker:
             summary.workers = {
                 "count": len(self.per_worker),
