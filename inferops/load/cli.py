@@ -153,9 +153,27 @@ def load_config(args) -> options.LoadConfig:
     _check_combination(args)
     config = options.LoadConfig.from_namespace(args)
     _ = config.proto  # the protocol's own flags (--model, --path, --header...): exit 2 now
+    remote_hosts(args, config)
+    return config
+
+
+def remote_hosts(args, config: options.LoadConfig) -> None:
+    """Where host metrics come from (--node-exporter or --prometheus/--instance), checked
+    now: an unreachable source or unknown host is exit 2 before any load."""
+    prometheus, instances = getattr(args, "prometheus", None), getattr(args, "instance", None)
+    password_file = getattr(args, "prometheus_password_file", None)
+    if prometheus and args.node_exporter:
+        raise UsageError("--node-exporter and --prometheus are two sources of host metrics: one")
+    if (instances or password_file) and not prometheus:
+        raise UsageError("--instance and --prometheus-password-file go with --prometheus URL")
     if args.node_exporter:
         config.node_exporter = _check_node_exporter(args.node_exporter)
-    return config
+    if prometheus:
+        from inferops.measure.promsource import PrometheusSource
+
+        source = PrometheusSource.from_options(prometheus, instances, password_file)
+        source.check()
+        config.prometheus = source
 
 
 def cluster_spec(args):

@@ -159,6 +159,27 @@ def add_load_options(parser, *, locust: bool = False) -> None:
         help="take host metrics from the target's node_exporter (e.g. http://HOST:9100)"
         " instead of this machine",
     )
+    add(
+        "--prometheus",
+        type=validators.http_url,
+        metavar="URL",
+        help="take the hosts' node_exporter/dcgm-exporter series for the run window from this"
+        " Prometheus (query_range), e.g. http://user:pass@mon:9090; needs --instance",
+    )
+    add(
+        "--instance",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="with --prometheus: a host under test, its `instance` label (with or without"
+        " :port); repeatable, thresholds judge the worst host",
+    )
+    add(
+        "--prometheus-password-file",
+        metavar="FILE",
+        help="with --prometheus: basic-auth password read from FILE (user from the URL,"
+        " default inferops)",
+    )
 
 
 def _add_protocol_options(add, locust: bool) -> None:
@@ -256,6 +277,8 @@ class LoadConfig:
     limits: dict = field(default_factory=dict)  # from inferops.thresholds.load, read once
     bound: Setting = field(default_factory=lambda: Setting(UNSET, "not set"))
     node_exporter: str | None = None  # host metrics from the target's node_exporter
+    # host metrics read back from Prometheus (inferops.measure.promsource.PrometheusSource)
+    prometheus: object = field(default=None, repr=False, compare=False)
     profile: str | None = None
     # set when the schedule starts: epoch of t=0 and its length (warm-up included)
     start: float | None = None
@@ -325,6 +348,7 @@ class LoadConfig:
         from inferops.redact import secrets_of
 
         headers = [v.partition(":")[2].strip() for v in self.headers_given]  # --header values
+        headers += getattr(self.prometheus, "secrets", [])  # its password, from URL or file
         return tuple(
             secrets_of(token=self.token, urls=(self.target, self.node_exporter), values=headers)
         )

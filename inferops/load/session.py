@@ -218,7 +218,11 @@ class RunSession:
         if sample_host:
             from inferops.measure.sampler_process import ProcessSampler
 
-            self.sampler = ProcessSampler(os.getpid(), node_exporter=self.config.node_exporter)
+            self.sampler = ProcessSampler(
+                os.getpid(),
+                node_exporter=self.config.node_exporter,
+                prometheus=self.config.prometheus,
+            )
             self.sampler.start()
         # Locust's heap is large: a full collection of it stalls the schedule for
         # ~100 ms. Freeze what exists now so collections only scan new objects.
@@ -263,6 +267,10 @@ class RunSession:
             reasons=list(reasons) + self._lost_share(),
             workers=self.workers_block(window_start),
         )
+        if self.sampler is not None and getattr(self.sampler, "prometheus", None) is not None:
+            from inferops.measure.promsource import annotate
+
+            annotate(summary, self.sampler, window_start, window_end)
         return summary
 
     def workers_block(self, t0: float) -> dict | None:

@@ -95,10 +95,17 @@ def collect_for(config, command: list[str]) -> dict:
                 "slo_p99_ms": config.bound_ms,
                 "max_inflight": config.max_inflight,
                 "input_file": config.input_file,
-                "host_metrics_from": redact_url(config.node_exporter) or "load generator host",
+                "host_metrics_from": _host_metrics_from(config),
             },
         },
     )
+
+
+def _host_metrics_from(config) -> str:
+    """Where summary.host came from: the local machine, a node_exporter or Prometheus."""
+    if getattr(config, "prometheus", None) is not None:
+        return config.prometheus.describe()  # credentials masked
+    return redact_url(config.node_exporter) or "load generator host"
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:

@@ -201,6 +201,8 @@ class RunFacts:
     has_gpu: bool
     #: peak host metrics, every key present (None: not measured)
     host: dict = field(default_factory=dict)
+    #: the hosts under test when their metrics came from Prometheus (bench --instance)
+    host_instances: list = field(default_factory=list)
     #: protocol openai: TTFT/TPOT/tokens curves and token sizing (None for other runs)
     llm: LlmFacts | None = None
     # charts, filled in by render
@@ -482,6 +484,7 @@ def run_facts(
         ),
         has_gpu=_has_gpu(run),
         host={k: (s.host or {}).get(k) for k in HOST_PEAKS},
+        host_instances=list(((s.host or {}).get("instances") or {}).keys()),
         llm=llm_facts(
             run,
             limits=limits,

@@ -107,6 +107,10 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Launch and wait until ready; raise RuntimeError with the stderr tail if it dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            # a second server would orphan the first (and, on the same port, the readiness
+            # check would answer for the first one)
+            raise RuntimeError(f"inferops serve already running (pid {self.proc.pid})")
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._logdir.mkdir(exist_ok=True)

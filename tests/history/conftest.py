@@ -6,6 +6,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,51 @@ def inferops(*args: str, env: dict | None = None, cwd=None, timeout: float = 120
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         cwd=cwd or ROOT,
     )
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind():
+    """Fail a test that leaves a process it started running (and stop that process).
+
+    Nightly end-to-end tests start ``inferops serve`` and ``inferops nightly`` (which
+    starts bench, which starts a sampler): a descendant of this process that is new
+    since the test began and still alive a few seconds after it ended is a leak. It
+    is killed with its process group, then reported.
+    """
+    import psutil
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+
+    def left() -> list:
+        alive = []
+        for proc in me.children(recursive=True):
+            try:
+                if proc.pid not in before and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    deadline = time.monotonic() + 5  # a child told to stop may take a moment to exit
+    while (leaked := left()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not leaked:
+        return
+    names = []
+    for proc in leaked:
+        try:
+            names.append(f"{proc.pid}: {' '.join(proc.cmdline())[:160]}")
+            group = os.getpgid(proc.pid)
+            if group == os.getpgrp():  # in pytest's own group: that process alone
+                proc.kill()
+            else:
+                os.killpg(group, signal.SIGKILL)
+            proc.wait(5)
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            pass
+    pytest.fail("the test left processes running (now killed):\n" + "\n".join(names))
 
 
 @pytest.fixture

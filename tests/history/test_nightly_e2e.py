@@ -56,9 +56,10 @@ def env(tmp_path_factory):
 
 
 def night(tmp_path, env, queue_delay_ms: float, name: str):
-    with ServerProcess(
-        "mlp", max_batch_size=32, max_queue_delay_ms=queue_delay_ms, env=env
-    ) as server:
+    # Started once, stopped (its process group) whatever happens. `with ServerProcess()`
+    # followed by start() used to start a second server and orphan the first one.
+    server = ServerProcess("mlp", max_batch_size=32, max_queue_delay_ms=queue_delay_ms, env=env)
+    try:
         server.start(timeout=120)
         config = tmp_path / f"{name}.toml"
         config.write_text(
@@ -70,6 +71,8 @@ def night(tmp_path, env, queue_delay_ms: float, name: str):
             )
         )
         return inferops("nightly", "--config", config, env=env, timeout=600)
+    finally:
+        server.stop(timeout=10)
 
 
 def test_nightly_passes_twice_then_confirms_a_deliberate_slowdown(tmp_path, env):
