@@ -138,7 +138,8 @@ def check_accuracy(record: dict, max_accuracy_drop: float) -> AccuracyVerdict:
                 f"{count} samples cannot resolve a {max_accuracy_drop:.2%} drop; compare on at "
                 f"least {needed}",
             )
-    if drop > max_accuracy_drop:
+    # 1 - 0.99 is 0.01000000000000001 in floating point: not over a bound of 0.01
+    if drop > max_accuracy_drop + 1e-12:
         return AccuracyVerdict(
             False,
             drop,
