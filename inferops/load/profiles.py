@@ -19,8 +19,11 @@ For each optimisation profile of one model (:mod:`inferops.models.profileset`):
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import multiprocessing
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -94,15 +97,21 @@ def run(args, say) -> tuple[list, Path]:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; --profiles writes a folder of run folders there")
     workdir = out / "models"
-    prepared = prepare(
-        args.model,
-        names,
-        workdir,
-        files=files,
-        calibration=args.calibration,
-        accuracy_samples=args.accuracy_samples,
-        say=say,
-    )
+    # In a child process: OpenVINO's and ONNX Runtime's native threads, once started in
+    # this process, deadlock the load generator's gevent (the sweep hung at its first step).
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        prepared = pool.submit(
+            prepare,
+            args.model,
+            names,
+            workdir,
+            files=files,
+            calibration=args.calibration,
+            accuracy_samples=args.accuracy_samples,
+            say=_say_stderr,
+        ).result()
     source = resolve(args.model)
     # the load generator's CPUs (the servers get theirs from taskset)
     rest = generator_cpus(args.server_cpus)
@@ -198,6 +207,10 @@ def _calibrated_start(config, say, name: str) -> float:
     return max(1.0, 0.5 * achieved)
 
 
+def _say_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _server_args(args) -> list[str]:
     extra = []
     for item in args.server_arg or []:
@@ -206,8 +219,6 @@ def _server_args(args) -> list[str]:
 
 
 def _argv() -> list[str]:
-    import sys
-
     return sys.argv[2:] if len(sys.argv) > 1 else []
 
 

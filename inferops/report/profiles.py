@@ -188,14 +188,18 @@ def _verdict(rows, base, target_qps, flags, vnni) -> tuple[str, str]:
     refused = [r for r in rows if r.profile != "fp32" and r.refused]
     tail = ""
     if refused:
-        tail = "; not recommended: " + "; ".join(f"{r.title} ({r.refused})" for r in refused)
+        # the accuracy reason in full; an invalid run's reasons are in the Sizing section
+        tail = "; not recommended: " + "; ".join(
+            f"{r.title} ({r.refused if r.refused == r.accuracy else 'no valid sizing'})"
+            for r in refused
+        )
     if base is None:
         return (
             "no-baseline",
             "No FP32 run among these folders: no baseline to judge profiles by" + tail,
         )
     if base.refused or not base.nodes:
-        return "no-baseline", f"FP32 could not be sized ({base.refused}): no verdict" + tail
+        return "no-baseline", "FP32 could not be sized (see Sizing): no verdict" + tail
     candidates = [r for r in rows if r.profile != "fp32" and not r.refused and r.nodes]
     if not candidates:
         return "none", f"No profile can be recommended over FP32 ({base.nodes} nodes)" + tail
