@@ -88,7 +88,7 @@ def check_arguments(args) -> None:
 def run(args, say) -> tuple[list, Path]:
     """Prepare, serve and sweep every profile; returns ``([(name, Summary | None)], out)``."""
     from inferops.models import resolve
-    from inferops.models.profileset import parse_files, parse_names, prepare
+    from inferops.models.profileset import check_inputs, parse_files, parse_names, prepare
 
     check_arguments(args)
     names = parse_names(args.profiles)
@@ -97,6 +97,7 @@ def run(args, say) -> tuple[list, Path]:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; --profiles writes a folder of run folders there")
     workdir = out / "models"
+    check_inputs(args.model, names, args.calibration, args.accuracy_samples)  # exit 2 here
     # In a child process: OpenVINO's and ONNX Runtime's native threads, once started in
     # this process, deadlock the load generator's gevent (the sweep hung at its first step).
     with concurrent.futures.ProcessPoolExecutor(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inferops.exitcodes import UsageError
-from inferops.models import EMBEDDED, cpuflags, resolve
+from inferops.models import EMBEDDED, cpuflags, resolve, samples
 
 #: The reference and the profiles of ``inferops model optimize`` a CPU can serve, in
 #: the order they are measured (``tensorrt`` needs a GPU and its own server).
@@ -113,6 +113,33 @@ def engine_for(path: Path) -> str:
     return "openvino" if Path(path).suffix == ".xml" else "onnxruntime"
 
 
+def check_inputs(
+    model: str, names: list[str], calibration: Path | None, accuracy_samples: str | None
+) -> tuple[Path, str]:
+    """The source model, calibration and held-out files checked (ONNX only, no engine
+    started): ``(source path, accuracy samples)``; every problem is a UsageError."""
+    from inferops.models.optimize import _load_onnx
+
+    source = resolve(model)
+    _load_onnx(source)  # a bad source model is exit 2 here, whatever the profiles
+    embedded = model in EMBEDDED and not Path(model).is_file()
+    if accuracy_samples is None:
+        if not embedded:
+            raise UsageError(
+                "--accuracy-samples FILE is needed for a model of your own: held-out inputs "
+                "(.npy/.npz/.jsonl) to compare each profile with FP32 on"
+            )
+        accuracy_samples = DEFAULT_ACCURACY_SAMPLES
+    if calibration is not None and not any(n in ("int8-static", "openvino-int8") for n in names):
+        raise UsageError("--calibration applies to int8-static and openvino-int8 profiles only")
+    specs = samples.input_specs(source)
+    if calibration is not None:  # a wrong shape is exit 2 now, not after other profiles
+        samples.read(Path(calibration), specs, "calibration")
+    if not str(accuracy_samples).isdigit():
+        samples.read(Path(accuracy_samples), specs, "accuracy samples")
+    return source, str(accuracy_samples)
+
+
 def prepare(
     model: str,
     names: list[str],
@@ -127,21 +154,10 @@ def prepare(
     with its accuracy against FP32. Every usage error (bad model, calibration file of the
     wrong shape, a real model without samples) is raised before anything is served."""
     from inferops.models.compare import compare
-    from inferops.models.optimize import _load_onnx, optimize, sidecar_path, suffix_for
+    from inferops.models.optimize import optimize, sidecar_path, suffix_for
 
     files = dict(files or {})
-    source = resolve(model)
-    _load_onnx(source)  # a bad source model is exit 2 here, whatever the profiles
-    embedded = model in EMBEDDED and not Path(model).is_file()
-    if accuracy_samples is None:
-        if not embedded:
-            raise UsageError(
-                "--accuracy-samples FILE is needed for a model of your own: held-out inputs "
-                "(.npy/.npz/.jsonl) to compare each profile with FP32 on"
-            )
-        accuracy_samples = DEFAULT_ACCURACY_SAMPLES
-    if calibration is not None and not any(n in ("int8-static", "openvino-int8") for n in names):
-        raise UsageError("--calibration applies to int8-static and openvino-int8 profiles only")
+    source, accuracy_samples = check_inputs(model, names, calibration, accuracy_samples)
     prepared: list[Prepared] = []
     for name in names:
         if name == "fp32":
