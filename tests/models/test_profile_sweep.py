@@ -175,3 +175,26 @@ def test_two_profiles_swept_and_compared(tmp_path):
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "r.html").read_text()
     assert 'id="profiles"' in html and "OpenVINO (FP32)" in html
+
+
+def test_profile_names_and_files(tmp_path, monkeypatch):
+    import importlib.util
+
+    from inferops.exitcodes import UsageError
+    from inferops.models import profileset
+
+    assert profileset.parse_names(" fp32 , int8-static ") == ["fp32", "int8-static"]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "nncf" else real_find_spec(n, *a)
+    )
+    assert "openvino-int8" not in profileset.parse_names("all")  # "all": what can be made here
+    (tmp_path / "m.xml").write_text("<net/>")
+    files = profileset.parse_files([f"openvino={tmp_path / 'm.xml'}"], ["fp32", "openvino"])
+    assert files == {"openvino": tmp_path / "m.xml"}
+    with pytest.raises(UsageError, match="expected a .onnx file"):
+        profileset.parse_files([f"int8-static={tmp_path / 'm.xml'}"], ["int8-static"])
+    with pytest.raises(UsageError, match="expected NAME=PATH"):
+        profileset.parse_files(["int8-static"], ["int8-static"])
+    with pytest.raises(UsageError, match="no such file"):
+        profileset.parse_files([f"openvino={tmp_path / 'x.xml'}"], ["openvino"])
