@@ -96,6 +96,12 @@ def run(args, say) -> tuple[list, Path]:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; --profiles writes a folder of run folders there")
+    for name in names:  # before minutes of work, not after the first profiles' sweeps
+        if (out / name / "summary.json").exists() and not args.overwrite:
+            raise UsageError(
+                f"run folder {out / name} already holds a finished run; choose another "
+                "--out or pass --overwrite"
+            )
     workdir = out / "models"
     check_inputs(args.model, names, args.calibration, args.accuracy_samples)  # exit 2 here
     # In a child process: OpenVINO's and ONNX Runtime's native threads, once started in
@@ -120,7 +126,13 @@ def run(args, say) -> tuple[list, Path]:
         os.sched_setaffinity(0, rest)
     results = []
     for item in prepared:
-        results.append((item.name, _sweep_one(args, item, source, out, say)))
+        summary = _sweep_one(args, item, source, out, say)
+        results.append((item.name, summary))
+        if summary.partial:  # Ctrl-C (or a watchdog): the user wants out, not the next profile
+            rest = [p.name for p in prepared[len(results) :]]
+            if rest:
+                say(f"interrupted: not swept: {', '.join(rest)}")
+            break
     return results, out
 
 

@@ -198,3 +198,14 @@ def test_profile_names_and_files(tmp_path, monkeypatch):
         profileset.parse_files(["int8-static"], ["int8-static"])
     with pytest.raises(UsageError, match="no such file"):
         profileset.parse_files([f"openvino={tmp_path / 'x.xml'}"], ["openvino"])
+
+
+def test_finished_run_folder_is_not_replaced_silently(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "o" / "openvino").mkdir(parents=True)
+    (tmp_path / "o" / "openvino" / "summary.json").write_text("{}")
+    line = one_error_line(
+        bench_here(capsys, *SWEEP, "--profiles", "fp32,openvino", "--model", "mlp", "--out", "o")
+    )
+    assert "o/openvino already holds a finished run" in line
+    assert not (tmp_path / "o" / "models").exists()  # nothing made
