@@ -147,8 +147,8 @@ def test_two_profiles_swept_and_compared(tmp_path):
     """fp32 (ONNX Runtime) and openvino (IR on OpenVINO), each served on core 1 and swept."""
     out = tmp_path / "profiles"
     proc = bench(
-        *SWEEP, "--profiles", "fp32,openvino", "--model", "mlp", "--accuracy-samples", "200",
-        "--sweep-start", "100", "--sweep-max-steps", "2", "--sweep-precision", "0.5",
+        *SWEEP, "--profiles", "fp32,openvino", "--model", "mlp", "--accuracy-samples", "64",
+        "--sweep-start", "300", "--sweep-max-steps", "1", "--sweep-budget", "4s",
         "--duration", "2s", "--warmup", "0.5s", "--quiet", "--out", str(out),
         cwd=tmp_path,
     )  # fmt: skip
@@ -165,7 +165,7 @@ def test_two_profiles_swept_and_compared(tmp_path):
         assert manifest["profile"] == f"cpu-{name}"
     assert not (out / "fp32" / ACCURACY_FILE).exists()  # the reference is not compared to itself
     accuracy = json.loads((out / "openvino" / ACCURACY_FILE).read_text())
-    assert accuracy["samples"]["count"] == 200 and accuracy["candidate"]["engine"] == "openvino"
+    assert accuracy["samples"]["count"] == 64 and accuracy["candidate"]["engine"] == "openvino"
     assert accuracy["agreement"]["value"] > 0.999
     report = subprocess.run(
         [sys.executable, "-m", "inferops", "report", str(out / "fp32"), str(out / "openvino"),

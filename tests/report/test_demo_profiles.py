@@ -2,7 +2,7 @@
 servers (ONNX Runtime and OpenVINO) and sweeps, the real report with its profile section.
 
 `make demo-profiles` runs cnn with fp32, int8-static and openvino for 50 s each; here
-the mlp's fp32 and openvino profiles with 8 s sweeps keep it short.
+the mlp's fp32 and openvino profiles with 4 s sweeps keep it short.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_demo_profiles_writes_the_comparison(tmp_path):
     out = tmp_path / "demo"
     res = subprocess.run(
         [sys.executable, "-m", "inferops", "demo", "--profiles", "fp32,openvino",
-         "--model", "mlp", "--out", str(out), "--step-duration", "1s", "--sweep-budget", "8"],
+         "--model", "mlp", "--out", str(out), "--step-duration", "1s", "--sweep-budget", "4"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     # 3: this machine was too busy to size a profile; the report still compares them
