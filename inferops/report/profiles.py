@@ -76,7 +76,7 @@ class ProfileComparison:
 def signed_drop(drop: float) -> str:
     """An accuracy drop as the change people read: ``−0.4 %``, ``±0 %``."""
     pct = drop * 100
-    if pct <= 0:
+    if pct < 1e-6:  # float noise of an engine change (OpenVINO FP32), not a loss
         return "±0 %"
     return f"−{pct:.1f} %" if pct >= 0.1 else f"−{pct:.2g} %"
 
