@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.inferops-installed
 
-.PHONY: demo demo-llm test test-fast lint hosts hosts-down system-deps test-servers bench clean
+.PHONY: demo demo-llm demo-profiles test test-fast lint hosts hosts-down system-deps test-servers bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: $(STAMP)
 # tinylm with continuous batching vs --max-num-seqs 1: reports/demo-llm/index.html
 demo-llm: $(STAMP)
 	$(BIN)/inferops demo --llm
+
+# FP32 vs INT8 (dynamic, static) vs OpenVINO of the embedded cnn, each served on the same
+# pinned core and swept, with the accuracy against FP32: reports/demo-profiles/index.html
+demo-profiles: $(STAMP)
+	$(BIN)/inferops demo --profiles
 
 # In CI (CI=true) a missing system package fails here and a skipped tier fails the
 # run; elsewhere the tests run anyway and their last lines list the skipped tiers.

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from inferops import validators
 from inferops.exitcodes import INVALID, InvalidMeasurement, UsageError
+from inferops.load.profiles import generator_cpus
 
 #: (profile label, ServerProcess keyword arguments, what it is)
 PROFILES: list[tuple[str, dict, str]] = [
@@ -37,6 +38,17 @@ LLM_PROFILES: list[tuple[str, dict, str]] = [
     ),
     ("cpu-llm-max-num-seqs-1", {"extra_args": ["--max-num-seqs", "1"]}, "one sequence at a time"),
 ]
+#: ``--profiles``: what the optimisation-profile demo compares by default. int8-dynamic
+#: is left out: on the convolutional cnn it becomes ConvInteger, 5x slower than FP32
+#: here (onnxruntime#16009), and sweeping that slow a server takes minutes on its own;
+#: ``--profiles all`` or benchmarks/profiles.py measure it
+DEMO_OPTIMISATION_PROFILES = ("fp32", "int8-static", "openvino")
+#: ``--profiles``: sweep budget per profile (3 profiles x 50 s + building, comparing
+#: and calibrating stay within the demo's 5 minutes on a quiet 2-core machine)
+PROFILE_SWEEP_BUDGET_S = 50.0
+#: ``--profiles``: held-out samples each profile is compared with FP32 on (cnn's
+#: agreement is cosine similarity on random inputs, which 256 samples resolve)
+PROFILE_ACCURACY_SAMPLES = 256
 #: ``--llm`` requests: short prompts and replies keep each request cheap, so a sweep
 #: step gets its 600 samples within the demo's budget
 LLM_PROMPT_WORDS, LLM_MAX_TOKENS = 16, 8
@@ -67,6 +79,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=validators.positive,
         default=100.0,
         help="--llm: P99 TPOT bound of the sweeps, ms (default 100)",
+    )
+    parser.add_argument(
+        "--profiles",
+        nargs="?",
+        const=",".join(DEMO_OPTIMISATION_PROFILES),
+        default=None,
+        metavar="LIST",
+        help="the optimisation-profile demo: FP32 vs INT8 vs OpenVINO of the model, each "
+        "served on the same pinned cores and swept, with the accuracy against FP32, in one "
+        f"report (default list {','.join(DEMO_OPTIMISATION_PROFILES)}; out reports/demo-profiles)",
     )
     parser.add_argument(
         "--model",
@@ -118,21 +140,6 @@ BACKSTOP_S = 60.0
 STEP_SETUP_GRACE_S = 3.0
 #: the server and the load generator each need a CPU of their own
 MIN_CPUS = 2
-
-
-def generator_cpus(server_cpus: str) -> set[int] | None:
-    """The usable CPUs the server is not pinned to (None: nothing left, do not pin)."""
-    try:
-        usable = os.sched_getaffinity(0)
-    except (AttributeError, OSError):
-        return None
-    taken: set[int] = set()
-    for part in server_cpus.split(","):
-        lo, _, hi = part.strip().partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()):
-            taken.update(range(int(lo), int(hi or lo) + 1))
-    rest = usable - taken
-    return rest or None
 
 
 def _bench(cmd: list[str], *, on_line, budget_s: float, cpus: set[int] | None = None) -> int:
@@ -209,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
     """Build, then per profile: serve, calibrate, sweep; then the report."""
     from rich.console import Console
 
+    if args.profiles is not None:
+        return run_optimisation_profiles(args, Console(stderr=True, soft_wrap=True))
     profiles = _profiles(args)
     _check_arguments(args)
     console = Console(stderr=True, soft_wrap=True)  # logs stay one line per message
@@ -468,3 +477,94 @@ def _budget_stretch() -> float:
     from inferops.load.engine import BUDGET_STRETCH
 
     return BUDGET_STRETCH
+
+
+# --- inferops demo --profiles: FP32 vs INT8 vs OpenVINO --------------------------------------
+
+
+def run_optimisation_profiles(args, console) -> int:
+    """Make, compare, serve and sweep each optimisation profile (`inferops bench --sweep
+    --profiles`, a subprocess as in CI), then the report with its profile section."""
+    if args.llm:
+        raise UsageError("--profiles compares profiles of a tensor model: drop --llm")
+    from inferops.models.profileset import parse_names
+
+    names = parse_names(args.profiles)  # exit 2 for a bad list before anything runs
+    args.out = args.out or Path("reports/demo-profiles")
+    if args.slo_p99_ms is None:
+        args.slo_p99_ms = 100.0
+    _check_arguments(args)
+    if args.sweep_budget == 80.0:  # the two-profile demo's default: four need less each
+        args.sweep_budget = PROFILE_SWEEP_BUDGET_S
+    started = time.monotonic()
+    runs_dir = args.out / "runs"
+    with _progress(console, total=len(names) + 2) as steps:
+        steps.doing(f"{args.model}: making and comparing {', '.join(names[1:] or names)}")
+
+        def show(line: str) -> None:
+            if line.startswith(("profile ", "sweep step", "sweep:", "time budget")):
+                steps.doing(line)
+                console.print(f"  {line}")
+            if line.startswith("profile ") and ": max QPS at the SLO" in line:
+                steps.done()
+            if (
+                line.startswith("profile ")
+                and ": serving" in line
+                and line.startswith(f"profile {names[0]}:")
+            ):
+                steps.done()  # everything made and compared
+
+        code = _bench(
+            _bench_cmd(
+                "--sweep", "--profiles", ",".join(names), "--model", args.model,
+                "--slo-p99-ms", f"{args.slo_p99_ms:g}",
+                "--accuracy-samples", str(PROFILE_ACCURACY_SAMPLES),
+                "--server-cpus", args.server_cpus,
+                "--sweep-precision", "0.1", "--sweep-max-steps", "10",
+                "--duration", f"{args.step_duration:g}", "--warmup", "1s",
+                "--sweep-budget", f"{args.sweep_budget:g}s",
+                "--out", str(runs_dir),
+            ),
+            on_line=show,
+            budget_s=len(names) * (args.sweep_budget * _budget_stretch() + 30) + BACKSTOP_S,
+        )  # fmt: skip
+        if code == 2:
+            raise UsageError("inferops bench --sweep --profiles rejected its arguments")
+        folders = [runs_dir / n for n in names if (runs_dir / n / "summary.json").exists()]
+        if not folders:
+            raise InvalidMeasurement(f"no profile's sweep finished (bench exit {code})")
+        steps.doing("rendering the report")
+        runs, facts, written = _profiles_report(args, folders)
+        steps.done()
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+    _say_profiles(facts.profiles, console)
+    return _verdict(runs, written, console, expected=len(names))
+
+
+def _profiles_report(args, folders: list[Path]):
+    """The report (with its profile section): ``(runs, facts, written path)``."""
+    from inferops.report import catalog
+    from inferops.report.analysis import Options, analyse
+    from inferops.report.render import write_html
+    from inferops.report.runs import load_runs
+
+    options = Options(
+        target_qps=args.target_qps,
+        catalog=catalog.load(),
+        catalog_source=str(catalog.DEFAULT_PATH),
+    )
+    runs = load_runs(folders)
+    facts = analyse(runs, options)
+    return runs, facts, write_html(facts, runs, args.out / "index.html")
+
+
+def _say_profiles(profiles, console) -> None:
+    """The comparison in a few lines, ending with the report's verdict line."""
+    if profiles is None:
+        return
+    console.print(f"cpu: {profiles.cpu_text}")
+    for row in profiles.rows:
+        qps = "—" if row.max_qps is None else f"{row.max_qps:.0f} req/s"
+        nodes = "refused" if row.refused else f"{row.nodes} nodes"
+        console.print(f"  {row.title:<22} {qps:>12}  {nodes:<8} accuracy {row.delta}")
+    console.print(f"[bold]verdict: {profiles.verdict}[/bold]")

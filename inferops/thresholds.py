@@ -25,6 +25,9 @@ class Key:
     lo: float
     hi: float
     help: str
+    #: "load": checked on every load run (bench, the Locust gate, alerts); "model": judged
+    #: by the sizing report on a profile's accuracy record, never by a load run
+    scope: str = "load"
 
 
 KEYS: dict[str, Key] = {
@@ -45,6 +48,17 @@ KEYS: dict[str, Key] = {
         Key("p99_tpot_ms", "max", 0, math.inf, "P99 time per output token, ms"),
         Key("min_output_tokens_per_s", "min", 0, math.inf, "output tokens per second"),
         Key("min_goodput_qps", "min", 0, math.inf, "requests/s meeting every SLO"),
+        # optimisation profiles (inferops model compare): 1 - agreement with the FP32
+        # reference, where agreement is top-1 agreement for a classifier, else the mean
+        # cosine similarity of the outputs (inferops.models.accuracy)
+        Key(
+            "max_accuracy_drop",
+            "max",
+            0,
+            1,
+            "accuracy drop of a profile against FP32 (fraction of the agreement metric)",
+            scope="model",
+        ),
     ]
 }
 
@@ -56,6 +70,7 @@ DEFAULTS: dict[str, float] = {
     "min_success_rate": 0.99,
     "max_cpu_percent": 85,
     "max_memory_percent": 85,
+    "max_accuracy_drop": 0.01,
 }
 
 #: Streamed LLM runs: a request's latency and rate depend on its output length,
@@ -187,11 +202,12 @@ def check(limits: dict[str, float], observed: dict[str, float | None]) -> list[d
 
     Returns ``[{"name", "limit", "value", "ok"}]`` in ``KEYS`` order. A limit
     whose value was not observed (e.g. GPU keys on a CPU host) is reported with
-    ``value: None`` and ``ok: None`` — not checked, and not a pass.
+    ``value: None`` and ``ok: None`` — not checked, and not a pass. Model keys
+    (``max_accuracy_drop``) are not a load run's to check: the report judges them.
     """
     results = []
-    for name in KEYS:
-        if name not in limits:
+    for name, key in KEYS.items():
+        if name not in limits or key.scope != "load":
             continue
         limit, value = limits[name], observed.get(name)
         if value is None:

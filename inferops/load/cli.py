@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from inferops import thresholds, validators
 from inferops.exitcodes import UsageError
@@ -30,9 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sweep-start",
         type=validators.positive,
-        default=10.0,
+        default=None,
         metavar="QPS",
-        help="first sweep rate (default 10)",
+        help="first sweep rate (default 10; with --profiles: half of what one user sustains)",
     )
     p.add_argument(
         "--sweep-max",
@@ -57,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     _add_cluster_arguments(p)
+    _add_profile_arguments(p)
 
 
 def _add_cluster_arguments(p) -> None:
@@ -106,6 +108,55 @@ def _add_cluster_arguments(p) -> None:
     )
 
 
+def _add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """The profile axis of --sweep (inferops/load/profiles.py)."""
+    g = parser.add_argument_group(
+        "optimisation profiles (--sweep --profiles; see docs/profiles.md)"
+    )
+    g.add_argument(
+        "--profiles",
+        metavar="LIST",
+        help="serve and sweep each profile of --model in turn: comma-separated fp32, "
+        "int8-dynamic, int8-static, openvino, openvino-int8, or all; one run folder "
+        "each under --out, with the accuracy against FP32 beside it",
+    )
+    g.add_argument(
+        "--profile-file",
+        action="append",
+        metavar="NAME=PATH",
+        help="serve this file as profile NAME instead of making it (repeatable)",
+    )
+    g.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="FILE",
+        help="calibration inputs for int8-static/openvino-int8 (.npy/.npz/.jsonl; "
+        "generated for the embedded models)",
+    )
+    g.add_argument(
+        "--accuracy-samples",
+        metavar="FILE|N",
+        help="held-out inputs each profile is compared with FP32 on "
+        "(default: 1000 generated for the embedded models; a file for your own)",
+    )
+    g.add_argument(
+        "--server-cpus",
+        default="1",
+        metavar="CPUS",
+        help="cores every profile's server is pinned to, e.g. 1 or 2-3 (default 1); "
+        "the load generator gets the others",
+    )
+    g.add_argument(
+        "--server-arg",
+        action="append",
+        metavar="'ARGS'",
+        help="extra inferops serve flags for every profile, e.g. '--max-batch-size 16'",
+    )
+
+
+DEFAULT_SWEEP_START = 10.0
+
+
 def late_tolerance_s(args, limits: dict) -> float:
     """``--late-tolerance-ms``, else 5 % of the P99 bound in force (at least 1 ms)."""
     bound = thresholds.resolve_bound(args.slo_p99_ms, limits)
@@ -114,8 +165,10 @@ def late_tolerance_s(args, limits: dict) -> float:
 
 def _check_combination(args) -> None:
     """Rules between flags (each flag's own value is checked by its validator)."""
-    if args.target is None:
-        raise UsageError("the following arguments are required: --target")
+    if not args.target:
+        raise UsageError(
+            "--target URL is required (or --sweep --profiles LIST to serve each profile here)"
+        )
     if args.workers and args.master:
         raise UsageError("--workers starts its own local workers: drop --master")
     if args.worker_cpus and not args.workers:
@@ -131,7 +184,7 @@ def _check_combination(args) -> None:
         raise UsageError(
             f"--sweep with --protocol {args.protocol} needs --slo-ttft-ms and/or --slo-tpot-ms"
         )
-    if args.sweep_max < args.sweep_start:
+    if args.sweep_start is not None and args.sweep_max < args.sweep_start:
         raise UsageError("--sweep-start must be > 0 and <= --sweep-max")
 
 
@@ -220,6 +273,8 @@ def run_worker(args) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.worker:
         return run_worker(args)
+    if args.profiles is not None:
+        return _run_profiles(args)
     config = load_config(args)
     cluster = cluster_spec(args)
     from inferops.load import engine
@@ -238,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         summary = engine.sweep(
             config,
             folder,
-            start_qps=args.sweep_start,
+            start_qps=args.sweep_start or DEFAULT_SWEEP_START,
             max_qps=args.sweep_max,
             precision=args.sweep_precision,
             max_steps=args.sweep_max_steps,
@@ -257,6 +312,33 @@ def run(args: argparse.Namespace) -> int:
     _say_verdict(summary)
     print(f"run folder: {folder.path}")
     return exit_code(summary)
+
+
+def _run_profiles(args: argparse.Namespace) -> int:
+    """--sweep --profiles: each profile served and swept in turn (inferops/load/profiles.py)."""
+    from inferops.exitcodes import BREACH, INVALID, OK
+    from inferops.load import profiles
+    from inferops.measure.summary import exit_code
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    results, out = profiles.run(args, say)
+    codes = []
+    for name, summary in results:
+        code = exit_code(summary)
+        codes.append(code)
+        best = summary.slo.max_qps if summary.slo else None
+        print(
+            f"{name}: "
+            + (f"{best:.1f} req/s at the SLO" if best else "no capacity found")
+            + {OK: "", BREACH: " (threshold breached)", INVALID: " (invalid run)"}.get(code, ""),
+            file=sys.stderr,
+        )
+    folders = " ".join(str(out / name) for name, _ in results)
+    print(f"report: inferops report {folders} --out {out / 'index.html'}", file=sys.stderr)
+    print(f"run folders: {out}")
+    return INVALID if INVALID in codes else BREACH if BREACH in codes else OK
 
 
 def _say_sweep(summary) -> None:

@@ -42,7 +42,8 @@ def add_load_options(parser, *, locust: bool = False) -> None:
             default=None,
             type=validators.http_url,
             metavar="URL",
-            help="base URL of the inference server, e.g. http://127.0.0.1:8000",
+            help="base URL of the inference server, e.g. http://127.0.0.1:8000 "
+            "(required unless --profiles serves the model itself)",
         )
     add(
         "--protocol",

@@ -128,7 +128,9 @@ def check_accuracy(record: dict, max_accuracy_drop: float) -> AccuracyVerdict:
         return AccuracyVerdict(False, None, "no accuracy measured: run `inferops model compare`")
     count = int((record.get("samples") or {}).get("count") or 0)
     drop = max(0.0, 1.0 - float(value))
-    over = f"{metric} agreement {value:.2%} over {count} samples"
+    # cosine drifts are thousandths of a percent: show them, not "0.00%"
+    digits = 2 if drop == 0 or drop >= 1e-3 else 4
+    over = f"{metric} agreement {value:.{digits}%} over {count} samples"
     if metric == "top1" and max_accuracy_drop > 0:
         needed = math.ceil(1 / max_accuracy_drop)
         if count < needed:
@@ -138,12 +140,14 @@ def check_accuracy(record: dict, max_accuracy_drop: float) -> AccuracyVerdict:
                 f"{count} samples cannot resolve a {max_accuracy_drop:.2%} drop; compare on at "
                 f"least {needed}",
             )
-    if drop > max_accuracy_drop:
+    # 1 - 0.99 is 0.01000000000000001 in floating point: not over a bound of 0.01
+    if drop > max_accuracy_drop + 1e-12:
         return AccuracyVerdict(
             False,
             drop,
-            f"accuracy drop {drop:.2%} ({over}) exceeds max_accuracy_drop {max_accuracy_drop:.2%}",
+            f"accuracy drop {drop:.{digits}%} ({over}) exceeds max_accuracy_drop "
+            f"{max_accuracy_drop:.2%}",
         )
     return AccuracyVerdict(
-        True, drop, f"accuracy drop {drop:.2%} ({over}) within {max_accuracy_drop:.2%}"
+        True, drop, f"accuracy drop {drop:.{digits}%} ({over}) within {max_accuracy_drop:.2%}"
     )

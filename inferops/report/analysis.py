@@ -10,6 +10,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from inferops import thresholds as thresholds_mod
 from inferops.exitcodes import UsageError
@@ -227,6 +228,8 @@ class Facts:
     all_passed: bool
     all_valid: bool
     target_multiples: tuple = TARGET_MULTIPLES
+    #: optimisation profiles side by side (report.profiles), None without profile runs
+    profiles: Any = None
 
     @property
     def llm_runs(self) -> list[RunFacts]:
@@ -513,7 +516,12 @@ def analyse(runs: list[Run], options: Options) -> Facts:
         )
         for run, label in zip(runs, _labels(runs), strict=True)
     ]
+    from inferops.report.profiles import compare_profiles
+
+    # before Facts: a profile refused for its accuracy loses its sizing like an invalid run
+    profiles = compare_profiles(runs, items, limits, limits_source, target.value)
     return Facts(
+        profiles=profiles,
         slo=slo,
         headroom=headroom,
         target=target,
