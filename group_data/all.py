@@ -16,6 +16,10 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # seconds an apt index stays fresh: apt-get update runs only when a package is missing AND the
 # index is older than this
 # apt_cache_time = 3600
+# read the facts a deploy read last time in one SSH command per host and stage, reused until this
+# run changes the host (inferops.deploy.factbatch); false: one round trip per fact read, as stock
+# pyinfra
+# fact_batching = True
 
 # ---- layout ----
 # system user the server runs as (owns /var/lib/inferops)
