@@ -140,6 +140,10 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # your own hash-pinned lock (made like templates/deploy/requirements/*.txt) instead of the shipped
 # one for this onnxruntime_package/openvino
 # python_requirements_lock = None
+# download the lock's wheels once, on the control machine (hash-checked, cached in
+# .inferops/wheelhouse), and upload them: hosts install with --no-index instead of each downloading
+# from the index; false: every host downloads for itself
+# pip_wheelhouse = True
 # extra pip packages, installed after the lock WITHOUT hash checking: prefer your own
 # python_requirements_lock
 # python_packages = []
