@@ -52,6 +52,7 @@ def _locked(path: Path):
     process, including the greenlet holding the file lock.
     """
     lock = _in_process.setdefault(str(path), threading.Lock())
+    path.parent.mkdir(parents=True, exist_ok=True)
     with lock, open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
