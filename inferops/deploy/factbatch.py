@@ -1,4 +1,4 @@
-"""Fact reads batched into one SSH round trip per host and stage.
+"""Fact reads batched into one SSH round trip per host, stage and way of running them.
 
 pyinfra 3 runs a fact's command every time an operation asks for it: one SSH exec
 through ``sudo`` per ``host.get_fact`` call, nothing cached (pyinfra 2's fact cache
@@ -10,11 +10,15 @@ most of a no-op re-run's time.
 host answers ``host.get_fact``:
 
 1. it remembers which facts (class and arguments, never their answers) the deploy
-   read, per stage, under ``.inferops/facts/<deploy>/<host>.json``;
-2. on the next run, the first fact read of a stage (prepare, execute) runs *all* the
-   facts remembered for that stage in one shell command, each fact's own command
-   with its exit status and base64-framed output, and later reads are answered from
-   that snapshot;
+   read, per stage, under ``.inferops/facts/<deploy>/<host>.json``, each with the
+   number of the way it was run (``sudo``, ``_env``...: 0 for the first seen in the
+   run, 1 for the next; the settings themselves, which may hold a proxy password,
+   are not written);
+2. on the next run, the first fact read of a stage (prepare, execute) run a given way
+   runs *all* the facts remembered for that stage and way in one shell command, each
+   fact's own command with its exit status and base64-framed output, and later reads
+   are answered from that snapshot (a proxy ``_env`` on download operations makes a
+   second way, hence a second batch, not a miss for every read);
 3. the snapshot is dropped as soon as anything other than a fact read runs on the
    host (an operation's command, an upload), so every read after a change goes to
    the host again, exactly as without batching.
@@ -51,6 +55,7 @@ from inferops.deploy.common import local_state_dir
 from inferops.deploy.knobs import knob
 
 FRAME = "@@inferops-fact"
+RECORD_VERSION = 2
 # Each fact runs in its own background subshell, its framed answer written to a private
 # temp dir and printed once all are done: the batch takes as long as its slowest fact
 # (``pip freeze``), not the sum. "/$?" after the output keeps its trailing newlines
@@ -156,11 +161,13 @@ class FactBatch:
         self.host = host
         self.state = state
         self.record = record
-        self.remembered = self._load(record)  # {stage: [(fact id, kwargs)]} from the last run
-        self.asked: dict[str, dict[str, tuple[str, dict]]] = {}  # this run, in order
-        self.snapshot: dict[tuple, Any] | None = None
+        # {stage: [(fact id, kwargs, way)]} from the last run, and this run's, in order
+        self.remembered = self._load(record)
+        self.asked: dict[str, dict[str, tuple[str, dict, int]]] = {}
+        self.ways: dict[str, int] = {}  # frozen executor arguments -> number, this run
+        self.snapshot: dict[tuple, Any] = {}
         self.snapshot_stage: str | None = None
-        self.batched_stages: set[str] = set()
+        self.batched: set[tuple[str, int]] = set()  # (stage, way) read in one command
         self.reading = 0
         self.batches = 0
         self.hits = 0
@@ -185,13 +192,15 @@ class FactBatch:
         fact_kwargs = {k: v for k, v in fact_kwargs.items() if k != "self"}  # getcallargs'
         executor = {k: v for k, v in global_kwargs.items() if k in CONNECTOR_ARGUMENT_KEYS}
         stage = self._stage()
-        self._remember(stage, cls, fact_kwargs)
-        if self.snapshot is not None and self.snapshot_stage != stage:
-            self.snapshot = None  # facts are read afresh for each stage, as pyinfra does
-        if self.snapshot is None and stage not in self.batched_stages:
-            self._batch(stage, executor)
+        way = self.ways.setdefault(_freeze(executor), len(self.ways))
+        self._remember(stage, cls, fact_kwargs, way)
+        if self.snapshot_stage != stage:
+            self.snapshot = {}  # facts are read afresh for each stage, as pyinfra does
+            self.snapshot_stage = stage
+        if (stage, way) not in self.batched:
+            self._batch(stage, way, executor)
         key = (fact_id(cls), _freeze(fact_kwargs), _freeze(executor))
-        if self.snapshot is not None and key in self.snapshot:
+        if key in self.snapshot:
             self.hits += 1
             logger.debug("Fact %s (%s) answered from this stage's batch", cls.__name__, key[1])
             return copy.deepcopy(self.snapshot[key])
@@ -215,9 +224,9 @@ class FactBatch:
         return "execute" if self.state.current_stage == StateStage.Execute else "prepare"
 
     def _changed(self) -> None:
-        if self.snapshot is not None:
+        if self.snapshot:
             logger.debug("%s: a command ran; later fact reads go to the host", self.host.name)
-        self.snapshot = None
+        self.snapshot = {}
 
     def _read_one(self, cls, args, kwargs):
         self.reading += 1
@@ -226,20 +235,20 @@ class FactBatch:
         finally:
             self.reading -= 1
 
-    def _remember(self, stage: str, cls, fact_kwargs: dict) -> None:
+    def _remember(self, stage: str, cls, fact_kwargs: dict, way: int) -> None:
         try:
             frozen = json.dumps(fact_kwargs, sort_keys=True)
         except (TypeError, ValueError):
             return  # arguments we could not replay next time
         self.asked.setdefault(stage, {}).setdefault(
-            f"{fact_id(cls)} {frozen}", (fact_id(cls), fact_kwargs)
+            f"{fact_id(cls)} {frozen} {way}", (fact_id(cls), fact_kwargs, way)
         )
 
-    def _batch(self, stage: str, executor: dict) -> None:
-        self.batched_stages.add(stage)
+    def _batch(self, stage: str, way: int, executor: dict) -> None:
+        self.batched.add((stage, way))
         requests = []
-        for identifier, kwargs in self.remembered.get(stage, []):
-            cls = load_fact(identifier)
+        for identifier, kwargs, remembered_way in self.remembered.get(stage, []):
+            cls = load_fact(identifier) if remembered_way == way else None
             if cls is not None:
                 requests.append((cls(), kwargs))
         if len(requests) < 2:
@@ -262,7 +271,6 @@ class FactBatch:
         if not status:
             return
         answers = parse_batch(output.stdout_lines)
-        snapshot: dict[tuple, Any] = {}
         ok_codes = set(executor.get("_success_exit_codes") or [0])
         for index, (fact, kwargs) in enumerate(requests):
             code, lines = answers.get(index, (None, []))
@@ -272,26 +280,25 @@ class FactBatch:
                 value = fact.process(lines) if lines else fact.default()
             except Exception:  # FactProcessError and friends: let pyinfra report it
                 continue
-            snapshot[(fact_id(type(fact)), _freeze(kwargs), _freeze(executor))] = value
-        self.snapshot = snapshot
-        self.snapshot_stage = stage
+            self.snapshot[(fact_id(type(fact)), _freeze(kwargs), _freeze(executor))] = value
 
     @staticmethod
-    def _load(record: Path) -> dict[str, list[tuple[str, dict]]]:
+    def _load(record: Path) -> dict[str, list[tuple[str, dict, int]]]:
         try:
             data = json.loads(record.read_text())
         except (OSError, ValueError):
             return {}
-        if not isinstance(data, dict) or data.get("version") != 1:
+        if not isinstance(data, dict) or data.get("version") != RECORD_VERSION:
             return {}
         stages = {}
         for stage in ("prepare", "execute"):
             entries = data.get(stage) or []
             stages[stage] = [
-                (e[0], e[1])
+                (e[0], e[1], e[2])
                 for e in entries
-                if isinstance(e, list) and len(e) == 2 and isinstance(e[1], dict)
-            ]
+                if isinstance(e, list) and len(e) == 3 and isinstance(e[1], dict)
+                and isinstance(e[2], int)
+            ]  # fmt: skip
         return stages
 
     def save(self) -> None:
@@ -301,9 +308,10 @@ class FactBatch:
         }
         if not asked:
             return
-        data = {"version": 1, **{s: asked.get(s, []) for s in ("prepare", "execute")}}
-        before = {"version": 1, **{s: [list(e) for e in self.remembered.get(s, [])]
-                                   for s in ("prepare", "execute")}}  # fmt: skip
+        stages = ("prepare", "execute")
+        data = {"version": RECORD_VERSION, **{s: asked.get(s, []) for s in stages}}
+        before = {"version": RECORD_VERSION,
+                  **{s: [list(e) for e in self.remembered.get(s, [])] for s in stages}}  # fmt: skip
         if _freeze(data) == _freeze(before):
             return
         self.record.parent.mkdir(parents=True, exist_ok=True)

@@ -169,8 +169,8 @@ def test_a_failing_fact_is_left_to_pyinfra(tmp_path):
             return f"exit 5 # {path}"
 
     record = tmp_path / "facts.json"
-    entries = [[f"{__name__}:FailsOnce", {"path": "x"}], ["pyinfra.facts.server:Arch", {}]]
-    record.write_text(json.dumps({"version": 1, "prepare": entries, "execute": []}))
+    entries = [[f"{__name__}:FailsOnce", {"path": "x"}, 0], ["pyinfra.facts.server:Arch", {}, 0]]
+    record.write_text(json.dumps({"version": 2, "prepare": entries, "execute": []}))
     globals()["FailsOnce"] = FailsOnce  # importable by the record's id
     state, host, batch, counter = new_run(record)
     state.config.IGNORE_ERRORS = True
@@ -180,6 +180,28 @@ def test_a_failing_fact_is_left_to_pyinfra(tmp_path):
     with ctx_state.use(state), ctx_host.use(host):
         host.get_fact(FailsOnce, path="x", _ignore_errors=True)
     assert len(counter.commands) == 2  # the batch, then pyinfra's own read of FailsOnce
+
+
+def test_reads_run_another_way_get_their_own_batch(tree, tmp_path):
+    """A proxy ``_env`` on download operations is another way of running a fact: its reads
+    get their own batch instead of all missing, and the settings are never written."""
+    record = tmp_path / "facts.json"
+    proxy = {"http_proxy": "http://user:secret@proxy.invalid:3128"}
+    plain = [(File, {"path": str(tree / "a.conf")}), (Directory, {"path": str(tree / "dir")})]
+    proxied = [(FileText, {"path": str(tree / "marker")}), (Arch, {})]
+
+    def read_all(state, host):
+        values = [read(state, host, fact, **kwargs) for fact, kwargs in plain]
+        return values + [read(state, host, fact, **kwargs, _env=proxy) for fact, kwargs in proxied]
+
+    state, host, batch, _ = new_run(record)
+    first = read_all(state, host)
+    batch.save()
+    assert "secret" not in record.read_text() and "proxy.invalid" not in record.read_text()
+
+    state, host, batch, counter = new_run(record)
+    assert _without_times(read_all(state, host)) == _without_times(first)
+    assert len(counter.commands) == 2 and batch.batches == 2 and batch.hits == 4
 
 
 def _sh(script: str) -> list[str]:
