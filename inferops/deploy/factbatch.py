@@ -10,7 +10,7 @@ most of a no-op re-run's time.
 host answers ``host.get_fact``:
 
 1. it remembers which facts (class and arguments, never their answers) the deploy
-   read, per stage, under ``.inferops/facts/<deploy>/<host>.json``, each with the
+   read, per stage (prepare with ``-y``, detect without, execute), under ``.inferops/facts/<deploy>/<host>.json``, each with the
    number of the way it was run (``sudo``, ``_env``...: 0 for the first seen in the
    run, 1 for the next; the settings themselves, which may hold a proxy password,
    are not written);
@@ -56,6 +56,7 @@ from inferops.deploy.knobs import knob
 
 FRAME = "@@inferops-fact"
 RECORD_VERSION = 2
+STAGES = ("prepare", "detect", "execute")
 # Each fact runs in its own background subshell, its framed answer written to a private
 # temp dir and printed once all are done: the batch takes as long as its slowest fact
 # (``pip freeze``), not the sum. "/$?" after the output keeps its trailing newlines
@@ -221,7 +222,12 @@ class FactBatch:
 
     # --- internals -----------------------------------------------------------------
     def _stage(self) -> str:
-        return "execute" if self.state.current_stage == StateStage.Execute else "prepare"
+        """``execute``; or, before it, ``detect`` when pyinfra evaluates every operation to
+        show changes (no ``-y``: its reads are all the operations' facts) or ``prepare``
+        (``-y``: only what the deploy code reads itself)."""
+        if self.state.current_stage == StateStage.Execute:
+            return "execute"
+        return "detect" if self.state.should_check_for_changes() else "prepare"
 
     def _changed(self) -> None:
         if self.snapshot:
@@ -291,7 +297,7 @@ class FactBatch:
         if not isinstance(data, dict) or data.get("version") != RECORD_VERSION:
             return {}
         stages = {}
-        for stage in ("prepare", "execute"):
+        for stage in STAGES:
             entries = data.get(stage) or []
             stages[stage] = [
                 (e[0], e[1], e[2])
@@ -302,16 +308,20 @@ class FactBatch:
         return stages
 
     def save(self) -> None:
-        """Write what this run asked (facts and arguments only), if it differs."""
+        """Write what this run asked (facts and arguments only), if it differs.
+
+        A stage this run never reached (``--dry`` stops before execute) keeps what the
+        last run that reached it asked, so dry runs and real runs do not erase each other.
+        """
         asked = {
             stage: [list(v) for v in entries.values()] for stage, entries in self.asked.items()
         }
         if not asked:
             return
-        stages = ("prepare", "execute")
-        data = {"version": RECORD_VERSION, **{s: asked.get(s, []) for s in stages}}
+        stages = STAGES
         before = {"version": RECORD_VERSION,
                   **{s: [list(e) for e in self.remembered.get(s, [])] for s in stages}}  # fmt: skip
+        data = {"version": RECORD_VERSION, **{s: asked.get(s, before[s]) for s in stages}}
         if _freeze(data) == _freeze(before):
             return
         self.record.parent.mkdir(parents=True, exist_ok=True)

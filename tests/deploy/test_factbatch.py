@@ -40,10 +40,11 @@ class Counting:
         return self._run(command, *args, **kwargs)
 
 
-def new_run(record: Path):
-    """A fresh pyinfra state on @local with batching installed, as a deploy file does."""
+def new_run(record: Path, dry: bool = False):
+    """A fresh pyinfra state on @local with batching installed, as a deploy file does;
+    like ``pyinfra -y`` (no change detection), or without ``-y`` when ``dry``."""
     inventory = Inventory((["@local"], {}))
-    state = State(inventory, Config())
+    state = State(inventory, Config(), check_for_changes=dry)
     connect_all(state)
     host = inventory.get_host("@local")
     state.set_stage(StateStage.Prepare)
@@ -202,6 +203,35 @@ def test_reads_run_another_way_get_their_own_batch(tree, tmp_path):
     state, host, batch, counter = new_run(record)
     assert _without_times(read_all(state, host)) == _without_times(first)
     assert len(counter.commands) == 2 and batch.batches == 2 and batch.hits == 4
+
+
+def test_dry_runs_and_real_runs_keep_their_own_records(tree, tmp_path):
+    """``--dry`` (detect, never execute) and ``-y`` runs (prepare, execute) read different
+    facts before execute: each keeps its own list, so alternating costs no extra reads."""
+    record = tmp_path / "facts.json"
+    state, host, batch, _ = new_run(record)
+    read(state, host, Arch)
+    state.set_stage(StateStage.Execute)
+    read(state, host, File, path=str(tree / "a.conf"))
+    read(state, host, Directory, path=str(tree / "dir"))
+    batch.save()
+
+    state, host, batch, _ = new_run(record, dry=True)  # detect stage only, other reads
+    read(state, host, LinuxDistribution)
+    read(state, host, File, path=str(tree / "a.conf"))
+    batch.save()
+
+    state, host, batch, counter = new_run(record)  # -y again: prepare and execute batched
+    read(state, host, Arch)
+    state.set_stage(StateStage.Execute)
+    read(state, host, File, path=str(tree / "a.conf"))
+    read(state, host, Directory, path=str(tree / "dir"))
+    assert batch.hits == 2 and len(counter.commands) == 2  # Arch alone: no batch of one
+
+    state, host, batch, counter = new_run(record, dry=True)  # and --dry again
+    read(state, host, LinuxDistribution)
+    read(state, host, File, path=str(tree / "a.conf"))
+    assert batch.hits == 2 and len(counter.commands) == 1
 
 
 def _sh(script: str) -> list[str]:
