@@ -10,12 +10,11 @@ most of a no-op re-run's time.
 host answers ``host.get_fact``:
 
 1. it remembers which facts (class and arguments, never their answers) the deploy
-   read, per stage (prepare with ``-y``, detect without, execute), under ``.inferops/facts/<deploy>/<host>.json``, each with the
-   number of the way it was run (``sudo``, ``_env``...: 0 for the first seen in the
-   run, 1 for the next; the settings themselves, which may hold a proxy password,
-   are not written);
-2. on the next run, the first fact read of a stage (prepare, execute) run a given way
-   runs *all* the facts remembered for that stage and way in one shell command, each
+   read, per stage (prepare with ``-y``, detect without, execute), under
+   ``.inferops/facts/<deploy>/<host>.json``, each with the number of the way it was
+   run (``sudo``, ``_env``...: 0 for the first seen in the run, 1 for the next; the
+   settings themselves, which may hold a proxy password, are not written);
+2. on the next run, the first fact read of a stage run a given way runs *all* the facts remembered for that stage and way in one shell command, each
    fact's own command with its exit status and base64-framed output, and later reads
    are answered from that snapshot (a proxy ``_env`` on download operations makes a
    second way, hence a second batch, not a miss for every read);
