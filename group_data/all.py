@@ -16,6 +16,10 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # seconds an apt index stays fresh: apt-get update runs only when a package is missing AND the
 # index is older than this
 # apt_cache_time = 3600
+# read the facts a deploy read last time in one SSH command per host and stage, reused until this
+# run changes the host (inferops.deploy.factbatch); false: one round trip per fact read, as stock
+# pyinfra
+# fact_batching = True
 
 # ---- layout ----
 # system user the server runs as (owns /var/lib/inferops)
@@ -136,6 +140,10 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # your own hash-pinned lock (made like templates/deploy/requirements/*.txt) instead of the shipped
 # one for this onnxruntime_package/openvino
 # python_requirements_lock = None
+# download the lock's wheels once, on the control machine (hash-checked, cached in
+# .inferops/wheelhouse), and upload them: hosts install with --no-index instead of each downloading
+# from the index; false: every host downloads for itself
+# pip_wheelhouse = True
 # extra pip packages, installed after the lock WITHOUT hash checking: prefer your own
 # python_requirements_lock
 # python_packages = []

@@ -1,7 +1,9 @@
-"""Files made on the control machine and uploaded: the inferops wheel, the model, the token.
+"""Files made on the control machine and uploaded: the inferops wheel, the wheelhouse of
+the locked dependencies, the model, the token.
 
 Each is cached under ``.inferops/`` and reused, so a second ``pyinfra`` run
-uploads byte-identical files and reports no change.
+uploads byte-identical files and reports no change, and a fleet downloads its
+dependencies once (on the control machine) instead of once per host.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,10 +40,20 @@ _SOURCE_GLOBS = (
 _METADATA_ONLY = ("README.md",)
 
 
+_in_process: dict[str, threading.Lock] = {}
+
+
 @contextmanager
 def _locked(path: Path):
-    """Serialise concurrent pyinfra processes building the same artifact."""
-    with open(path, "w") as handle:
+    """Serialise concurrent builders of the same artifact: greenlets of this process (pyinfra
+    runs hosts as gevent greenlets and patches ``threading``), then other processes (flock).
+
+    The in-process lock comes first: a greenlet blocked in ``flock`` would block the whole
+    process, including the greenlet holding the file lock.
+    """
+    lock = _in_process.setdefault(str(path), threading.Lock())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with lock, open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -124,6 +139,104 @@ def _has_build_backend() -> bool:
     except ImportError:
         return False
     return True
+
+
+# Environment markers of the host's interpreter, from the PythonPlatform fact.
+def marker_environment(target: dict) -> dict[str, str]:
+    version = target["version"]
+    return {
+        "python_version": ".".join(version.split(".")[:2]),
+        "python_full_version": version,
+        "implementation_name": target["implementation"].lower(),
+        "platform_python_implementation": target["implementation"],
+        "platform_machine": target["machine"],
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+    }
+
+
+def wheelhouse_requirements(lock_text: str, target: dict) -> list[str]:
+    """The lock's entries that apply on ``target``, markers evaluated, hashes kept."""
+    from packaging.requirements import Requirement
+
+    env = marker_environment(target)
+    found = []
+    for line in re.sub(r"\\\n\s*", " ", lock_text).splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        head, _, hashes = line.partition(" --hash=")
+        requirement = Requirement(head)
+        if requirement.marker and not requirement.marker.evaluate(env):
+            continue
+        found.append(f"{requirement.name}{requirement.specifier} --hash={hashes.strip()}")
+    return found
+
+
+def wheel_platforms(target: dict) -> list[str] | None:
+    """pip ``--platform`` tags a glibc Linux host accepts (manylinux down to 2.5), or None
+    when the wheelhouse cannot be built for it (musl, not CPython)."""
+    match = re.match(r"^2\.(\d+)", target.get("libc_version") or "")
+    if target.get("libc") != "glibc" or not match or target.get("implementation") != "CPython":
+        return None
+    arch = target["machine"]
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(int(match.group(1)), 4, -1)]
+    return tags + [f"manylinux{alias}_{arch}" for alias in ("2014", "2010", "1")]
+
+
+def wheelhouse_tag(target: dict) -> str:
+    major, minor = target["version"].split(".")[:2]
+    return f"cp{major}{minor}-{target['libc']}{target['libc_version']}-{target['machine']}"
+
+
+def build_wheelhouse(
+    lock_text: str, target: dict, pip_options: list[str] | None = None, cache: Path | None = None
+) -> Path:
+    """Download (once per lock and host platform) the lock's wheels for ``target`` into one
+    zip and return it: ``pip download --require-hashes --only-binary=:all:`` on the control
+    machine, so every file is checked against the lock's sha256 before it ships.
+
+    ``pip_options``: index options (``--index-url``...). Raises PyinfraError when pip
+    cannot get every wheel (an sdist-only package, no index reachable).
+    """
+    platforms = wheel_platforms(target)
+    if platforms is None:
+        raise PyinfraError(f"no wheelhouse for {target}: only CPython on glibc Linux")
+    cache = cache or local_state_dir("wheelhouse")
+    key = hashlib.sha256(lock_text.encode()).hexdigest()[:16]
+    target_dir = cache / f"{key}-{wheelhouse_tag(target)}"
+    archive = target_dir / "wheelhouse.zip"
+    with _locked(cache / ".lock"):
+        if archive.is_file():
+            return archive
+        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
+        try:
+            requirements = tmp / "requirements.txt"
+            requirements.write_text("\n".join(wheelhouse_requirements(lock_text, target)) + "\n")
+            major, minor = target["version"].split(".")[:2]
+            command = [
+                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                "--require-hashes", "--only-binary=:all:", "--implementation", "cp",
+                "--python-version", f"{major}.{minor}", "--abi", f"cp{major}{minor}",
+                *[arg for tag in platforms for arg in ("--platform", tag)],
+                *(pip_options or []), "-d", str(tmp / "wheels"), "-r", str(requirements),
+            ]  # fmt: skip
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                errors = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR")]
+                raise PyinfraError(
+                    "downloading the wheelhouse failed: "
+                    + (errors or result.stderr.strip().splitlines() or ["(no output)"])[-1]
+                )
+            with zipfile.ZipFile(tmp / "wheelhouse.zip", "w", zipfile.ZIP_STORED) as bundle:
+                for wheel in sorted((tmp / "wheels").glob("*.whl")):
+                    bundle.write(wheel, wheel.name)  # wheels are zips already: store
+            shutil.rmtree(tmp / "wheels")
+            os.replace(tmp, target_dir)  # atomic: a half-downloaded dir is never picked up
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return archive
 
 
 def build_model(name: str, cache: Path | None = None) -> Path:

@@ -1,5 +1,6 @@
 """Small helpers shared by the components: proxy env, package install, local state dir,
-units kept running. Declares the knobs every component reads: ``proxy``, ``apt_cache_time``."""
+units kept running. Declares the knobs every component reads: ``proxy``, ``apt_cache_time``,
+``fact_batching``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
 from pyinfra.operations import apt, dnf, systemd
 
-from inferops.deploy.knobs import Knob, declare, integer, knob, proxy_map
+from inferops.deploy.knobs import Knob, boolean, declare, integer, knob, proxy_map
 from inferops.deploy.platform import Platform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,14 @@ KNOBS = (
         integer(0),
         "seconds an apt index stays fresh: apt-get update runs only when a package is "
         "missing AND the index is older than this",
+    ),
+    Knob(
+        "fact_batching",
+        True,
+        boolean(),
+        "read the facts a deploy read last time in one SSH command per host and stage, "
+        "reused until this run changes the host (inferops.deploy.factbatch); false: one "
+        "round trip per fact read, as stock pyinfra",
     ),
 )
 DEFAULTS = declare(__name__, KNOBS)

@@ -186,3 +186,34 @@ class TreeDigest(FactBase):
 
     def process(self, output) -> str:
         return "\n".join(output).strip()
+
+
+class PythonPlatform(FactBase):
+    """What an interpreter on the host installs wheels for, or None when it is absent:
+    ``{"version": "3.11.2", "implementation": "CPython", "machine": "x86_64",
+    "libc": "glibc", "libc_version": "2.36"}`` (the wheelhouse is built for exactly this).
+    """
+
+    def command(self, python: str) -> str:
+        code = (
+            "import platform as p; print(p.python_version()); "
+            "print(p.python_implementation()); print(p.machine()); print(*p.libc_ver())"
+        )
+        return f"'{python}' -c '{code}' 2>/dev/null || true"
+
+    def process(self, output) -> dict | None:
+        return parse_python_platform(output)
+
+
+def parse_python_platform(lines) -> dict | None:
+    lines = [line.strip() for line in lines]
+    if len(lines) < 4 or not re.match(r"^\d+\.\d+\.\d+", lines[0]):
+        return None
+    libc = lines[3].split()
+    return {
+        "version": lines[0],
+        "implementation": lines[1],
+        "machine": lines[2],
+        "libc": libc[0] if libc else "",
+        "libc_version": libc[1] if len(libc) > 1 else "",
+    }

@@ -7,19 +7,25 @@ matches, so a converged host reports 0 changed operations.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
+import shlex
+from pathlib import Path
 
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.rpm import RpmPackages
 from pyinfra.operations.util import files as file_utils
 
+from inferops.deploy import artifacts
 from inferops.deploy.facts import (
     AptHolds,
     DockerImageId,
     FileText,
     PipFreeze,
+    PythonPlatform,
     TreeDigest,
     normalize_dist_name,
 )
@@ -134,27 +140,76 @@ def pip_replace(pip: str, wanted: str, other: str):
 
 
 @operation()
-def pip_install_locked(pip: str, lock: str, digest: str, marker: str, pins: dict[str, str]):
+def pip_install_locked(
+    pip: str,
+    lock: str,
+    digest: str,
+    marker: str,
+    pins: dict[str, str],
+    wheelhouse_lock: str | None = None,
+    python: str | None = None,
+    index_options: list[str] | None = None,
+):
     """``pip install --require-hashes -r lock`` unless this lock is already installed.
 
     Installed means: ``marker`` holds the lock's sha256 (written only after pip
     succeeds, so an interrupted install is retried) and every unconditional pin is
     present at its version (so a package removed or changed by hand is put back).
 
+    With ``wheelhouse_lock`` (the same lock on the control machine), an install first
+    gets the lock's wheels for this host's interpreter (``python``, read as a fact)
+    from the control machine's wheelhouse (downloaded once, hash-checked, cached),
+    uploads that one zip and installs with ``--no-index`` from it: a fleet downloads
+    its dependencies once instead of once per host. When the wheelhouse cannot be
+    made (no index reachable from the control machine, an sdist-only package, a musl
+    host), the host installs from its index as without it, and the run says so.
+
     + pip: path of the environment's pip
     + lock: remote path of the uploaded lock
     + digest, marker: the lock's sha256 and where it is recorded once installed
     + pins: ``{name: version}`` the environment must have
+    + wheelhouse_lock, python, index_options: the local lock, the environment's python
+      and the pip index options for the control machine's download
     """
     installed = host.get_fact(PipFreeze, pip=pip)
     drift = sorted(name for name, version in pins.items() if installed.get(name) != version)
     if host.get_fact(FileText, path=marker) == digest and not drift:
         host.noop(f"pip: {lock} already installed")
         return
-    yield StringCommand(
-        QuoteString(pip), "install", "--require-hashes", "-r", QuoteString(lock),
-        "&&", "echo", digest, ">", QuoteString(marker),
-    )  # fmt: skip
+    archive = _wheelhouse(wheelhouse_lock, python, index_options) if wheelhouse_lock else None
+    if archive is None:
+        yield StringCommand(
+            QuoteString(pip), "install", "--require-hashes", "-r", QuoteString(lock),
+            "&&", "echo", digest, ">", QuoteString(marker),
+        )  # fmt: skip
+        return
+    remote = f"{posixpath.dirname(lock)}/wheelhouse-{digest[:12]}.zip"
+    yield FileUploadCommand(
+        str(archive), remote, remote_temp_filename=host.get_temp_filename(remote)
+    )
+    q = shlex.quote
+    yield (
+        f'd=$(mktemp -d) && {q(python)} -m zipfile -e {q(remote)} "$d" && '
+        f'{q(pip)} install --no-index --find-links "$d" --require-hashes -r {q(lock)} && '
+        f'echo {digest} > {q(marker)}; rc=$?; rm -rf "$d" {q(remote)}; exit $rc'
+    )
+
+
+def _wheelhouse(local_lock: str, python: str | None, index_options: list[str] | None):
+    """The control machine's wheelhouse zip for this host, or None (then: install from the
+    index) with a warning saying why."""
+    target = host.get_fact(PythonPlatform, python=python) if python else None
+    if not target:
+        reason = f"{python} not there yet to read its platform from"
+    elif artifacts.wheel_platforms(target) is None:
+        reason = f"no manylinux wheels for {target['implementation']} on {target['libc'] or '?'}"
+    else:
+        try:
+            return artifacts.build_wheelhouse(Path(local_lock).read_text(), target, index_options)
+        except (PyinfraError, OSError) as exc:
+            reason = str(exc)
+    logger.warning(f"{host.print_prefix}wheelhouse skipped ({reason}): installing from the index")
+    return None
 
 
 @operation()

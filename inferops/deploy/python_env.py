@@ -107,6 +107,14 @@ KNOBS = (
         "the shipped one for this onnxruntime_package/openvino",
     ),
     Knob(
+        "pip_wheelhouse",
+        True,
+        boolean(),
+        "download the lock's wheels once, on the control machine (hash-checked, cached in "
+        ".inferops/wheelhouse), and upload them: hosts install with --no-index instead of "
+        "each downloading from the index; false: every host downloads for itself",
+    ),
+    Knob(
         "python_packages",
         [],
         str_list(PIP_PIN, "requirement"),
@@ -162,6 +170,7 @@ def _requirements() -> None:
         digest=hashlib.sha256(text.encode()).hexdigest(),
         marker=f"{env_prefix()}/.inferops-requirements.sha256",
         pins=locks.unconditional_pins(text),
+        **_wheelhouse_args(lock),
         **download_args(),
     )
     if knob("openvino"):
@@ -177,6 +186,23 @@ def _requirements() -> None:
             packages=list(knob("python_packages")),
             **download_args(),
         )
+
+
+def _wheelhouse_args(lock: Path) -> dict:
+    """``pip_install_locked``'s wheelhouse arguments: the local lock, the env's python and
+    the index options the control machine downloads with (the same index knobs as hosts)."""
+    if not knob("pip_wheelhouse"):
+        return {}
+    options = []
+    if knob("pip_index_url"):
+        options += ["--index-url", knob("pip_index_url")]
+    for extra in knob("pip_extra_index_urls"):
+        options += ["--extra-index-url", extra]
+    for trusted in knob("pip_trusted_hosts"):
+        options += ["--trusted-host", trusted]
+    if knob("pip_ca_cert"):
+        options += ["--cert", knob("pip_ca_cert")]
+    return {"wheelhouse_lock": str(lock), "python": env_python(), "index_options": options}
 
 
 def _pip_config(dest: str) -> None:
