@@ -158,6 +158,15 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # server_model_path = None
 # name the model is served under (default: server_model or the file's stem)
 # server_model_name = None
+# version label of the served model (letters, digits, . _ + -); it names one content: its directory
+# is <version>-<sha12>, and None stores it as <sha12> alone
+# server_model_version = None
+# the .onnx for server_model_version, set by `inferops rollout` for the version it rolls out (takes
+# precedence over server_model_path and server_model; the served name stays the inventory's)
+# server_model_source = None
+# model versions kept on the node, the served one included (most recently served first): at least
+# 2, so a rollback is a link flip
+# server_model_keep = 3
 # listen address (an IP or 'localhost'); not loopback => a bearer token is generated and required
 # server_bind = '0.0.0.0'
 # listen port
