@@ -28,6 +28,7 @@ from inferops.deploy import (
     grafana,
     inference_server,
     layout,
+    loadbalancer,
     monitoring_files,
     nightly,
     node_exporter,
@@ -41,7 +42,7 @@ from inferops.deploy import (
 from inferops.deploy.knobs import Knob
 
 # Shared modules first, then components in deploy order (deploys/gpu_node.py, then
-# deploys/nightly.py's and deploys/monitoring.py's own components); group_data/all.py
+# deploys/nightly.py's, deploys/monitoring.py's and deploys/loadbalancer.py's own components); group_data/all.py
 # documents them in this order.
 COMPONENTS = (
     common,
@@ -63,6 +64,7 @@ COMPONENTS = (
     monitoring_files,
     prometheus,
     grafana,
+    loadbalancer,
 )
 
 KNOBS: dict[str, Knob] = {item.name: item for module in COMPONENTS for item in module.KNOBS}

@@ -13,7 +13,8 @@ How the pieces get onto the host:
   so a rollback has nothing to upload;
 - the config: ``/etc/inferops/server.env`` read by the unit via ``EnvironmentFile=``;
 - the bearer token (when the bind address is not loopback): generated once on the
-  control machine under ``.inferops/tokens/<host>`` (0600), uploaded 0600 root:root
+  control machine under ``.inferops/tokens/<host>`` (0600; ``<server_token_name>``
+  when hosts share one, as behind a load balancer), uploaded 0600 root:root
   without ever printing it (not even with ``--diff``) and handed to the server by
   systemd's ``LoadCredential=``.
 
@@ -162,6 +163,14 @@ KNOBS = (
         "None: .inferops/tokens under the directory pyinfra runs in",
     ),
     Knob(
+        "server_token_name",
+        None,
+        string(none=True, pattern=_NAME, what="a token name"),
+        "which bearer token the server requires: the file of that name in server_token_dir "
+        "(None: the host's own name). Hosts behind one load balancer share one name, so one "
+        "client token works through it",
+    ),
+    Knob(
         "server_verify",
         True,
         boolean(),
@@ -256,7 +265,7 @@ def _token():
         return op, None
     given = knob("server_token_dir")
     token_dir = Path(os.path.expanduser(given)).resolve() if given else None
-    local = artifacts.ensure_token(host.name, token_dir)
+    local = artifacts.ensure_token(knob("server_token_name") or host.name, token_dir)
     op = ops.put_secret(
         name="Upload the bearer token",
         src=str(local),
