@@ -47,7 +47,7 @@ class BenchLoad:
     duration: str = "20s"
     warmup: str = "3s"
     thresholds: str | None = None
-    token_file: str | None = None
+    token_files: dict[str | None, str | None] = field(default_factory=dict)  # None: the LB
     extra_args: list[str] = field(default_factory=list)
     timeout_s: float = 600.0
     _count: int = 0
@@ -75,8 +75,9 @@ class BenchLoad:
         ]
         if self.thresholds:
             cmd += ["--thresholds", self.thresholds]
-        if self.token_file:
-            cmd += ["--token-file", self.token_file]
+        token_file = self.token_files.get(node)
+        if token_file:
+            cmd += ["--token-file", token_file]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s)
         summary_path = out / "summary.json"
         if proc.returncode == 2 or not summary_path.exists():
@@ -172,12 +173,19 @@ class PrometheusAlerts:
 
 @dataclass
 class PyinfraFleet:
-    """Version switches and nginx weights through the project's pyinfra deploys."""
+    """Version switches and nginx weights through the project's pyinfra deploys.
+
+    The version being rolled out is the inventory's data plus two overrides
+    (``server_model_version`` and ``server_model_source``); any other version is the
+    inventory as written, unchanged: the previous version is what the inventory
+    describes, and switching back to it is a plain run of the deploy (a flip to the
+    version still stored on the node, nothing uploaded).
+    """
 
     inventory: str
     node_deploy: str  # e.g. deploys/cpu_node.py
     lb_deploy: str  # deploys/loadbalancer.py
-    sources: dict[str, str]  # version -> model file on this (control) machine
+    overrides: dict[str, dict]  # version -> host data that makes a node serve it
     lb_limit: str = "loadbalancer"
     extra_args: list[str] = field(default_factory=list)
     log_dir: Path | None = None
@@ -185,7 +193,7 @@ class PyinfraFleet:
     def _pyinfra(self, deploy: str, limit: str, data: dict) -> None:
         cmd = ["pyinfra", "-y", self.inventory, deploy, "--limit", limit]
         for key, value in data.items():
-            cmd += ["--data", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+            cmd += ["--data", f"{key}={json.dumps(value)}"]
         proc = subprocess.run(
             [*cmd, *self.extra_args], capture_output=True, text=True, timeout=1800
         )
@@ -199,12 +207,7 @@ class PyinfraFleet:
             raise InferopsError(f"pyinfra {Path(deploy).name} --limit {limit} failed: {tail[0]}")
 
     def deploy(self, node: str, version: str) -> None:
-        # a version without a source here must already be stored on the node (the
-        # previous one always is: versions are kept side by side)
-        data = {"server_model_version": version}
-        if version in self.sources:
-            data["server_model_source"] = self.sources[version]
-        self._pyinfra(self.node_deploy, node, data)
+        self._pyinfra(self.node_deploy, node, self.overrides.get(version, {}))
 
     def set_weights(self, weights: dict[str, int]) -> None:
         self._pyinfra(self.lb_deploy, self.lb_limit, {"lb_weights": weights})

@@ -248,7 +248,7 @@ class Rollout:
         self._enter("canary-deployed")
 
     def _check_canary_alone(self) -> None:
-        s, canary = self.state, self.state.canary
+        canary = self.state.canary
         baseline = getattr(self, "_baseline", None)
         if baseline is None:  # resumed: the old version is gone from the canary, re-measure
             baseline = self._reference_from_log()
