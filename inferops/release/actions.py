@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inferops.exitcodes import InferopsError
-from inferops.release.rollout import Comparison, LoadResult
+from inferops.release.rollout import FULL_WEIGHT, Comparison, LoadResult
 
 
 def _inferops_cmd() -> list[str]:
@@ -210,4 +210,9 @@ class PyinfraFleet:
         self._pyinfra(self.node_deploy, node, self.overrides.get(version, {}))
 
     def set_weights(self, weights: dict[str, int]) -> None:
-        self._pyinfra(self.lb_deploy, self.lb_limit, {"lb_weights": weights})
+        # every node at full weight is the inventory's own balancer: a plain run, so the
+        # fleet ends exactly as the inventory describes it (a later run changes nothing)
+        if all(w == FULL_WEIGHT for w in weights.values()):
+            self._pyinfra(self.lb_deploy, self.lb_limit, {})
+        else:
+            self._pyinfra(self.lb_deploy, self.lb_limit, {"lb_weights": weights})

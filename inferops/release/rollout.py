@@ -150,6 +150,8 @@ class Rollout:
     def _set_weights(self, **changes: int) -> None:
         weights = dict(self.state.weights)
         weights.update(changes)
+        if weights == self.state.weights:
+            return  # already applied (a resumed run re-applies the saved weights first)
         self.state.weights = weights
         self._save()  # saved before applied: a re-run re-applies what was intended
         self.actions.set_weights(weights)
