@@ -16,6 +16,7 @@ idempotent pyinfra deploys:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -75,10 +76,15 @@ class BenchLoad:
         ]
         if self.thresholds:
             cmd += ["--thresholds", self.thresholds]
+        env = dict(os.environ)
         token_file = self.token_files.get(node)
         if token_file:
-            cmd += ["--token-file", token_file]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s)
+            # through the environment, never the command line (ps shows arguments)
+            try:
+                env["INFEROPS_TOKEN"] = Path(token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise InferopsError(f"cannot read the bearer token {token_file}: {exc}") from None
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env)
         summary_path = out / "summary.json"
         if proc.returncode == 2 or not summary_path.exists():
             raise InferopsError(f"{label}: inferops bench failed: {proc.stderr.strip()[-300:]}")

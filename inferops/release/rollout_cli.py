@@ -72,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="with --at-capacity: the sized profile to use")
     parser.add_argument(
         "--interval",
-        type=validators.duration,
+        type=validators.duration_or_zero,
         default=30.0,
-        help="how long Prometheus alerts are watched at each step (default 30s)",
+        help="how long Prometheus alerts are watched at each step (default 30s; 0: not watched)",
     )
     parser.add_argument(
         "--duration",
