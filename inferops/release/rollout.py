@@ -255,21 +255,15 @@ class Rollout:
         if baseline is None:  # resumed: the old version is gone from the canary, re-measure
             baseline = self._reference_from_log()
         candidate = self._measure("canary alone (new version)", canary, self.plan.rate)
+        both = {"baseline": baseline.evidence, "canary": candidate.evidence}
         if candidate.exit_code == BREACH:
-            raise RollbackNeeded(
-                "the canary breached thresholds.toml on its own", evidence=candidate.evidence
-            )
+            raise RollbackNeeded("the canary breached thresholds.toml on its own", evidence=both)
         if candidate.exit_code != OK:
             raise RollbackNeeded(
-                f"the canary's load test failed (exit {candidate.exit_code})",
-                evidence=candidate.evidence,
+                f"the canary's load test failed (exit {candidate.exit_code})", evidence=both
             )
         verdict = self.actions.compare(baseline, candidate)
-        evidence = {
-            "baseline": baseline.evidence,
-            "canary": candidate.evidence,
-            "comparison": verdict.evidence,
-        }
+        evidence = {**both, "comparison": verdict.evidence}
         if verdict.regressed:
             raise RollbackNeeded(
                 f"canary regressed against the old version: {verdict.summary}", evidence=evidence
