@@ -205,7 +205,8 @@ class PyinfraFleet:
         )
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            name = f"pyinfra-{int(time.time() * 1000)}-{_slug(limit)}.log"
+            # nanoseconds: two runs in one millisecond (or a resumed rollout) never share a log
+            name = f"pyinfra-{time.time_ns()}-{_slug(limit)}.log"
             # pyinfra's own output never prints the token (see the deploy's no_log files)
             (self.log_dir / name).write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
