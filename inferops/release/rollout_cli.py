@@ -89,6 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--thresholds", help="thresholds.toml the load tests gate on (default: bench's)"
     )
     parser.add_argument(
+        "--retries",
+        type=validators.int_range(0, 10),
+        default=1,
+        help="times an invalid (noisy) load test is repeated before the rollout gives up "
+        "and rolls back with exit 3 (default 1)",
+    )
+    parser.add_argument(
         "--min-effect",
         default="5%",
         metavar="PCT",
@@ -205,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         rate=rate,
         interval_s=args.interval,
+        invalid_retries=args.retries,
     )
     pyinfra_logs = out / "pyinfra"
     world = _World(

@@ -32,11 +32,12 @@ pytestmark = pytest.mark.realhost
 
 STORE = "/opt/inferops/models/mlp"
 NGINX_CONF = "/etc/nginx/conf.d/inferops-lb.conf"
-# each load test: 500 requests (a P99 needs 459, see measure.validity) on a node capped at
-# 25 % of a core; a change under 2x is within this shared box's noise
+# each load test: 480 requests (a P99 needs 459, see measure.validity) on a node capped at
+# 25 % of a core; a change under 2x is within this shared box's noise, and a generator
+# starved by the box (late sends) gives an invalid run, repeated up to twice
 COMMON = (
-    "--rate", "50", "--duration", "10s", "--warmup", "1s", "--interval", "0",
-    "--min-effect", "100%",
+    "--rate", "40", "--duration", "12s", "--warmup", "1s", "--interval", "0",
+    "--min-effect", "100%", "--retries", "2",
 )  # fmt: skip
 
 
@@ -54,7 +55,7 @@ def versions(tmp_path_factory) -> dict[str, Path]:
         init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.01),
                                               init.name))  # fmt: skip
     onnx.save(retrained, out / "mlp-retrained.onnx")
-    # ~8 ms of CPU a request: at 50 req/s that is 40 % of a core, on a node capped at 25 %
+    # ~8 ms of CPU a request: at 40 req/s that is 32 % of a core, on a node capped at 25 %
     onnx.save(mlp(hidden=4096), out / "mlp-wide.onnx")
     # the fleet's gate: the P99 bound alone (the seed table's min_qps = 100 is above the
     # rate these capped nodes are tested at, and its CPU limits would judge this shared box)
