@@ -2,7 +2,7 @@
 
 Hosts are data, not code: they come from ``INFEROPS_FLEET=fleet.toml`` (copy
 ``fleet.example.toml``), or ``INFEROPS_GPU_NODES="h1,h2"`` / ``INFEROPS_CPU_NODES``
-/ ``INFEROPS_MONITORING`` / ``INFEROPS_LOADGEN`` (+ ``INFEROPS_SSH_USER``...), or a
+/ ``INFEROPS_MONITORING`` / ``INFEROPS_LOADGEN`` / ``INFEROPS_LOADBALANCER`` (+ ``INFEROPS_SSH_USER``...), or a
 ``fleet.toml`` beside this file. Knobs live in ``group_data/*.py``.
 
 Every host's data is validated here, before pyinfra connects to anything: a bad
@@ -43,3 +43,4 @@ gpu_nodes = _groups["gpu_nodes"]
 cpu_nodes = _groups["cpu_nodes"]
 monitoring = _groups["monitoring"]
 loadgen = _groups["loadgen"]
+loadbalancer = _groups["loadbalancer"]

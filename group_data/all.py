@@ -166,6 +166,15 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # server_model_path = None
 # name the model is served under (default: server_model or the file's stem)
 # server_model_name = None
+# version label of the served model (letters, digits, . _ + -); it names one content: its directory
+# is <version>-<sha12>, and None stores it as <sha12> alone
+# server_model_version = None
+# the .onnx for server_model_version, set by `inferops rollout` for the version it rolls out (takes
+# precedence over server_model_path and server_model; the served name stays the inventory's)
+# server_model_source = None
+# model versions kept on the node, the served one included (most recently served first): at least
+# 2, so a rollback is a link flip
+# server_model_keep = 3
 # listen address (an IP or 'localhost'); not loopback => a bearer token is generated and required
 # server_bind = '0.0.0.0'
 # listen port
@@ -181,6 +190,10 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # where bearer tokens live on the control machine (0700 dir, 0600 files); None: .inferops/tokens
 # under the directory pyinfra runs in
 # server_token_dir = None
+# which bearer token the server requires: the file of that name in server_token_dir (None: the
+# host's own name). Hosts behind one load balancer share one name, so one client token works
+# through it
+# server_token_name = None
 # after a change, wait until the unit is active and the port answers
 # server_verify = True
 # Triton NGC image pinned by digest, required with server_runtime = triton:
@@ -307,3 +320,22 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # grafana_version = None
 # listen address
 # grafana_listen = '127.0.0.1:3000'
+
+# ---- loadbalancer ----
+# where nginx accepts client traffic (address:port)
+# lb_listen = '0.0.0.0:80'
+# inventory groups whose hosts (address + server_port) form the upstream
+# lb_upstream_groups = ['gpu_nodes', 'cpu_nodes']
+# per-host weight {host: weight} (default 1); 0 takes the host out (nginx 'down'); the release
+# engine sets it to drain and shift traffic
+# lb_weights = {}
+# passive health check: failed attempts within lb_fail_timeout that take a host out (0: never)
+# lb_max_fails = 3
+# passive health check: the window for lb_max_fails, and how long a failed host stays out
+# lb_fail_timeout = '10s'
+# idle keepalive connections to the upstreams kept per nginx worker
+# lb_keepalive = 32
+# how long nginx waits to connect to an upstream before trying the next one
+# lb_connect_timeout = '2s'
+# longest silence from an upstream mid-response (LLM streams need minutes)
+# lb_read_timeout = '300s'

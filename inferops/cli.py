@@ -27,6 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("baseline", "inferops.history.baseline_cli", "set or show the baseline run per scenario"),
     ("nightly", "inferops.history.nightly_cli", "nightly regression gate: run, store, judge"),
     ("demo", "inferops.demo", "end-to-end demo on the embedded model"),
+    ("rollout", "inferops.release.rollout_cli", "canary release of a new model version"),
     ("k8s", "inferops.release.k8s_cli", "Kubernetes manifests sized from measured runs"),
 ]
 

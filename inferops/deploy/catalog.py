@@ -29,6 +29,7 @@ from inferops.deploy import (
     inference_server,
     layout,
     loadgen,
+    loadbalancer,
     monitoring_files,
     nightly,
     node_exporter,
@@ -42,8 +43,8 @@ from inferops.deploy import (
 from inferops.deploy.knobs import Knob
 
 # Shared modules first, then components in deploy order (deploys/gpu_node.py, then
-# deploys/nightly.py's, deploys/loadgen.py's and deploys/monitoring.py's own components);
-# group_data/all.py documents them in this order.
+# deploys/nightly.py's, deploys/loadgen.py's, deploys/monitoring.py's and
+# deploys/loadbalancer.py's own components); group_data/all.py documents them in this order.
 COMPONENTS = (
     common,
     layout,
@@ -65,6 +66,7 @@ COMPONENTS = (
     monitoring_files,
     prometheus,
     grafana,
+    loadbalancer,
 )
 
 KNOBS: dict[str, Knob] = {item.name: item for module in COMPONENTS for item in module.KNOBS}

@@ -4,7 +4,7 @@ Sources, first found wins:
 
 1. ``INFEROPS_FLEET=/path/fleet.toml`` (see ``fleet.example.toml``);
 2. env vars ``INFEROPS_GPU_NODES="h1,h2"``, ``INFEROPS_CPU_NODES``,
-   ``INFEROPS_MONITORING``, ``INFEROPS_LOADGEN`` with shared SSH settings in
+   ``INFEROPS_MONITORING``, ``INFEROPS_LOADGEN``, ``INFEROPS_LOADBALANCER`` with shared SSH settings in
    ``INFEROPS_SSH_USER``, ``INFEROPS_SSH_PORT``, ``INFEROPS_SSH_KEY``,
    ``INFEROPS_SSH_KNOWN_HOSTS``, ``INFEROPS_SUDO=1``;
 3. ``fleet.toml`` next to ``inventory.py``.
@@ -24,12 +24,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GROUPS = ("gpu_nodes", "cpu_nodes", "monitoring", "loadgen")
+GROUPS = ("gpu_nodes", "cpu_nodes", "monitoring", "loadgen", "loadbalancer")
 _ENV_GROUPS = {
     "INFEROPS_GPU_NODES": "gpu_nodes",
     "INFEROPS_CPU_NODES": "cpu_nodes",
     "INFEROPS_MONITORING": "monitoring",
     "INFEROPS_LOADGEN": "loadgen",
+    "INFEROPS_LOADBALANCER": "loadbalancer",
 }
 
 # Fleet fields -> pyinfra host data keys.

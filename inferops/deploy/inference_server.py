@@ -6,10 +6,15 @@ How the pieces get onto the host:
   (``python -m pip wheel --no-deps``, cached per source digest), uploaded with
   ``files.put`` and pip-installed into the environment;
 - the model: an embedded model built locally with ``inferops.models.build`` or a
-  user ``.onnx`` (``server_model_path``), uploaded to ``/var/lib/inferops/models``;
+  user ``.onnx`` (``server_model_path``), stored by version and sha256 under
+  ``/opt/inferops/models/<name>/<version>-<sha12>/model.onnx`` (``model_store``); the
+  server reads ``<name>/current/model.onnx`` and a new version is an atomic flip of
+  that link plus a restart of this unit alone. ``server_model_keep`` versions stay,
+  so a rollback has nothing to upload;
 - the config: ``/etc/inferops/server.env`` read by the unit via ``EnvironmentFile=``;
 - the bearer token (when the bind address is not loopback): generated once on the
-  control machine under ``.inferops/tokens/<host>`` (0600), uploaded 0600 root:root
+  control machine under ``.inferops/tokens/<host>`` (0600; ``<server_token_name>``
+  when hosts share one, as behind a load balancer), uploaded 0600 root:root
   without ever printing it (not even with ``--diff``) and handed to the server by
   systemd's ``LoadCredential=``.
 
@@ -20,7 +25,8 @@ the token.
 Triton binds loopback unless ``triton_insecure`` (it has no authentication); its
 image is pinned by digest and pulled once by the deploy, never on a service start.
 
-The service is restarted only when one of those changed, then checked (active
+The service is restarted only when one of those changed (the model: when ``current``
+now points elsewhere), then checked (active
 and accepting TCP connections) with a command that fails loudly with the journal.
 """
 
@@ -34,7 +40,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from inferops.deploy import artifacts, ops
+from inferops.deploy import artifacts, model_store, ops
 from inferops.deploy.common import keep_running, require, template
 from inferops.deploy.facts import NvidiaGpus
 from inferops.deploy.gpu import gpu_or_skip
@@ -45,11 +51,12 @@ from inferops.deploy.knobs import (
     choice,
     declare,
     image_digest,
+    integer,
     knob,
     local_file,
     string,
 )
-from inferops.deploy.layout import CONFIG_DIR, OPT_DIR, STATE_DIR, env_prefix
+from inferops.deploy.layout import CONFIG_DIR, MODEL_STORE, OPT_DIR, STATE_DIR, env_prefix
 from inferops.deploy.server_rules import (
     BACKENDS,
     bind_address,
@@ -69,7 +76,6 @@ SERVICE = "inferops-server"
 UNIT_PATH = f"/etc/systemd/system/{SERVICE}.service"
 ENV_PATH = f"{CONFIG_DIR}/server.env"
 TOKEN_PATH = f"{CONFIG_DIR}/token"
-MODEL_DIR = f"{STATE_DIR}/models"
 TRITON_SERVICE = "inferops-triton"
 VERIFY_SCRIPT = f"{OPT_DIR}/bin/inferops-verify"
 
@@ -99,6 +105,28 @@ KNOBS = (
         None,
         string(none=True, pattern=_NAME, what="a model name"),
         "name the model is served under (default: server_model or the file's stem)",
+    ),
+    Knob(
+        "server_model_version",
+        None,
+        string(none=True, pattern=model_store.VERSION_PATTERN, what="a version label"),
+        "version label of the served model (letters, digits, . _ + -); it names one content: "
+        "its directory is <version>-<sha12>, and None stores it as <sha12> alone",
+    ),
+    Knob(
+        "server_model_source",
+        None,
+        local_file(),
+        "the .onnx for server_model_version, set by `inferops rollout` for the version it "
+        "rolls out (takes precedence over server_model_path and server_model; the served "
+        "name stays the inventory's)",
+    ),
+    Knob(
+        "server_model_keep",
+        3,
+        integer(2, 100),
+        "model versions kept on the node, the served one included (most recently served "
+        "first): at least 2, so a rollback is a link flip",
     ),
     Knob(
         "server_bind",
@@ -135,6 +163,14 @@ KNOBS = (
         "None: .inferops/tokens under the directory pyinfra runs in",
     ),
     Knob(
+        "server_token_name",
+        None,
+        string(none=True, pattern=_NAME, what="a token name"),
+        "which bearer token the server requires: the file of that name in server_token_dir "
+        "(None: the host's own name). Hosts behind one load balancer share one name, so one "
+        "client token works through it",
+    ),
+    Knob(
         "server_verify",
         True,
         boolean(),
@@ -168,15 +204,16 @@ DEFAULTS = declare(__name__, KNOBS)
 def model_source() -> tuple[Path, str]:
     """(local .onnx path, served name) from the data."""
     user_path = knob("server_model_path")
-    if user_path:
-        path = Path(user_path).expanduser()
-        require(path.is_file(), "server_model_path", f"no such local file: {user_path}")
-        require(path.suffix == ".onnx", "server_model_path", f"not an .onnx file: {user_path}")
-        name = knob("server_model_name") or path.stem
-    else:
-        path = artifacts.build_model(knob("server_model"))
-        name = knob("server_model_name") or knob("server_model")
-    return path, name
+    name = knob("server_model_name") or (Path(user_path).stem if user_path else None)
+    name = name or knob("server_model")
+    for key in ("server_model_source", "server_model_path"):
+        given = knob(key)
+        if given:
+            path = Path(given).expanduser()
+            require(path.is_file(), key, f"no such local file: {given}")
+            require(path.suffix == ".onnx", key, f"not an .onnx file: {given}")
+            return path, name
+    return artifacts.build_model(knob("server_model")), name
 
 
 def probe_address(bind: str) -> str:
@@ -228,7 +265,7 @@ def _token():
         return op, None
     given = knob("server_token_dir")
     token_dir = Path(os.path.expanduser(given)).resolve() if given else None
-    local = artifacts.ensure_token(host.name, token_dir)
+    local = artifacts.ensure_token(knob("server_token_name") or host.name, token_dir)
     op = ops.put_secret(
         name="Upload the bearer token",
         src=str(local),
@@ -245,7 +282,7 @@ def _inferops():
     prefix = env_prefix()
     wheel_op = install_suite()
 
-    model_op, model_name = _upload_model(MODEL_DIR, "")
+    switch_op, model_path, store, target = _model_version(user)
     token_op, token_path = _token()
     env_op = files.template(
         name="Write /etc/inferops/server.env",
@@ -254,8 +291,8 @@ def _inferops():
         user="root",
         group=user,
         mode="640",
-        model=f"{MODEL_DIR}/{model_name}.onnx",
-        model_name=model_name,
+        model=model_path,
+        model_name=model_source()[1],
         bind=knob("server_bind"),
         port=knob("server_port"),
         backend=knob("server_backend"),
@@ -278,7 +315,43 @@ def _inferops():
         gpu=bool(host.get_fact(NvidiaGpus)),
         token_path=token_path,
     )
-    _run_and_verify(SERVICE, unit_op, [unit_op, env_op, model_op, wheel_op, token_op])
+    _run_and_verify(SERVICE, unit_op, [unit_op, env_op, switch_op, wheel_op, token_op])
+    # after the check: a version that failed to start leaves every older one in place
+    model_store.prune_versions(
+        name=f"Keep {knob('server_model_keep')} model versions",
+        store=store,
+        keep=knob("server_model_keep"),
+        protect=[target],
+    )
+
+
+def _model_version(user: str):
+    """Store this version beside the others and point ``current`` at it.
+
+    Returns (the switch operation, the path the server loads, the model's directory,
+    the version directory). Only the switch restarts the server: storing alone
+    changes nothing it reads.
+    """
+    path, name = model_source()
+    digest = artifacts.sha256_file(path)
+    store = f"{MODEL_STORE}/{name}"
+    target = model_store.version_dir(knob("server_model_version"), digest)
+    for directory in (MODEL_STORE, store):
+        files.directory(
+            name=f"Create {directory}", path=directory, user="root", group=user, mode="750"
+        )
+    model_store.store_version(
+        name=f"Store model version {target}",
+        store=store,
+        version=target,
+        src=str(path),
+        sha256=digest,
+        group=user,
+    )
+    switch_op = model_store.switch_version(
+        name=f"Serve model version {target}", store=store, version=target
+    )
+    return switch_op, f"{store}/{model_store.CURRENT}/{model_store.MODEL_FILE}", store, target
 
 
 def _run_and_verify(

@@ -13,6 +13,8 @@ STATE_DIR = "/var/lib/inferops"
 CONFIG_DIR = "/etc/inferops"
 OPT_DIR = "/opt/inferops"
 DOWNLOAD_DIR = f"{OPT_DIR}/downloads"
+# model versions side by side, one directory per served name (see deploy.model_store)
+MODEL_STORE = f"{OPT_DIR}/models"
 
 KNOBS = (
     Knob(

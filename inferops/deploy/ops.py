@@ -285,3 +285,38 @@ def promote_checked(candidate: str, live: str, checks: list[str], reload: str):
             reload,
         ]
     )
+
+
+@operation()
+def swap_in_tested(candidate: str, live: str, test: str, reload: str):
+    """Put the uploaded ``candidate`` file in place of ``live`` if ``test`` accepts the
+    whole configuration with it, then ``reload``; else put the previous ``live`` back.
+
+    For services whose checker reads the full configuration (``nginx -t``): the new
+    file is tested where it will live, together with everything else the service
+    loads (another site claiming the same port fails the test too). A refused
+    candidate restores the previous file (or removes the new one), is never
+    reloaded, and fails the run; the next run tries again (the files still differ).
+
+    + candidate: remote path of the uploaded file
+    + live: remote path the service reads
+    + test: command that checks the service's whole configuration
+    + reload: command that makes the running service re-read it (not a restart)
+    """
+    if host.get_fact(Sha256File, path=candidate) == host.get_fact(Sha256File, path=live):
+        host.noop(f"{live} already matches {candidate}")
+        return
+    backup = f"{live}.inferops-previous"
+    restore = f"{{ if test -e {backup}; then mv -f {backup} {live}; else rm -f {live}; fi; }}"
+    yield " && ".join(
+        [
+            f"rm -f {backup}",
+            f"{{ ! test -e {live} || cp -a {live} {backup}; }}",
+            f"cp {candidate} {live}.new",
+            f"mv -f {live}.new {live}",
+            f"{{ {test} || {{ {restore}; echo '{test}: refused the new {live}; "
+            f"the previous one is back' >&2; exit 1; }}; }}",
+            f"rm -f {backup}",
+            reload,
+        ]
+    )

@@ -16,6 +16,7 @@ idempotent pyinfra deploys:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inferops.exitcodes import InferopsError
-from inferops.release.rollout import Comparison, LoadResult
+from inferops.release.rollout import FULL_WEIGHT, Comparison, LoadResult
 
 
 def _inferops_cmd() -> list[str]:
@@ -47,7 +48,7 @@ class BenchLoad:
     duration: str = "20s"
     warmup: str = "3s"
     thresholds: str | None = None
-    token_file: str | None = None
+    token_files: dict[str | None, str | None] = field(default_factory=dict)  # None: the LB
     extra_args: list[str] = field(default_factory=list)
     timeout_s: float = 600.0
     _count: int = 0
@@ -75,9 +76,15 @@ class BenchLoad:
         ]
         if self.thresholds:
             cmd += ["--thresholds", self.thresholds]
-        if self.token_file:
-            cmd += ["--token-file", self.token_file]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s)
+        env = dict(os.environ)
+        token_file = self.token_files.get(node)
+        if token_file:
+            # through the environment, never the command line (ps shows arguments)
+            try:
+                env["INFEROPS_TOKEN"] = Path(token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise InferopsError(f"cannot read the bearer token {token_file}: {exc}") from None
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env)
         summary_path = out / "summary.json"
         if proc.returncode == 2 or not summary_path.exists():
             raise InferopsError(f"{label}: inferops bench failed: {proc.stderr.strip()[-300:]}")
@@ -172,12 +179,19 @@ class PrometheusAlerts:
 
 @dataclass
 class PyinfraFleet:
-    """Version switches and nginx weights through the project's pyinfra deploys."""
+    """Version switches and nginx weights through the project's pyinfra deploys.
+
+    The version being rolled out is the inventory's data plus two overrides
+    (``server_model_version`` and ``server_model_source``); any other version is the
+    inventory as written, unchanged: the previous version is what the inventory
+    describes, and switching back to it is a plain run of the deploy (a flip to the
+    version still stored on the node, nothing uploaded).
+    """
 
     inventory: str
     node_deploy: str  # e.g. deploys/cpu_node.py
     lb_deploy: str  # deploys/loadbalancer.py
-    sources: dict[str, str]  # version -> model file on this (control) machine
+    overrides: dict[str, dict]  # version -> host data that makes a node serve it
     lb_limit: str = "loadbalancer"
     extra_args: list[str] = field(default_factory=list)
     log_dir: Path | None = None
@@ -185,13 +199,14 @@ class PyinfraFleet:
     def _pyinfra(self, deploy: str, limit: str, data: dict) -> None:
         cmd = ["pyinfra", "-y", self.inventory, deploy, "--limit", limit]
         for key, value in data.items():
-            cmd += ["--data", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+            cmd += ["--data", f"{key}={json.dumps(value)}"]
         proc = subprocess.run(
             [*cmd, *self.extra_args], capture_output=True, text=True, timeout=1800
         )
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            name = f"pyinfra-{int(time.time() * 1000)}-{_slug(limit)}.log"
+            # nanoseconds: two runs in one millisecond (or a resumed rollout) never share a log
+            name = f"pyinfra-{time.time_ns()}-{_slug(limit)}.log"
             # pyinfra's own output never prints the token (see the deploy's no_log files)
             (self.log_dir / name).write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
@@ -199,12 +214,12 @@ class PyinfraFleet:
             raise InferopsError(f"pyinfra {Path(deploy).name} --limit {limit} failed: {tail[0]}")
 
     def deploy(self, node: str, version: str) -> None:
-        # a version without a source here must already be stored on the node (the
-        # previous one always is: versions are kept side by side)
-        data = {"server_model_version": version}
-        if version in self.sources:
-            data["server_model_source"] = self.sources[version]
-        self._pyinfra(self.node_deploy, node, data)
+        self._pyinfra(self.node_deploy, node, self.overrides.get(version, {}))
 
     def set_weights(self, weights: dict[str, int]) -> None:
-        self._pyinfra(self.lb_deploy, self.lb_limit, {"lb_weights": weights})
+        # every node at full weight is the inventory's own balancer: a plain run, so the
+        # fleet ends exactly as the inventory describes it (a later run changes nothing)
+        if all(w == FULL_WEIGHT for w in weights.values()):
+            self._pyinfra(self.lb_deploy, self.lb_limit, {})
+        else:
+            self._pyinfra(self.lb_deploy, self.lb_limit, {"lb_weights": weights})

@@ -150,6 +150,8 @@ class Rollout:
     def _set_weights(self, **changes: int) -> None:
         weights = dict(self.state.weights)
         weights.update(changes)
+        if weights == self.state.weights:
+            return  # already applied (a resumed run re-applies the saved weights first)
         self.state.weights = weights
         self._save()  # saved before applied: a re-run re-applies what was intended
         self.actions.set_weights(weights)
@@ -162,6 +164,17 @@ class Rollout:
         self.actions.deploy(node, version)
         self.state.serving[node] = version
         self._save()
+
+    def _decide(self, decision: str, reason: str, **evidence) -> None:
+        """Record a decision with its evidence, and say it with its headline figures."""
+        self.state.log(decision, reason, **evidence)
+        self._save()
+        figures = evidence.get("canary") if isinstance(evidence.get("canary"), dict) else evidence
+        shown = {k: figures.get(k) for k in ("p99_ms", "error_rate", "achieved_qps", "run")}
+        detail = ", ".join(f"{k}={v}" for k, v in shown.items() if v is not None)
+        if evidence.get("alerts"):
+            detail += f", alerts={evidence['alerts']}"
+        self.say(f"[{decision}] {reason}" + (f" ({detail})" if detail else ""))
 
     def _enter(self, phase: str) -> None:
         self.state.phase = phase
@@ -191,10 +204,20 @@ class Rollout:
             return self._rollback(why)
         except InferopsError as exc:  # a deploy or LB change failed: never leave it half-done
             return self._rollback(RollbackNeeded(f"an action failed: {exc}"))
-        s.log("promote", f"every node serves {s.version}", serving=dict(s.serving))
+        self._decide("promote", f"every node serves {s.version}", serving=dict(s.serving))
         self._enter("promoted")
         self.say(f"promoted {s.version} on {len(s.nodes)} nodes")
         return OK
+
+    def abort(self, reason: str = "aborted by the operator") -> int:
+        """Roll an unfinished rollout back (``inferops rollout --abort``)."""
+        s = self.state
+        if s.finished:
+            self.say(f"rollout of {s.version} already {s.phase}; nothing to abort")
+            return OK if s.phase == "promoted" else BREACH
+        if s.phase != "planned":
+            self.actions.set_weights(dict(s.weights))
+        return self._rollback(RollbackNeeded(reason))
 
     def _measure(self, label: str, node: str | None, rate: float) -> LoadResult:
         """A load test, repeated when the measurement itself was invalid (noise)."""
@@ -202,7 +225,7 @@ class Rollout:
             result = self.actions.load_test(label, node, rate)
             if result.exit_code != INVALID:
                 return result
-            self.state.log(
+            self._decide(
                 "info", f"{label}: invalid measurement (attempt {attempt + 1})", **result.evidence
             )
         raise RollbackNeeded(
@@ -215,41 +238,37 @@ class Rollout:
         s, canary = self.state, self.state.canary
         self.say(f"draining canary {canary} and measuring {s.previous_version} on it")
         self._set_weights(**{canary: 0})
-        # idempotent: after a crash mid-switch the canary may already run the new version
-        self._switch(canary, s.previous_version)
+        # after a crash mid-switch the canary may run the new version: switch it back
+        # (a node recorded as serving the previous version was read so at the start)
+        if s.serving.get(canary) != s.previous_version:
+            self._switch(canary, s.previous_version)
         baseline = self._measure("baseline (old version, canary alone)", canary, self.plan.rate)
-        s.log("info", "baseline measured on the drained canary", **baseline.evidence)
+        self._decide("info", "baseline measured on the drained canary", **baseline.evidence)
         self._baseline = baseline
         self.say(f"switching {canary} to {s.version}")
         self._switch(canary, s.version)
         self._enter("canary-deployed")
 
     def _check_canary_alone(self) -> None:
-        s, canary = self.state, self.state.canary
+        canary = self.state.canary
         baseline = getattr(self, "_baseline", None)
         if baseline is None:  # resumed: the old version is gone from the canary, re-measure
             baseline = self._reference_from_log()
         candidate = self._measure("canary alone (new version)", canary, self.plan.rate)
+        both = {"baseline": baseline.evidence, "canary": candidate.evidence}
         if candidate.exit_code == BREACH:
-            raise RollbackNeeded(
-                "the canary breached thresholds.toml on its own", evidence=candidate.evidence
-            )
+            raise RollbackNeeded("the canary breached thresholds.toml on its own", evidence=both)
         if candidate.exit_code != OK:
             raise RollbackNeeded(
-                f"the canary's load test failed (exit {candidate.exit_code})",
-                evidence=candidate.evidence,
+                f"the canary's load test failed (exit {candidate.exit_code})", evidence=both
             )
         verdict = self.actions.compare(baseline, candidate)
-        evidence = {
-            "baseline": baseline.evidence,
-            "canary": candidate.evidence,
-            "comparison": verdict.evidence,
-        }
+        evidence = {**both, "comparison": verdict.evidence}
         if verdict.regressed:
             raise RollbackNeeded(
                 f"canary regressed against the old version: {verdict.summary}", evidence=evidence
             )
-        s.log("pass", f"canary alone: within thresholds, {verdict.summary}", **evidence)
+        self._decide("pass", f"canary alone: within thresholds, {verdict.summary}", **evidence)
         self._enter("canary-checked")
 
     def _reference_from_log(self) -> LoadResult:
@@ -290,7 +309,7 @@ class Rollout:
                 raise RollbackNeeded(
                     f"step {weight}: alerts fired: {', '.join(alerts)}", evidence=evidence
                 )
-            s.log("pass", f"step {weight}: load test passed, no alert fired", **evidence)
+            self._decide("pass", f"step {weight}: load test passed, no alert fired", **evidence)
             s.step = index
             self._save()
         self._enter("promoting")
@@ -305,15 +324,15 @@ class Rollout:
             self._switch(node, s.version)
             self._set_weights(**{node: FULL_WEIGHT})
             s.promoted.append(node)
-            s.log("info", f"{node} switched to {s.version}")
-            self._save()
+            self._decide("info", f"{node} switched to {s.version}")
         # the canary's weight may still be below full after the last step
         self._set_weights(**{s.canary: FULL_WEIGHT})
 
     def _rollback(self, why: RollbackNeeded) -> int:
         s = self.state
         if s.phase != "rolling-back":
-            s.log("rollback", why.reason, **why.evidence)
+            # logged in the phase that failed: the report says where it stopped
+            self._decide("rollback", why.reason, **why.evidence)
             self._enter("rolling-back")
         self.say(f"rolling back: {why.reason}")
         # a node left drained by an interrupted step goes first, then the canary,
@@ -326,7 +345,9 @@ class Rollout:
             if s.serving.get(node) != s.previous_version:
                 self._switch(node, s.previous_version)
             self._set_weights(**{node: FULL_WEIGHT})
-        s.log("info", f"every node serves {s.previous_version} again", serving=dict(s.serving))
+        self._decide(
+            "info", f"every node serves {s.previous_version} again", serving=dict(s.serving)
+        )
         self._enter("rolled-back")
         self.say(f"rolled back to {s.previous_version}")
         return why.exit_code

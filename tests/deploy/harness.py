@@ -124,13 +124,24 @@ def run(
     host_name: str = "node1",
     assume_unchanged: tuple[str, ...] = (),
     config: Config | None = None,
+    others: list[tuple[str, dict, tuple[str, ...]]] = (),
+    groups: tuple[str, ...] = (),
 ) -> Result:
     """Prepare ``deploys`` (list of @deploy functions) for one fake host and simulate execution.
 
     ``assume_unchanged``: operation-name fragments whose operations are simulated as
     having found nothing to do (a converged resource), to exercise ``_if`` wiring.
+    ``others``: more inventory hosts ``(name, data, groups)`` that the deploy may read
+    (never contacted: only the fake host runs); ``groups``: the fake host's own groups.
     """
-    inventory = Inventory(([(host_name, dict(data or {}))], {}))
+    members: dict[str, list[str]] = {}
+    for name, _, member_of in [(host_name, None, groups), *others]:
+        for group in member_of:
+            members.setdefault(group, []).append(name)
+    inventory = Inventory(
+        ([(host_name, dict(data or {})), *[(n, dict(d)) for n, d, _ in others]], {}),
+        **{group: (names, {}) for group, names in members.items()},
+    )
     state = State(inventory, config or Config())
     host = inventory.get_host(host_name)
     calls: list = []

@@ -19,6 +19,7 @@ def test_example_fleet_parses_with_ssh_settings_and_groups():
         "cpu_nodes": ["cpu-1"],
         "monitoring": ["mon-1"],
         "loadgen": ["load-1"],
+        "loadbalancer": ["lb-1"],
     }
     cpu = dict(groups["cpu_nodes"])["cpu-1"]
     assert cpu["ssh_hostname"] == "10.0.0.21"

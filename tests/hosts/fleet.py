@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.hosts import machine, network, rootfs
+from tests.hosts import cpuquota, machine, network, rootfs
 from tests.hosts.machine import Host
 from tests.hosts.rootfs import DEPLOY_USER
 
@@ -45,6 +45,9 @@ def missing_prerequisites() -> list[str]:
         problems.append(f"missing tools: {', '.join(missing)} (run `make system-deps` as root)")
     if "overlay" not in Path("/proc/filesystems").read_text():
         problems.append("kernel has no overlay filesystem")
+    quota_problem = cpuquota.available()
+    if quota_problem:
+        problems.append(f"no CPU quotas for test hosts: {quota_problem}")
     return problems
 
 
@@ -70,22 +73,37 @@ def _resolv_conf() -> str:
     return "\n".join(servers or ["nameserver 1.1.1.1"]) + "\n"
 
 
-def claim_free_fleet(name: str, slots: range, workdir: Path, size: int, log=print) -> Fleet:
+def claim_free_fleet(
+    name: str, slots: range, workdir: Path, size: int, log=print, cpu_quota_pct=None
+) -> Fleet:
     """A Fleet on the first slot in ``slots`` that no other live process holds."""
     for slot in slots:
-        fleet = Fleet(name, slot, workdir, size=size, log=log)
+        fleet = Fleet(name, slot, workdir, size=size, log=log, cpu_quota_pct=cpu_quota_pct)
         if fleet.claim_slot():
             return fleet
     raise RuntimeError(f"every fleet slot in {slots.start}..{slots.stop - 1} is in use")
 
 
 class Fleet:
-    def __init__(self, name: str, slot: int, workdir: Path, size: int = 1, log=print):
+    """``cpu_quota_pct``: cap every host at that percent of one core from boot (None: no
+    cap); ``set_cpu_quota`` changes one host's cap while it runs (``tests.hosts.cpuquota``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        slot: int,
+        workdir: Path,
+        size: int = 1,
+        log=print,
+        cpu_quota_pct: float | None = None,
+    ):
         self.name = name
         self.net = network.Subnet(slot)
         self.workdir = Path(workdir)
         self.size = size
         self.log = log
+        self.cpu_quota_pct = cpu_quota_pct
         self.hosts: list[Host] = []
         self._slot_lock = None
 
@@ -151,7 +169,9 @@ class Fleet:
             for host in self.hosts:
                 network.delete_link(f"vb-{host.name}")  # left by a crash, off any bridge
                 machine.prepare(host, lower, self.net.gateway, pubkey, resolv)
-                machine.boot(host, self.net.bridge)
+                group = cpuquota.create(self.net.slot, host.name)
+                cpuquota.set_quota(self.net.slot, host.name, self.cpu_quota_pct)
+                machine.boot(host, self.net.bridge, cgroup_procs=group / "cgroup.procs")
                 self._save_state()  # after each boot, so a crash mid-way is recoverable
             with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
                 list(pool.map(machine.wait_ssh, self.hosts))
@@ -209,6 +229,8 @@ class Fleet:
                 machine.stop(int(entry.name))
         machine.unmount_under(self.overlay_dir)
         shutil.rmtree(self.overlay_dir, ignore_errors=True)
+        if cpuquota.available() is None:
+            cpuquota.remove_slot(self.net.slot)
         network.down(self.net)
         if not any(p.name.startswith("ifops-br") for p in Path("/sys/class/net").iterdir()):
             network.restore_forwarding(self._forward_state())
@@ -227,6 +249,16 @@ class Fleet:
     def load_state(self) -> None:
         state = json.loads(self.state_path.read_text())
         self.hosts = [Host(**h) for h in state["hosts"]]
+
+    def set_cpu_quota(self, host: Host, percent: float | None) -> None:
+        """Cap ``host`` at ``percent`` of one core now (None: lift the cap)."""
+        cpuquota.set_quota(self.net.slot, host.name, percent)
+
+    def cpu_quota(self, host: Host) -> float | None:
+        return cpuquota.quota(self.net.slot, host.name)
+
+    def cpu_throttled_periods(self, host: Host) -> int:
+        return cpuquota.throttled_periods(self.net.slot, host.name)
 
     def running(self) -> list[Host]:
         return [h for h in self.hosts if h.pid and machine.is_nspawn(h.pid)]

@@ -90,8 +90,12 @@ def prepare(host: Host, lower: Path, gateway: str, pubkey: str, resolv_conf: str
         os.chown(path, uid, gid)
 
 
-def boot(host: Host, bridge: str) -> None:
-    """Start the container in the background; ``host.pid`` is the nspawn process."""
+def boot(host: Host, bridge: str, cgroup_procs: Path | None = None) -> None:
+    """Start the container in the background; ``host.pid`` is the nspawn process.
+
+    With ``cgroup_procs`` (a cgroup's ``cgroup.procs``), nspawn is started inside that
+    cgroup, so the whole container is under its limits (``tests.hosts.cpuquota``).
+    """
     cmd = [
         "systemd-nspawn",
         "--boot",
@@ -110,10 +114,18 @@ def boot(host: Host, bridge: str) -> None:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=None if cgroup_procs is None else _joiner(cgroup_procs),
         )  # fmt: skip
     finally:
         log.close()
     host.pid = proc.pid
+
+
+def _joiner(cgroup_procs: Path):
+    def join() -> None:  # runs in the child, before exec: nspawn starts inside
+        cgroup_procs.write_text(str(os.getpid()))
+
+    return join
 
 
 def _alive(pid: int) -> bool:

@@ -30,6 +30,7 @@ def monitored(fleet, deployer):
         "monitoring.toml",
         data={"grafana": False},
         host_groups={node.name: ("cpu_nodes",), monitor.name: ("monitoring",)},
+        hosts=[node, monitor],  # the session fleet's other hosts are lb_fleet's
     )
     result = deployer.run(CPU_NODE, node, fleet_file=fleet_file)
     assert result.returncode == 0, result.tail()
@@ -98,6 +99,7 @@ def test_a_rules_change_is_a_reload_not_a_restart(fleet, deployer, monitored, tm
         "monitoring-321.toml",
         data={"grafana": False, "monitoring_thresholds": str(thresholds)},
         host_groups={fleet.hosts[0].name: ("cpu_nodes",), monitor.name: ("monitoring",)},
+        hosts=[fleet.hosts[0], monitor],
     )
     result = deployer.run(MONITORING, monitor, fleet_file=changed)
     assert result.returncode == 0, result.tail()

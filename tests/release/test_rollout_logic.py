@@ -182,3 +182,30 @@ def test_a_different_unfinished_rollout_blocks_a_new_one(tmp_path):
 
     with pytest.raises(InferopsError, match="unfinished rollout of version v2"):
         Rollout(other, ScriptedFleet(), tmp_path / "s.json", log=lambda *_: None)
+
+
+@pytest.mark.parametrize(
+    "fleet_kw, phase",
+    [({"canary_exit": 1}, "canary-deployed"), ({"alert_at_weight": 50}, "shifting")],
+)
+def test_the_rollback_is_logged_in_the_phase_that_failed(tmp_path, fleet_kw, phase):
+    _run(ScriptedFleet(**fleet_kw), tmp_path / "s.json")
+    state = RolloutState.load(tmp_path / "s.json")
+    assert [d.phase for d in state.decisions if d.decision == "rollback"] == [phase]
+
+
+def test_abort_rolls_an_interrupted_rollout_back(tmp_path):
+    fleet = ScriptedFleet(crash_at_call=8)  # mid-way through the traffic steps
+    with pytest.raises(Crash):
+        _run(fleet, tmp_path / "s.json")
+    fleet.crash_at_call = None
+    rollout = Rollout(_plan(), fleet, tmp_path / "s.json", log=lambda *_: None)
+    assert rollout.state.phase == "shifting"
+    assert rollout.abort() == 1
+    assert fleet.serving == {n: "v1" for n in NODES}
+    assert fleet.weights == {n: 100 for n in NODES}
+    state = RolloutState.load(tmp_path / "s.json")
+    assert state.phase == "rolled-back"
+    assert [d.reason for d in state.decisions if d.decision == "rollback"] == [
+        "aborted by the operator"
+    ]

@@ -1,0 +1,210 @@
+"""``inferops.deploy.loadbalancer`` at operation level (fake host: facts in, commands out).
+
+The upstream list comes from the inventory's other hosts, so these cases build an
+inventory with inference hosts that are never contacted; only the fake LB host runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from pyinfra.api.exceptions import PyinfraError
+
+from inferops.deploy.loadbalancer import CANDIDATE_CONF, DEFAULT_SITE, LIVE_CONF, loadbalancer
+from inferops.deploy.validate import validate_data
+
+from .harness import run
+from .profiles import merge, profile
+
+NODES = [
+    ("cpu-1", {"ssh_hostname": "10.0.0.21"}, ("cpu_nodes",)),
+    ("cpu-2", {"ssh_hostname": "10.0.0.22", "server_port": 9000}, ("cpu_nodes",)),
+    ("gpu-1", {"ssh_hostname": "10.0.0.11"}, ("gpu_nodes",)),
+    ("mon-1", {"ssh_hostname": "10.0.0.31"}, ("monitoring",)),
+]
+SHARED = {"server_token_name": "fleet"}
+INSTALLED = {"DebPackages": {"nginx": ["1.22.1-9"], "curl": ["7.88.1-10"]}}
+
+
+def _nodes(extra: dict | None = None):
+    return [(n, {**SHARED, **d, **(extra or {}).get(n, {})}, g) for n, d, g in NODES]
+
+
+def _lb(data=None, facts=None, nodes=None, **kwargs):
+    return run(
+        [loadbalancer],
+        merge(profile("debian12"), facts or {}),
+        data or {},
+        host_name="lb-1",
+        groups=("loadbalancer",),
+        others=_nodes() if nodes is None else nodes,
+        **kwargs,
+    )
+
+
+def _servers(conf: str) -> list[str]:
+    return [
+        line.strip() for line in conf.splitlines() if re.match(r"server \S+:\d+ ", line.strip())
+    ]
+
+
+def test_fresh_host_installs_nginx_renders_upstreams_checks_and_reloads():
+    # (the candidate's digest as it reads once uploaded; no live file yet)
+    # Debian's package enables its default site
+    result = _lb(
+        facts={
+            "Sha256File": {f"path={CANDIDATE_CONF}": "b" * 64},
+            "Link": {f"path={DEFAULT_SITE}": {"link_target": "/etc/nginx/sites-available/default"}},
+        }
+    )
+    assert result.has_command("apt-get") and result.has_command("nginx")
+    conf = result.uploads[CANDIDATE_CONF]
+    # every inference host, at its address and server_port, in inventory order
+    assert _servers(conf) == [
+        "server 10.0.0.21:8000 weight=1 max_fails=3 fail_timeout=10s;  # cpu-1",
+        "server 10.0.0.22:9000 weight=1 max_fails=3 fail_timeout=10s;  # cpu-2",
+        "server 10.0.0.11:8000 weight=1 max_fails=3 fail_timeout=10s;  # gpu-1",
+    ]
+    assert "10.0.0.31" not in conf  # the monitoring host is no upstream
+    for directive in (
+        "least_conn;",
+        "keepalive 32;",
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        "proxy_next_upstream error timeout;",
+        "location = /healthz",
+        "listen 0.0.0.0:80 default_server;",
+    ):
+        assert directive in conf, directive
+    assert "non_idempotent" not in re.sub(r"#.*", "", conf)  # a POST is never re-sent
+    # the candidate is tested in place by nginx -t before the reload
+    promote = result.op("swap it into").commands[0]
+    assert promote.index("nginx -t -q") < promote.index("systemctl reload nginx")
+    assert f"cp {CANDIDATE_CONF} {LIVE_CONF}.new" in promote
+    assert "restart" not in promote
+    assert result.has_command(f"rm -f {DEFAULT_SITE}")
+    assert result.op("Check nginx answers /healthz").commands
+
+
+def test_weights_set_weight_and_zero_means_down():
+    conf = _lb({"lb_weights": {"cpu-1": 3, "cpu-2": 0}}).uploads[CANDIDATE_CONF]
+    servers = _servers(conf)
+    assert servers[0].startswith("server 10.0.0.21:8000 weight=3 ")
+    assert servers[1] == "server 10.0.0.22:9000 down;  # cpu-2"
+    assert servers[2].startswith("server 10.0.0.11:8000 weight=1 ")
+
+
+def test_health_check_and_timeout_knobs_reach_the_config():
+    data = {
+        "lb_max_fails": 1,
+        "lb_fail_timeout": "3s",
+        "lb_keepalive": 8,
+        "lb_connect_timeout": "500ms",
+        "lb_read_timeout": "30s",
+        "lb_listen": "10.0.0.5:8080",
+        "lb_upstream_groups": ["cpu_nodes"],
+    }
+    conf = _lb(data).uploads[CANDIDATE_CONF]
+    assert _servers(conf) == [
+        "server 10.0.0.21:8000 weight=1 max_fails=1 fail_timeout=3s;  # cpu-1",
+        "server 10.0.0.22:9000 weight=1 max_fails=1 fail_timeout=3s;  # cpu-2",
+    ]
+    for directive in (
+        "keepalive 8;",
+        "proxy_connect_timeout 500ms;",
+        "proxy_read_timeout 30s;",
+        "listen 10.0.0.5:8080 default_server;",
+    ):
+        assert directive in conf, directive
+
+
+def test_converged_host_changes_nothing():
+    # the candidate uploaded earlier equals the live file: no test, no reload, no check
+    digest = "a" * 64
+    facts = {
+        **INSTALLED,
+        "Sha256File": {f"path={CANDIDATE_CONF}": digest, f"path={LIVE_CONF}": digest},
+    }
+    result = _lb(
+        facts=facts,
+        assume_unchanged=("Upload the nginx configuration", "Remove Debian's default", "Enable"),
+    )
+    assert [op.name for op in result.changed_ops()] == []
+    assert any(f"{LIVE_CONF} already matches" in n for n in result.noops)
+    assert not result.has_command("nginx -t")
+
+
+def test_changed_weights_only_reload():
+    facts = {
+        **INSTALLED,
+        "Sha256File": {f"path={CANDIDATE_CONF}": "b" * 64, f"path={LIVE_CONF}": "a" * 64},
+    }
+    result = _lb(
+        {"lb_weights": {"gpu-1": 0}},
+        facts=facts,
+        assume_unchanged=("Remove Debian's default", "Enable"),
+    )
+    changed = [op.name for op in result.changed_ops()]
+    assert any("swap it into" in name for name in changed)
+    assert result.has_command("systemctl reload nginx")
+    assert not result.has_command("systemctl restart") and not result.has_command("restart nginx")
+
+
+@pytest.mark.parametrize(
+    ("data", "nodes", "message"),
+    [
+        ({"lb_weights": {"cpu-9": 0}}, None, "lb_weights: no upstream host named cpu-9"),
+        ({"lb_upstream_groups": ["loadgen"]}, None, "no host in loadgen"),
+        (
+            {},
+            _nodes({"cpu-2": {"server_token_name": None}}),
+            "server_token_name: the upstream hosts have different bearer tokens",
+        ),
+        (
+            {},
+            _nodes({"gpu-1": {"server_bind": "127.0.0.1"}}),
+            "gpu-1 binds 127.0.0.1 (loopback)",
+        ),
+    ],
+)
+def test_bad_upstream_data_stops_before_any_change(data, nodes, message):
+    with pytest.raises(PyinfraError) as info:
+        _lb(data, nodes=nodes)
+    assert message in str(info.value)
+    assert str(info.value).startswith("lb-1: ")
+
+
+def test_rocky_is_refused():
+    with pytest.raises(PyinfraError, match="Debian/Ubuntu packages"):
+        run(
+            [loadbalancer],
+            profile("rocky9"),
+            {},
+            host_name="lb-1",
+            groups=("loadbalancer",),
+            others=_nodes(),
+        )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("lb_weights", {"cpu-1": -1}),
+        ("lb_weights", {"cpu-1": True}),
+        ("lb_weights", ["cpu-1"]),
+        ("lb_max_fails", -1),
+        ("lb_fail_timeout", "ten seconds"),
+        ("lb_listen", "80"),
+        ("server_token_name", "../etc/passwd"),
+    ],
+)
+def test_knob_schema_refuses_bad_values(key, value):
+    assert [k for k, _ in validate_data({key: value})] == [key]
+
+
+def test_weights_from_pyinfra_data_flag_are_accepted():
+    # the release engine passes --data lb_weights='{"a": 0}'; pyinfra's CLI parses the value
+    # as JSON (pyinfra_cli.util.parse_cli_arg: not imported here, it gevent-patches the process)
+    assert validate_data({"lb_weights": json.loads('{"cpu-1": 0, "cpu-2": 2}')}) == []

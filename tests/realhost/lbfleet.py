@@ -1,0 +1,140 @@
+"""Three inference hosts behind one nginx host, deployed by the project's own deploys.
+
+``LbFleet.deploy()`` runs ``deploys/cpu_node.py`` on the ``cpu_nodes`` (one pyinfra
+run, hosts in parallel) while ``deploys/loadbalancer.py`` runs on the ``loadbalancer``
+host, both through the repository's ``inventory.py`` pointed at a fleet file that
+holds only these four hosts. All servers share one bearer token
+(``server_token_name``), which a client sends through nginx as it would to one server.
+
+After the deploy each host is capped at a fixed share of a core (``NODE_QUOTA_PCT``,
+``LB_QUOTA_PCT``), so three servers, nginx and the load generator fit on two cores and
+a host's capacity is a known fraction of one: what the scaling measurement needs.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.hosts.fleet import Fleet
+from tests.hosts.machine import Host
+from tests.hosts.pyinfra_run import REPO, RunResult
+from tests.realhost.deploying import CPU_NODE, SERVER_PORT, SERVER_UNIT, Deployer
+
+LOADBALANCER = REPO / "deploys/loadbalancer.py"
+TOKEN_NAME = "lb-fleet"
+LB_PORT = 80
+NODE_QUOTA_PCT = 25.0
+LB_QUOTA_PCT = 50.0
+#: knobs for every host of this fleet: a fast passive health check for the fault test
+FLEET_DATA = {
+    "server_token_name": TOKEN_NAME,
+    "lb_max_fails": 1,
+    "lb_fail_timeout": "5s",
+    "lb_connect_timeout": "1s",
+    "lb_read_timeout": "10s",
+}
+
+
+@dataclass
+class LbFleet:
+    fleet: Fleet
+    deployer: Deployer
+    nodes: list[Host]
+    lb: Host
+    data: dict = field(default_factory=lambda: dict(FLEET_DATA))
+    fleet_file: Path | None = None
+
+    # --- where things are ---------------------------------------------------
+    @property
+    def url(self) -> str:
+        """nginx: what a client (or ``inferops bench --host``) is pointed at."""
+        return f"http://{self.lb.ip}:{LB_PORT}"
+
+    def node_url(self, node: Host) -> str:
+        return f"http://{node.ip}:{SERVER_PORT}"
+
+    @property
+    def token_file(self) -> Path:
+        """The shared bearer token on the control machine (0600)."""
+        return self.deployer.state_dir / "tokens" / TOKEN_NAME
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
+    @property
+    def inventory(self) -> Path:
+        return REPO / "inventory.py"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for running pyinfra (or ``PyinfraFleet``) against this fleet."""
+        return {**self.deployer.env, "INFEROPS_FLEET": str(self.fleet_file)}
+
+    # --- deploying ------------------------------------------------------------
+    def write_fleet_file(self, name: str = "lb-fleet.toml", **data) -> Path:
+        """The fleet file for these four hosts; ``data`` overrides knobs for all of them."""
+        groups = {n.name: ("cpu_nodes",) for n in self.nodes} | {self.lb.name: ("loadbalancer",)}
+        return self.deployer.write_fleet(
+            name, data={**self.data, **data}, host_groups=groups, hosts=[*self.nodes, self.lb]
+        )
+
+    def deploy(self, **data) -> tuple[RunResult, RunResult]:
+        """cpu_node on the nodes and loadbalancer on nginx, concurrently; both must pass."""
+        self.data.update(data)
+        self.fleet_file = self.write_fleet_file()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            nodes = pool.submit(self._run, CPU_NODE, "cpu_nodes")
+            lb = pool.submit(self._run, LOADBALANCER, "loadbalancer")
+            results = nodes.result(), lb.result()
+        for result in results:
+            assert result.returncode == 0, result.tail()
+        return results
+
+    def redeploy_lb(self, weights: dict[str, int] | None = None, **data) -> RunResult:
+        """Re-run the load-balancer deploy with changed data (``weights``: ``lb_weights``),
+        as the release engine does: ``--data`` on the command line, the fleet file as is."""
+        if weights is not None:
+            data["lb_weights"] = weights
+        options = []
+        for key, value in data.items():
+            options += ["--data", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+        result = self._run(LOADBALANCER, "loadbalancer", tuple(options))
+        assert result.returncode == 0, result.tail()
+        return result
+
+    def use_nodes(self, count: int) -> RunResult:
+        """Send traffic to the first ``count`` nodes only (the others weight 0: down)."""
+        weights = {n.name: (1 if i < count else 0) for i, n in enumerate(self.nodes)}
+        return self.redeploy_lb(weights)
+
+    def _run(self, deploy: Path, limit: str, options: tuple = ()) -> RunResult:
+        return self.deployer.run(
+            deploy, fleet_file=self.fleet_file, options=(*options, "--limit", limit)
+        )
+
+    # --- quotas and faults --------------------------------------------------------
+    def apply_quotas(self) -> None:
+        for node in self.nodes:
+            self.fleet.set_cpu_quota(node, NODE_QUOTA_PCT)
+        self.fleet.set_cpu_quota(self.lb, LB_QUOTA_PCT)
+
+    def kill_server(self, node: Host) -> None:
+        """SIGKILL the node's server and keep it down (a crash that does not come back)."""
+        self.fleet.ssh(
+            node,
+            f"sudo systemctl mask --runtime -q {SERVER_UNIT} && "
+            f"sudo systemctl kill -s SIGKILL {SERVER_UNIT}",
+        )
+
+    def revive_server(self, node: Host) -> None:
+        self.fleet.ssh(
+            node,
+            f"sudo systemctl unmask --runtime -q {SERVER_UNIT}; "
+            f"sudo systemctl reset-failed {SERVER_UNIT}; sudo systemctl start {SERVER_UNIT} && "
+            f"for i in $(seq 60); do curl -fsS http://127.0.0.1:{SERVER_PORT}/v2/health/ready "
+            ">/dev/null && exit 0; sleep 0.5; done; exit 1",
+        )
