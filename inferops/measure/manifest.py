@@ -96,6 +96,7 @@ def collect_for(config, command: list[str]) -> dict:
                 "max_inflight": config.max_inflight,
                 "input_file": config.input_file,
                 "host_metrics_from": redact_url(config.node_exporter) or "load generator host",
+                "nodes": getattr(config, "nodes", 1),
             },
         },
     )

@@ -122,11 +122,15 @@ class LbFleet:
             self.fleet.set_cpu_quota(node, NODE_QUOTA_PCT)
         self.fleet.set_cpu_quota(self.lb, LB_QUOTA_PCT)
 
-    def kill_server(self, node: Host) -> None:
-        """SIGKILL the node's server and keep it down (a crash that does not come back)."""
+    def kill_server(self, node: Host, hang_s: float = 1.0) -> None:
+        """Crash the node's server and keep it down: it hangs ``hang_s`` (SIGSTOP; requests
+        nginx sends meanwhile wait on it), then dies (SIGKILL) and is not restarted (the
+        unit is masked until ``revive_server``): what a wedged server killed by a watchdog
+        does to the requests it holds."""
         self.fleet.ssh(
             node,
             f"sudo systemctl mask --runtime -q {SERVER_UNIT} && "
+            f"sudo systemctl kill -s SIGSTOP {SERVER_UNIT} && sleep {hang_s} && "
             f"sudo systemctl kill -s SIGKILL {SERVER_UNIT}",
         )
 
@@ -138,3 +142,51 @@ class LbFleet:
             f"for i in $(seq 60); do curl -fsS http://127.0.0.1:{SERVER_PORT}/v2/health/ready "
             ">/dev/null && exit 0; sleep 0.5; done; exit 1",
         )
+
+
+# --- scaling measurement (the realhost test and benchmarks/fleet_scaling.py) -----------
+
+
+@dataclass
+class SweepSettings:
+    slo_p99_ms: float = 50.0
+    start_qps: float = 40.0
+    duration: str = "6s"
+    warmup: str = "2s"
+    precision: float = 0.05
+    budget: str = "60s"
+
+
+def bench(lb_fleet: LbFleet, target: str, out: Path, nodes: int, s: SweepSettings,
+          extra: tuple = ()) -> int:  # fmt: skip
+    """``inferops bench --sweep`` (the real CLI, a subprocess) at ``target``; its exit code."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable, "-m", "inferops", "bench", "--target", target, "--model", "mlp",
+        "--sweep", "--slo-p99-ms", str(s.slo_p99_ms), "--sweep-start", str(s.start_qps),
+        "--sweep-precision", str(s.precision), "--sweep-budget", s.budget,
+        "--duration", s.duration, "--warmup", s.warmup, "--nodes", str(nodes),
+        "--profile", f"mlp-{nodes}-node{'s' if nodes > 1 else ''}", "--out", str(out),
+        "--overwrite", "--quiet", *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "INFEROPS_TOKEN": lb_fleet.token}
+    return subprocess.run(cmd, env=env, timeout=900).returncode
+
+
+def measure_scaling(lb_fleet: LbFleet, out: Path, s: SweepSettings,
+                    counts: tuple[int, ...] = (2, 3)) -> list[Path]:  # fmt: skip
+    """One node measured directly, then ``counts`` nodes through nginx (the others weight
+    0); the run folders, ready for ``inferops report``."""
+    runs = [out / "n1-direct"]
+    bench(lb_fleet, lb_fleet.node_url(lb_fleet.nodes[0]), runs[0], 1, s)
+    try:
+        for count in counts:
+            lb_fleet.use_nodes(count)
+            runs.append(out / f"n{count}-nginx")
+            bench(lb_fleet, lb_fleet.url, runs[-1], count, s)
+    finally:
+        lb_fleet.use_nodes(len(lb_fleet.nodes))
+    return runs
