@@ -38,11 +38,15 @@ def test_errors_from_a_lost_node_are_brief_and_recorded(lb_fleet, tmp_path):
     bench = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)  # fmt: skip
     killed_at: list[float] = []
+    failed: list[BaseException] = []
 
     def kill() -> None:
         time.sleep(1.0 + KILL_AT_S)  # after the warm-up, into the measured window
         killed_at.append(time.time())
-        lb_fleet.kill_server(victim)
+        try:
+            lb_fleet.kill_server(victim)
+        except BaseException as exc:  # re-raised in the test's thread
+            failed.append(exc)
 
     killer = threading.Thread(target=kill)
     killer.start()
@@ -51,6 +55,7 @@ def test_errors_from_a_lost_node_are_brief_and_recorded(lb_fleet, tmp_path):
     finally:
         killer.join()
         lb_fleet.revive_server(victim)
+    assert not failed, failed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["requests"] > RATE * DURATION_S * 0.8, output
     bursts = summary.get("error_bursts")
