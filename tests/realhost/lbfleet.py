@@ -131,8 +131,8 @@ class LbFleet:
             node,
             f"sudo mkdir -p {_DROPIN_DIR} && printf '[Service]\\nRestart=no\\n' "
             f"| sudo tee {_DROPIN_DIR}/{_FAULT_DROPIN} >/dev/null && sudo systemctl daemon-reload "
-            f"&& sudo systemctl kill -s SIGSTOP {SERVER_UNIT} && sleep {hang_s} "
-            f"&& sudo systemctl kill -s SIGKILL {SERVER_UNIT}",
+            f"&& sudo systemctl kill --kill-whom=main -s SIGSTOP {SERVER_UNIT} && sleep {hang_s} "
+            f"&& sudo systemctl kill --kill-whom=main -s SIGKILL {SERVER_UNIT}",
         )
 
     def revive_server(self, node: Host) -> None:
@@ -141,9 +141,10 @@ class LbFleet:
         self.fleet.set_cpu_quota(node, None)
         self.fleet.ssh(
             node,
+            f"sudo systemctl kill --kill-whom=main -s SIGCONT {SERVER_UNIT} 2>/dev/null; "
             f"sudo rm -f {_DROPIN_DIR}/{_FAULT_DROPIN} && sudo systemctl daemon-reload; "
             f"sudo systemctl reset-failed {SERVER_UNIT}; sudo systemctl start {SERVER_UNIT} && "
-            f"for i in $(seq 120); do curl -fsS http://127.0.0.1:{SERVER_PORT}/v2/health/ready "
+            f"for i in $(seq 60); do curl -m 2 -fsS http://127.0.0.1:{SERVER_PORT}/v2/health/ready "
             ">/dev/null && exit 0; sleep 0.5; done; exit 1",
         )
         self.fleet.set_cpu_quota(node, NODE_QUOTA_PCT)

@@ -22,7 +22,7 @@ import pytest
 pytestmark = pytest.mark.realhost
 
 RATE = 60
-DURATION_S = 14
+DURATION_S = 20
 KILL_AT_S = 4.0
 
 
@@ -64,7 +64,9 @@ def test_errors_from_a_lost_node_are_brief_and_recorded(lb_fleet, tmp_path):
     burst = bursts[0]
     assert burst["errors"] == summary["failures"]
     assert burst["end_s"] - burst["start_s"] <= 4, burst  # ... that was brief ...
-    assert burst["end_s"] <= DURATION_S - 4, burst  # ... and over well before the end
+    # ... and over for good: nothing more in the 10 s after it, twice nginx's fail_timeout
+    # (5 s), after which a node that only sat out its timeout would be tried, and fail, again
+    assert burst["end_s"] <= DURATION_S - 10, burst
     assert summary["failures"] < 0.05 * summary["requests"], summary["failures"]
 
     # the same burst, second by second, in timeseries.csv
