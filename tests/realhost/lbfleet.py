@@ -193,14 +193,18 @@ def bench(lb_fleet: LbFleet, target: str, out: Path, nodes: int, s: SweepSetting
 def measure_scaling(lb_fleet: LbFleet, out: Path, s: SweepSettings,
                     counts: tuple[int, ...] = (2, 3)) -> list[Path]:  # fmt: skip
     """One node measured directly, then ``counts`` nodes through nginx (the others weight
-    0); the run folders, ready for ``inferops report``."""
+    0), each sweep starting at N x the one-node start rate; the run folders, ready for
+    ``inferops report``."""
+    from dataclasses import replace
+
     runs = [out / "n1-direct"]
     bench(lb_fleet, lb_fleet.node_url(lb_fleet.nodes[0]), runs[0], 1, s)
     try:
         for count in counts:
             lb_fleet.use_nodes(count)
             runs.append(out / f"n{count}-nginx")
-            bench(lb_fleet, lb_fleet.url, runs[-1], count, s)
+            bench(lb_fleet, lb_fleet.url, runs[-1], count,
+                  replace(s, start_qps=count * s.start_qps))  # fmt: skip
     finally:
         lb_fleet.use_nodes(len(lb_fleet.nodes))
     return runs
