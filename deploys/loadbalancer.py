@@ -14,6 +14,11 @@ from inferops.deploy.validate import validate_inventory
 # Before any operation: bad data (also from `--data key=value`) stops here.
 validate_inventory()
 
+from inferops.deploy.factbatch import batch_fact_reads  # noqa: E402
+
+# The facts this deploy read last time are read in one SSH command per stage.
+batch_fact_reads()
+
 from inferops.deploy.base import base  # noqa: E402
 from inferops.deploy.loadbalancer import loadbalancer  # noqa: E402
 from inferops.deploy.node_exporter import node_exporter  # noqa: E402

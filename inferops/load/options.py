@@ -154,6 +154,13 @@ def add_load_options(parser, *, locust: bool = False) -> None:
     add("--seed", type=int, help="seed of the arrival process")
     add("--profile", metavar="LABEL", help="label stored in manifest.json for reports")
     add(
+        "--nodes",
+        type=validators.positive_int,
+        metavar="N",
+        help="inference nodes behind --target (a load balancer), default 1; recorded so "
+        "`inferops report` can hold N nodes' capacity against the sizing model's prediction",
+    )
+    add(
         "--node-exporter",
         type=validators.http_url,
         metavar="URL",
@@ -281,6 +288,7 @@ class LoadConfig:
     # host metrics read back from Prometheus (inferops.measure.promsource.PrometheusSource)
     prometheus: object = field(default=None, repr=False, compare=False)
     profile: str | None = None
+    nodes: int = 1  # inference nodes behind the target (bench --nodes)
     # set when the schedule starts: epoch of t=0 and its length (warm-up included)
     start: float | None = None
     schedule_s: float = math.inf
@@ -415,6 +423,7 @@ class LoadConfig:
             bound=bound,
             node_exporter=get("node_exporter"),
             profile=get("profile"),
+            nodes=get("nodes") or 1,
             method=_unset(get("method")),
             path_override=_unset(get("path")),
             headers_given=list(get("header") or []),

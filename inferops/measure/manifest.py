@@ -96,6 +96,7 @@ def collect_for(config, command: list[str]) -> dict:
                 "max_inflight": config.max_inflight,
                 "input_file": config.input_file,
                 "host_metrics_from": _host_metrics_from(config),
+                "nodes": getattr(config, "nodes", 1),
             },
         },
     )

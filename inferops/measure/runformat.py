@@ -270,9 +270,11 @@ class Summary(_Record):
     workers: dict | None = None
     slo: SloResult | None = None
     llm: dict | None = None  # protocol openai: TTFT/ITL/TPOT, tokens, goodput
+    #: when the errors happened: [{"start_s", "end_s", "errors"}] (only when some failed)
+    error_bursts: list | None = None
     extra: dict = field(default_factory=dict)
 
-    OMIT_NONE: ClassVar[tuple[str, ...]] = ("workers", "slo", "llm")
+    OMIT_NONE: ClassVar[tuple[str, ...]] = ("workers", "slo", "llm", "error_bursts")
     NESTED: ClassVar[dict[str, tuple[type, bool]]] = {"slo": (SloResult, False)}
 
     @classmethod

@@ -43,6 +43,33 @@ def window_throughputs(rows: list[dict], duration_s: float) -> list[float]:
     return [sum(r["achieved_qps"] for r in p) / len(p) for p in parts]
 
 
+#: errors less than this apart (seconds) belong to one burst
+BURST_GAP_S = 2.0
+
+
+def error_bursts(rows: list[dict], duration_s: float, gap_s: float = BURST_GAP_S) -> list[dict]:
+    """When the measured window's errors happened: ``[{"start_s", "end_s", "errors"}]``.
+
+    Seconds with errors (``timeseries.csv`` rows) less than ``gap_s`` apart are one burst;
+    a burst spans its first row's start to its last row's end. A node lost behind a load
+    balancer shows as one short burst; errors that never stop, as one burst to the end.
+    """
+    bursts: list[dict] = []
+    for row in sorted(rows, key=lambda r: r["t_s"]):
+        errors = row.get("errors") or 0
+        if errors <= 0 or not 0 <= row["t_s"] < duration_s:
+            continue
+        start, end = float(row["t_s"]), float(row["t_s"]) + 1.0
+        if bursts and start - bursts[-1]["end_s"] < gap_s:
+            bursts[-1]["end_s"] = round(end, 3)
+            bursts[-1]["errors"] += int(errors)
+        else:
+            bursts.append(
+                {"start_s": round(start, 3), "end_s": round(end, 3), "errors": int(errors)}
+            )
+    return bursts
+
+
 def build(
     *,
     recorder,
@@ -167,6 +194,7 @@ def build(
         passed=passed,
         llm=llm_summary,
         workers=workers,
+        error_bursts=error_bursts(rows, duration_s) if failures else None,
     )
 
 

@@ -215,6 +215,21 @@ class RunFacts:
 
 
 @dataclass
+class FleetCheckRow:
+    """A run measured through a load balancer (``bench --nodes N``) against the sizing
+    model's prediction from a one-node run of the same model and protocol."""
+
+    label: str
+    nodes: int
+    baseline: str  # label of the one-node run the prediction comes from
+    baseline_qps: float
+    predicted_qps: float
+    measured_qps: float | None  # None: the N-node run met the SLO at no valid step
+    error_pct: float | None  # (measured - predicted) / predicted x 100
+    within: bool | None  # |error| <= tolerance
+
+
+@dataclass
 class Facts:
     """The whole report's facts: the settings in force and one RunFacts per run."""
 
@@ -230,6 +245,9 @@ class Facts:
     target_multiples: tuple = TARGET_MULTIPLES
     #: optimisation profiles side by side (report.profiles), None without profile runs
     profiles: Any = None
+    #: predicted vs measured capacity of N-node runs (empty without any)
+    fleet_check: list[FleetCheckRow] = field(default_factory=list)
+    fleet_check_tolerance_pct: float = sizing.FLEET_CHECK_TOLERANCE * 100
 
     @property
     def llm_runs(self) -> list[RunFacts]:
@@ -531,7 +549,56 @@ def analyse(runs: list[Run], options: Options) -> Facts:
         runs=items,
         all_passed=all(i.passed for i in items),
         all_valid=all(i.valid for i in items),
+        fleet_check=fleet_check(runs, items),
     )
+
+
+def run_nodes(run: Run) -> int:
+    """Inference nodes behind the run's target (``bench --nodes``; 1 when not recorded)."""
+    load = run.manifest.load if run.manifest else None
+    nodes = (load or {}).get("nodes") or 1
+    return int(nodes) if isinstance(nodes, int) and nodes >= 1 else 1
+
+
+def _workload(run: Run) -> tuple:
+    load = (run.manifest.load if run.manifest else None) or {}
+    return (run.summary.model or load.get("model"), run.summary.protocol)
+
+
+def fleet_check(runs: list[Run], items: list[RunFacts]) -> list[FleetCheckRow]:
+    """Each N-node run (N > 1) against N x the capacity of a sized one-node run of the same
+    model and protocol (the best one when several), the prediction the sizing rests on."""
+    singles: dict[tuple, RunFacts] = {}
+    for run, item in zip(runs, items, strict=True):
+        if run_nodes(run) == 1 and not item.sizing.refused:
+            key = _workload(run)
+            best = singles.get(key)
+            if best is None or item.sizing.max_qps_at_slo > best.sizing.max_qps_at_slo:
+                singles[key] = item
+    rows = []
+    for run, item in zip(runs, items, strict=True):
+        nodes = run_nodes(run)
+        base = singles.get(_workload(run))
+        if nodes == 1 or base is None:
+            continue
+        predicted = sizing.fleet_capacity(nodes, base.sizing.max_qps_at_slo)
+        measured = None if item.sizing.refused else item.sizing.max_qps_at_slo
+        error = None if measured is None else (measured - predicted) / predicted * 100
+        rows.append(
+            FleetCheckRow(
+                label=item.label,
+                nodes=nodes,
+                baseline=base.label,
+                baseline_qps=base.sizing.max_qps_at_slo,
+                predicted_qps=predicted,
+                measured_qps=measured,
+                error_pct=error,
+                within=None
+                if error is None
+                else abs(error) <= sizing.FLEET_CHECK_TOLERANCE * 100 + 1e-9,
+            )
+        )
+    return sorted(rows, key=lambda r: (r.baseline, r.nodes))
 
 
 def _has_gpu(run: Run) -> bool:

@@ -115,8 +115,9 @@ def latency_curve(series: list, slo_ms: float, *, title: str) -> str:
     return to_svg(fig)
 
 
-def percentiles_over_time(frame, whole: dict | None) -> tuple[str, str]:
-    """Latency percentiles, error rate and offered vs achieved QPS over time."""
+def percentiles_over_time(frame, whole: dict | None, bursts: list | None = None) -> tuple[str, str]:
+    """Latency percentiles, error rate and offered vs achieved QPS over time; the run's
+    error bursts (``summary.error_bursts``) shaded, with their error counts."""
     plt = _pyplot()
     if (frame["t_s"] >= 0).any():
         frame = frame[frame["t_s"] >= 0]  # warm-up rows (negative t_s) are not measured
@@ -156,6 +157,19 @@ def percentiles_over_time(frame, whole: dict | None) -> tuple[str, str]:
     ax3.set_ylabel("errors (%)")
     ax3.set_ylim(bottom=0, top=max(1.0, float(error_pct.max()) * 1.2))
     ax3.grid(False)
+    for i, burst in enumerate(bursts or []):
+        for ax in (ax1, ax2):
+            ax.axvspan(burst["start_s"], burst["end_s"], color="#d62728", alpha=0.15, linewidth=0,
+                       label="error burst" if i == 0 and ax is ax2 else None)  # fmt: skip
+        ax1.annotate(
+            f"{burst['errors']} errors",
+            xy=(burst["start_s"], 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -10),
+            textcoords="offset points",
+            fontsize=7,
+            color="#d62728",
+        )
     lines = ax2.get_legend_handles_labels()
     extra = ax3.get_legend_handles_labels()
     ax2.legend(lines[0] + extra[0], lines[1] + extra[1], loc="lower right", fontsize=7)
@@ -164,6 +178,10 @@ def percentiles_over_time(frame, whole: dict | None) -> tuple[str, str]:
         if bucket > 1
         else f"{len(frame)} rows, one per second"
     )
+    if bursts:
+        note += "; errors: " + ", ".join(
+            f"{b['errors']} at {b['start_s']:.0f}-{b['end_s']:.0f} s" for b in bursts
+        )
     return to_svg(fig), note
 
 

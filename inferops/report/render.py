@@ -45,8 +45,10 @@ def add_charts(facts, runs: list) -> dict:
         item.curve_svg = charts.latency_curve([item], slo, title=item.label)
         frame = run_timeseries(run)
         if frame is not None and len(frame):
+            # a sweep's frame is its steps end to end: the top-level bursts do not apply
+            bursts = run.summary.error_bursts if frame is run.timeseries else None
             item.timeseries_svg, item.timeseries_note = charts.percentiles_over_time(
-                frame, item.percentiles
+                frame, item.percentiles, bursts=bursts
             )
             if frame is not run.timeseries:
                 item.timeseries_note += "; the sweep's steps one after another"

@@ -176,3 +176,18 @@ def cost_per_million_usd(monthly_usd: float, target_qps: float) -> float:
 
 def monthly_energy_kwh(nodes: int, power_w: float) -> float:
     return nodes * power_w * HOURS_PER_MONTH / 1000.0
+
+
+#: how far a measured fleet may be from the prediction before the report flags the model
+FLEET_CHECK_TOLERANCE = 0.15
+
+
+def fleet_capacity(nodes: int, max_qps_at_slo: float) -> float:
+    """Max QPS at the SLO that ``nodes`` identical nodes behind a load balancer carry,
+    by the capacity rule the report sizes with: each node carries what one node was
+    measured to carry (``nodes_for_target`` is its inverse)."""
+    if nodes < 1 or int(nodes) != nodes:
+        raise ValueError(f"nodes must be a positive integer, got {nodes!r}")
+    if max_qps_at_slo <= 0:
+        raise ValueError(f"max QPS at the SLO must be positive, got {max_qps_at_slo!r}")
+    return nodes * max_qps_at_slo

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from pyinfra.api.exceptions import PyinfraError
@@ -208,3 +210,51 @@ def test_weights_from_pyinfra_data_flag_are_accepted():
     # the release engine passes --data lb_weights='{"a": 0}'; pyinfra's CLI parses the value
     # as JSON (pyinfra_cli.util.parse_cli_arg: not imported here, it gevent-patches the process)
     assert validate_data({"lb_weights": json.loads('{"cpu-1": 0, "cpu-2": 2}')}) == []
+
+
+def _swap_command(tmp_path, test: str) -> tuple[str, Path, Path]:
+    """The shell command ``ops.swap_in_tested`` yields, for files under ``tmp_path``."""
+    from pyinfra.api import deploy
+
+    from inferops.deploy import ops
+
+    candidate, live = tmp_path / "lb.conf.candidate", tmp_path / "lb.conf"
+
+    @deploy("swap")
+    def swap():
+        ops.swap_in_tested(
+            name="swap it in",
+            candidate=str(candidate),
+            live=str(live),
+            test=test,
+            reload=f"touch {tmp_path}/reloaded",
+        )
+
+    facts = {"Sha256File": {f"path={candidate}": "b" * 64, f"path={live}": "a" * 64}}
+    result = run([swap], merge(profile("debian12"), facts), {})
+    return result.op("swap it in").commands[0], candidate, live
+
+
+@pytest.mark.parametrize("accepted", [True, False])
+def test_swap_in_tested_restores_the_previous_file_when_the_test_refuses(tmp_path, accepted):
+    # the real command, run by a real shell on local files: the test sees the new file in
+    # place; a refusal puts the old one back and never reloads
+    command, candidate, live = _swap_command(
+        tmp_path, f"grep -q new {tmp_path}/lb.conf" if accepted else "false"
+    )
+    candidate.write_text("new\n")
+    live.write_text("old\n")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+    assert (done.returncode == 0) is accepted, done.stderr
+    assert live.read_text() == ("new\n" if accepted else "old\n")
+    assert (tmp_path / "reloaded").exists() is accepted
+    assert not (tmp_path / "lb.conf.inferops-previous").exists()
+    if not accepted:
+        assert "refused the new" in done.stderr
+
+
+def test_swap_in_tested_removes_a_refused_first_file(tmp_path):
+    command, candidate, live = _swap_command(tmp_path, "false")
+    candidate.write_text("new\n")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+    assert done.returncode != 0 and not live.exists()

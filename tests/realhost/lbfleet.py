@@ -122,19 +122,89 @@ class LbFleet:
             self.fleet.set_cpu_quota(node, NODE_QUOTA_PCT)
         self.fleet.set_cpu_quota(self.lb, LB_QUOTA_PCT)
 
-    def kill_server(self, node: Host) -> None:
-        """SIGKILL the node's server and keep it down (a crash that does not come back)."""
+    def kill_server(self, node: Host, hang_s: float = 1.0) -> None:
+        """Crash the node's server and keep it down: it hangs ``hang_s`` (SIGSTOP; requests
+        nginx sends meanwhile wait on it), then dies (SIGKILL) and is not restarted (a
+        runtime drop-in sets ``Restart=no`` until ``revive_server``): what a wedged server
+        killed by a watchdog does to the requests it holds."""
         self.fleet.ssh(
             node,
-            f"sudo systemctl mask --runtime -q {SERVER_UNIT} && "
-            f"sudo systemctl kill -s SIGKILL {SERVER_UNIT}",
+            f"sudo mkdir -p {_DROPIN_DIR} && printf '[Service]\\nRestart=no\\n' "
+            f"| sudo tee {_DROPIN_DIR}/{_FAULT_DROPIN} >/dev/null && sudo systemctl daemon-reload "
+            f"&& sudo systemctl kill --kill-whom=main -s SIGSTOP {SERVER_UNIT} && sleep {hang_s} "
+            f"&& sudo systemctl kill --kill-whom=main -s SIGKILL {SERVER_UNIT}",
         )
 
     def revive_server(self, node: Host) -> None:
+        """Bring the server back (uncapped while it starts: importing the runtime at 25 % of
+        a core takes a minute on a busy machine), then cap the node again."""
+        self.fleet.set_cpu_quota(node, None)
         self.fleet.ssh(
             node,
-            f"sudo systemctl unmask --runtime -q {SERVER_UNIT}; "
+            f"sudo systemctl kill --kill-whom=main -s SIGCONT {SERVER_UNIT} 2>/dev/null; "
+            f"sudo rm -f {_DROPIN_DIR}/{_FAULT_DROPIN} && sudo systemctl daemon-reload; "
             f"sudo systemctl reset-failed {SERVER_UNIT}; sudo systemctl start {SERVER_UNIT} && "
-            f"for i in $(seq 60); do curl -fsS http://127.0.0.1:{SERVER_PORT}/v2/health/ready "
+            f"for i in $(seq 60); do curl -m 2 -fsS http://127.0.0.1:{SERVER_PORT}/v2/health/ready "
             ">/dev/null && exit 0; sleep 0.5; done; exit 1",
         )
+        self.fleet.set_cpu_quota(node, NODE_QUOTA_PCT)
+
+
+_DROPIN_DIR = f"/run/systemd/system/{SERVER_UNIT}.service.d"
+_FAULT_DROPIN = "zz-inferops-fault.conf"
+
+
+# --- scaling measurement (the realhost test and benchmarks/fleet_scaling.py) -----------
+
+
+@dataclass
+class SweepSettings:
+    slo_p99_ms: float = 50.0
+    start_qps: float = 40.0
+    duration: str = "6s"
+    warmup: str = "2s"
+    precision: float = 0.05
+    budget: str = "60s"
+    #: a send later than this counts as late (bench's default is 5 % of the SLO, 2.5 ms):
+    #: latency is measured from the intended send time anyway, and a shared 2-core box
+    #: wakes the generator a few ms late under load
+    late_tolerance_ms: float = 10.0
+
+
+def bench(lb_fleet: LbFleet, target: str, out: Path, nodes: int, s: SweepSettings,
+          extra: tuple = ()) -> int:  # fmt: skip
+    """``inferops bench --sweep`` (the real CLI, a subprocess) at ``target``; its exit code."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable, "-m", "inferops", "bench", "--target", target, "--model", "mlp",
+        "--sweep", "--slo-p99-ms", str(s.slo_p99_ms), "--sweep-start", str(s.start_qps),
+        "--sweep-precision", str(s.precision), "--sweep-budget", s.budget,
+        "--duration", s.duration, "--warmup", s.warmup, "--nodes", str(nodes),
+        "--profile", f"mlp-{nodes}-node{'s' if nodes > 1 else ''}", "--out", str(out),
+        "--late-tolerance-ms", str(s.late_tolerance_ms), "--overwrite", "--quiet", *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "INFEROPS_TOKEN": lb_fleet.token}
+    return subprocess.run(cmd, env=env, timeout=900).returncode
+
+
+def measure_scaling(lb_fleet: LbFleet, out: Path, s: SweepSettings,
+                    counts: tuple[int, ...] = (2, 3)) -> list[Path]:  # fmt: skip
+    """One node measured directly, then ``counts`` nodes through nginx (the others weight
+    0), each sweep starting at N x the one-node start rate; the run folders, ready for
+    ``inferops report``."""
+    from dataclasses import replace
+
+    runs = [out / "n1-direct"]
+    bench(lb_fleet, lb_fleet.node_url(lb_fleet.nodes[0]), runs[0], 1, s)
+    try:
+        for count in counts:
+            lb_fleet.use_nodes(count)
+            runs.append(out / f"n{count}-nginx")
+            bench(lb_fleet, lb_fleet.url, runs[-1], count,
+                  replace(s, start_qps=count * s.start_qps))  # fmt: skip
+    finally:
+        lb_fleet.use_nodes(len(lb_fleet.nodes))
+    return runs
