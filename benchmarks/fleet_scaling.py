@@ -5,13 +5,15 @@ Boots four Debian 12 hosts (tests/hosts, a free slot in 10.231.30-35.0/24), depl
 ``deploys/cpu_node.py`` (mlp) on three and ``deploys/loadbalancer.py`` on the fourth,
 caps each inference host at 25 % of a core and nginx at 50 % (cgroup CPU quota), then:
 
-1. ``inferops bench --sweep`` straight at node 1: its max QPS at the P99 SLO;
-2. ``inferops bench --sweep --nodes N`` at nginx with N = 2, 3 (the other nodes at
+1. ``inferops bench --sweep`` straight at node 1: its max QPS at the P99 SLO without
+   the balancer (what nginx costs is the ratio to step 2);
+2. ``inferops bench --sweep --nodes N`` at nginx with N = 1, 2, 3 (the other nodes at
    weight 0, i.e. ``down``);
-3. ``inferops report`` on the three runs: its "predicted vs measured" table.
+3. ``inferops report`` on the four runs: its "predicted vs measured" table (N x the
+   one-node run behind the same balancer).
 
 Prints the table with the error of each prediction and the N/1 ratios, and writes the
-runs and the report under ``--out``. Needs root (nspawn); takes ~5 minutes.
+runs and the report under ``--out``. Needs root (nspawn); takes ~15 minutes.
 
     .venv/bin/python benchmarks/fleet_scaling.py --out fleet-scaling
 """
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             slo_p99_ms=args.slo_p99_ms, duration=args.duration, warmup="3s",
             precision=0.03, budget=args.budget,
         )  # fmt: skip
-        runs = measure_scaling(lb, args.out.resolve(), settings)
+        runs = measure_scaling(lb, args.out.resolve(), settings, direct=True)
     finally:
         fleet.down()
         shutil.rmtree(work, ignore_errors=True)
@@ -85,8 +87,12 @@ def report(runs: list[Path], args, settings: SweepSettings) -> int:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; nodes capped at "
           f"{NODE_QUOTA_PCT:g} % of a core, nginx at {LB_QUOTA_PCT:g} %; P99 SLO "
           f"{settings.slo_p99_ms:g} ms; sweep steps {settings.duration}")  # fmt: skip
-    one = facts.runs[0].sizing.max_qps_at_slo
-    print(f"1 node (direct): max QPS at SLO = {one if one is None else round(one, 1)}")
+    direct, one = (facts.runs[i].sizing.max_qps_at_slo for i in (0, 1))
+    print(f"1 node (direct): max QPS at SLO = {direct if direct is None else round(direct, 1)}")
+    print(
+        f"1 node (nginx):  max QPS at SLO = {one if one is None else round(one, 1)}"
+        + (f"  ({one / direct:.2f}x direct)" if one and direct else "")
+    )
     print(f"{'nodes':>5} {'predicted':>10} {'measured':>10} {'error':>8} {'ratio N/1':>10}")
     for row in facts.fleet_check:
         measured = row.measured_qps
@@ -95,7 +101,7 @@ def report(runs: list[Path], args, settings: SweepSettings) -> int:
         print(f"{row.nodes:>5} {row.predicted_qps:>10.1f} "
               f"{measured if measured is None else round(measured, 1)!s:>10} {error:>8} {ratio:>10}"
               f"   {'within' if row.within else 'OUTSIDE'} +-{facts.fleet_check_tolerance_pct:g} %")  # fmt: skip
-    print(f"wrote {args.out}/ (runs n1-direct, n2-nginx, n3-nginx and report.html)")
+    print(f"wrote {args.out}/ (runs n1-direct, n1-nginx, n2-nginx, n3-nginx and report.html)")
     return 0 if facts.fleet_check and all(r.within for r in facts.fleet_check) else 1
 
 

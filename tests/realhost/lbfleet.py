@@ -183,7 +183,8 @@ def bench(lb_fleet: LbFleet, target: str, out: Path, nodes: int, s: SweepSetting
         "--sweep", "--slo-p99-ms", str(s.slo_p99_ms), "--sweep-start", str(s.start_qps),
         "--sweep-precision", str(s.precision), "--sweep-budget", s.budget,
         "--duration", s.duration, "--warmup", s.warmup, "--nodes", str(nodes),
-        "--profile", f"mlp-{nodes}-node{'s' if nodes > 1 else ''}", "--out", str(out),
+        "--profile", f"mlp-{nodes}-node{'s' if nodes > 1 else ''}"
+        + ("" if target == lb_fleet.url else "-direct"), "--out", str(out),
         "--late-tolerance-ms", str(s.late_tolerance_ms), "--overwrite", "--quiet", *extra,
     ]  # fmt: skip
     env = {**os.environ, "INFEROPS_TOKEN": lb_fleet.token}
@@ -191,14 +192,16 @@ def bench(lb_fleet: LbFleet, target: str, out: Path, nodes: int, s: SweepSetting
 
 
 def measure_scaling(lb_fleet: LbFleet, out: Path, s: SweepSettings,
-                    counts: tuple[int, ...] = (2, 3)) -> list[Path]:  # fmt: skip
-    """One node measured directly, then ``counts`` nodes through nginx (the others weight
-    0), each sweep starting at N x the one-node start rate; the run folders, ready for
-    ``inferops report``."""
+                    counts: tuple[int, ...] = (1, 2, 3), direct: bool = False) -> list[Path]:  # fmt: skip
+    """``counts`` nodes swept through nginx (the others at weight 0), each sweep starting at
+    N x the one-node start rate, after one node swept straight at it when ``direct`` (to
+    show what the balancer costs); the run folders, ready for ``inferops report``."""
     from dataclasses import replace
 
-    runs = [out / "n1-direct"]
-    bench(lb_fleet, lb_fleet.node_url(lb_fleet.nodes[0]), runs[0], 1, s)
+    runs = []
+    if direct:
+        runs.append(out / "n1-direct")
+        bench(lb_fleet, lb_fleet.node_url(lb_fleet.nodes[0]), runs[0], 1, s)
     try:
         for count in counts:
             lb_fleet.use_nodes(count)

@@ -1,8 +1,7 @@
-"""The sizing model checked against a real fleet: one ``lb_fleet`` node's max QPS at the
-SLO (a sweep straight at it), then 2 and 3 nodes swept through nginx (the others at
-weight 0), all recorded with ``--nodes``; ``inferops report`` on the three runs holds
-each N-node capacity against N x the one-node capacity in its "predicted vs measured"
-table. The sweeps here are short (CI time), so this checks that the table is produced
+"""The sizing model checked against a real fleet: 1, 2 and 3 ``lb_fleet`` nodes swept
+through nginx (the others at weight 0), all recorded with ``--nodes``; ``inferops report``
+on the three runs holds each N-node capacity against N x the one-node capacity behind the
+same balancer in its "predicted vs measured" table. The sweeps here are short (CI time), so this checks that the table is produced
 from real runs and reports the error; the +-15 % goal is checked by
 ``benchmarks/fleet_scaling.py`` with longer steps (docs/benchmarks.md)."""
 
@@ -30,8 +29,7 @@ def test_predicted_vs_measured_comes_from_real_runs(lb_fleet, tmp_path):
     runs = measure_scaling(lb_fleet, tmp_path, SHORT)
     loaded = [load_run(r) for r in runs]
     assert [r.manifest.load["nodes"] for r in loaded] == [1, 2, 3]
-    assert loaded[0].summary.target == lb_fleet.node_url(lb_fleet.nodes[0])
-    assert {r.summary.target for r in loaded[1:]} == {lb_fleet.url}
+    assert {r.summary.target for r in loaded} == {lb_fleet.url}
     facts = analyse(loaded, Options(target_qps=100.0))
     one = facts.runs[0].sizing.max_qps_at_slo
     assert one, facts.runs[0].sizing.refused

@@ -46,6 +46,30 @@ def test_n_node_runs_are_held_against_n_times_the_one_node_capacity(tmp_path):
     assert rows[2].within and not rows[3].within  # 390 vs ~2x190; 480 vs ~3x190
 
 
+def _retarget(path: Path, target: str) -> Path:
+    for summary in path.rglob("summary.json"):
+        doc = json.loads(summary.read_text())
+        doc["target"] = target
+        summary.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_one_node_run_behind_the_same_balancer_is_the_baseline(tmp_path):
+    # straight at a node it carried more than behind nginx: the balancer's cost is part of
+    # what each node delivers in the fleet, so the prediction starts from the nginx run
+    lb = "http://10.0.0.9:80"
+    direct = _retarget(_sweep(tmp_path / "direct", 260.0, 1, "direct"), "http://10.0.0.1:8000")
+    behind = _retarget(_sweep(tmp_path / "behind", 200.0, 1, "behind"), lb)
+    two = _retarget(_sweep(tmp_path / "two", 390.0, 2, "two"), lb)
+    facts = _facts(direct, behind, two)
+    (row,) = facts.fleet_check
+    assert row.baseline == "behind"
+    assert row.predicted_qps == pytest.approx(2 * facts.runs[1].sizing.max_qps_at_slo)
+    # without the nginx run, the best one-node run is all there is
+    (row,) = _facts(direct, two).fleet_check
+    assert row.baseline == "direct"
+
+
 def test_no_one_node_run_means_no_table(tmp_path):
     two = _sweep(tmp_path / "two", 390.0, 2, "two")
     assert _facts(two).fleet_check == []
