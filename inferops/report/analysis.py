@@ -573,7 +573,7 @@ def fleet_check(runs: list[Run], items: list[RunFacts]) -> list[FleetCheckRow]:
     the other nodes out) when there is one, else the best one-node run. Measured straight
     at a node, a node carries more than it does behind nginx: the balancer's hop and its
     CPU are part of each request's latency there (benchmarks/fleet_scaling.py measured
-    0.78x on capped test hosts), so N x a direct run over-predicts a fleet."""
+    0.77x on capped test hosts), so N x a direct run over-predicts a fleet."""
     singles: dict[tuple, RunFacts] = {}
     for run, item in zip(runs, items, strict=True):
         if run_nodes(run) == 1 and not item.sizing.refused:
