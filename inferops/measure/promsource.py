@@ -209,15 +209,20 @@ class PrometheusSource:
 
     @classmethod
     def from_options(
-        cls, url: str, instances: list[str] | tuple[str, ...], password_file: str | None = None
+        cls,
+        url: str,
+        instances: list[str] | tuple[str, ...],
+        password_file: str | None = None,
+        require_instances: bool = True,
     ) -> PrometheusSource:
-        """From the flags; UsageError for a bad URL, instance list or password file."""
+        """From the flags; UsageError for a bad URL, instance list or password file.
+        (``inferops rollout`` reads alerts, not hosts: ``require_instances=False``.)"""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"--prometheus: expected an http(s):// URL, got {redact_url(url)!r}")
         if parts.query or parts.fragment:
             raise UsageError("--prometheus: give the server's base URL, without ?query or #")
-        if not instances:
+        if not instances and require_instances:
             raise UsageError("--prometheus needs at least one --instance HOST (the hosts to read)")
         names = []
         for name in instances:

@@ -20,8 +20,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,27 +146,58 @@ def _compare_summary(result: dict, code: int) -> str:
 
 @dataclass
 class PrometheusAlerts:
-    """Firing alerts from Prometheus's HTTP API, filtered to the inference fleet's."""
+    """Firing alerts from Prometheus's HTTP API, filtered to the inference fleet's.
+
+    A step is judged on every alert that fired while its load ran (the ``ALERTS`` series
+    over that window: an alert that fired and resolved inside it still counts), then on
+    those that fire while it is watched for ``--interval`` afterwards (``for:`` durations
+    make an alert fire after the load that caused it). Credentials in the URL or in
+    ``password_file`` are sent as basic auth and never shown.
+    """
 
     url: str
     match: dict[str, str] = field(default_factory=dict)  # label filters, e.g. {"job": "..."}
     poll_s: float = 2.0
+    password_file: str | None = None
+
+    def _source(self):
+        from inferops.measure.promsource import PrometheusSource
+
+        return PrometheusSource.from_options(
+            self.url, (), self.password_file, require_instances=False
+        )
+
+    def _matches(self, labels: dict) -> bool:
+        return all(labels.get(k) == v for k, v in self.match.items())
+
+    def _call(self, fn):
+        from inferops.measure.promsource import PrometheusError
+
+        try:
+            return fn(self._source())
+        except PrometheusError as exc:
+            raise InferopsError(f"cannot read alerts: {exc}") from None
 
     def _firing(self) -> set[str]:
-        try:
-            with urllib.request.urlopen(self.url.rstrip("/") + "/api/v1/alerts", timeout=5) as r:
-                alerts = json.load(r)["data"]["alerts"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise InferopsError(f"cannot read alerts from {self.url}: {exc}") from None
+        data = self._call(lambda src: src._api("alerts", {}))
+        alerts = data.get("alerts", []) if isinstance(data, dict) else []
         return {
             a["labels"].get("alertname", "?")
             for a in alerts
-            if a.get("state") == "firing"
-            and all(a["labels"].get(k) == v for k, v in self.match.items())
+            if a.get("state") == "firing" and self._matches(a.get("labels", {}))
         }
 
-    def firing_alerts(self, seconds: float) -> list[str]:
-        seen: set[str] = set()
+    def fired_during(self, seconds: float) -> set[str]:
+        """Alerts that were firing at any time in the last ``seconds``."""
+        window = max(1, int(seconds + 0.999))
+        expr = f'max_over_time(ALERTS{{alertstate="firing"}}[{window}s])'
+        result = self._call(lambda src: src.query(expr))
+        return {
+            r["metric"].get("alertname", "?") for r in result if self._matches(r.get("metric", {}))
+        }
+
+    def firing_alerts(self, seconds: float, lookback_s: float = 0.0) -> list[str]:
+        seen = self.fired_during(lookback_s) if lookback_s > 0 else set()
         end = time.monotonic() + seconds
         while True:
             seen |= self._firing()
@@ -197,7 +226,7 @@ class PyinfraFleet:
     log_dir: Path | None = None
 
     def _pyinfra(self, deploy: str, limit: str, data: dict) -> None:
-        cmd = ["pyinfra", "-y", self.inventory, deploy, "--limit", limit]
+        cmd = [sys.executable, "-m", "pyinfra", "-y", self.inventory, deploy, "--limit", limit]
         for key, value in data.items():
             cmd += ["--data", f"{key}={json.dumps(value)}"]
         proc = subprocess.run(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def served_versions(view: FleetView, timeout: float = 300) -> dict[str, str | No
     """``{node: the version directory its current link points at}`` read on every node."""
     limits = [arg for n in view.nodes for arg in ("--limit", n.name)]
     cmd = [
-        "pyinfra", "-y", view.inventory, *limits,
+        sys.executable, "-m", "pyinfra", "-y", view.inventory, *limits,
         "fact", "inferops.deploy.model_store.ModelVersions", f"path={view.store}",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

@@ -28,6 +28,7 @@ The effects (deploy, weights, load, comparison, alerts) are behind
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,8 +83,9 @@ class Actions(Protocol):
     def compare(self, baseline: LoadResult, candidate: LoadResult) -> Comparison:
         """Is the candidate's latency distribution a regression on the baseline's?"""
 
-    def firing_alerts(self, seconds: float) -> list[str]:
-        """Watch alerts for ``seconds``; the ones that fired (empty when quiet)."""
+    def firing_alerts(self, seconds: float, lookback_s: float = 0.0) -> list[str]:
+        """The alerts that fired in the last ``lookback_s`` (the step's load) or while
+        watched for ``seconds`` after it (empty when quiet)."""
 
 
 class RollbackNeeded(Exception):
@@ -296,8 +298,11 @@ class Rollout:
             self._set_weights(**{s.canary: weight})
             # offer each node about the rate under test, as it would see in production
             fleet_rate = self.plan.rate * (others + weight / FULL_WEIGHT)
+            loaded_from = time.time()
             result = self._measure(f"step {weight}", None, fleet_rate)
-            alerts = self.actions.firing_alerts(self.plan.interval_s)
+            alerts = self.actions.firing_alerts(
+                self.plan.interval_s, lookback_s=time.time() - loaded_from
+            )
             evidence = {**result.evidence, "weight": weight, "alerts": alerts}
             if result.exit_code != OK:
                 raise RollbackNeeded(

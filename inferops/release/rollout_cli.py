@@ -105,7 +105,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--prometheus",
         type=validators.http_url,
         metavar="URL",
-        help="Prometheus whose firing alerts stop a step (default: none watched, said so)",
+        help="Prometheus whose alerts stop a step: any that fired during the step's load or "
+        "its --interval (default: none watched, said so); http://user:pass@host:9090 for "
+        "basic auth",
+    )
+    parser.add_argument(
+        "--prometheus-password-file",
+        metavar="FILE",
+        help="basic-auth password for --prometheus (user from the URL, default inferops)",
     )
     parser.add_argument("--canary", help="the canary host (default: the first inference host)")
     parser.add_argument(
@@ -156,7 +163,7 @@ def _rate(args) -> tuple[float, str]:
 def run(args: argparse.Namespace) -> int:
     from inferops.deploy.artifacts import sha256_file
     from inferops.deploy.model_store import version_dir
-    from inferops.exitcodes import UsageError
+    from inferops.exitcodes import InferopsError, UsageError
     from inferops.history.refs import parse_fraction
     from inferops.release import actions, fleet_view, report
     from inferops.release.rollout import Plan, Rollout
@@ -227,7 +234,9 @@ def run(args: argparse.Namespace) -> int:
             token_files={**{n.name: n.token_file for n in view.nodes}, None: view.lb_token_file},
         ),
         actions.CompareCli(extra_args=["--min-effect", args.min_effect]),
-        actions.PrometheusAlerts(args.prometheus) if args.prometheus else None,
+        actions.PrometheusAlerts(args.prometheus, password_file=args.prometheus_password_file)
+        if args.prometheus
+        else None,
         actions.PyinfraFleet(
             inventory=args.inventory,
             node_deploy=args.node_deploy,
@@ -242,6 +251,11 @@ def run(args: argparse.Namespace) -> int:
             log_dir=pyinfra_logs,
         ),
     )
+    if world.alerts is not None:
+        try:  # before anything changes: a Prometheus that cannot be read is a usage error
+            world.alerts.firing_alerts(0)
+        except InferopsError as exc:
+            raise UsageError(f"--prometheus: {exc}") from None
     rollout = Rollout(plan, world, state_path, log=lambda line: print(line, flush=True))
     if not state_path.exists():
         print(f"rolling out {version} over {previous} on {', '.join(names)} (canary {canary})")
@@ -282,5 +296,5 @@ class _World:
     def compare(self, baseline, candidate):
         return self.comparison.compare(baseline, candidate)
 
-    def firing_alerts(self, seconds):
-        return self.alerts.firing_alerts(seconds) if self.alerts else []
+    def firing_alerts(self, seconds, lookback_s=0.0):
+        return self.alerts.firing_alerts(seconds, lookback_s) if self.alerts else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -45,8 +46,9 @@ def _fleet(tmp_path):
 def test_the_new_version_is_the_inventory_plus_two_overrides(ran, tmp_path):
     _fleet(tmp_path).deploy("cpu-1", "v2-abc")
     cmd = ran[-1][0]
-    assert cmd[:6] == ["pyinfra", "-y", "inventory.py", "deploys/cpu_node.py", "--limit", "cpu-1"]
-    assert cmd[6:] == [
+    assert cmd[:3] == [sys.executable, "-m", "pyinfra"]  # this venv's, whatever PATH says
+    assert cmd[3:8] == ["-y", "inventory.py", "deploys/cpu_node.py", "--limit", "cpu-1"]
+    assert cmd[8:] == [
         "--data", 'server_model_version="v2"', "--data", 'server_model_source="/m/new.onnx"'
     ]  # fmt: skip
 

@@ -95,7 +95,7 @@ def test_fact_output_of_the_real_pyinfra_cli_is_read(tmp_path):
     (store / "v1-aaaaaaaaaaaa" / "model.onnx").write_bytes(b"x")
     (store / "current").symlink_to("v1-aaaaaaaaaaaa")
     proc = subprocess.run(
-        ["pyinfra", "@local", "fact", "inferops.deploy.model_store.ModelVersions",
+        [sys.executable, "-m", "pyinfra", "@local", "fact", "inferops.deploy.model_store.ModelVersions",
          f"path={store}"],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip

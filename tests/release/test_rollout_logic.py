@@ -67,7 +67,8 @@ class ScriptedFleet:
             self.regressed, "P99 +40 % (p < 0.001)" if self.regressed else "no change"
         )
 
-    def firing_alerts(self, seconds):
+    def firing_alerts(self, seconds, lookback_s=0.0):
+        assert lookback_s > 0  # the step's own load window is always looked back on
         canary_weight = self.weights["n1"]
         if self.alert_at_weight is not None and canary_weight == self.alert_at_weight:
             return ["InferenceP99LatencyHigh"]
