@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from inferops.exitcodes import UsageError
 from inferops.measure.hostmetrics import GPU_FIELDS
+from inferops.measure.runformat import TIMESERIES_COLUMNS
 from inferops.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -49,16 +50,9 @@ MAX_POINTS = 10_000
 DEFAULT_USER = "inferops"
 #: assumed scrape interval when Prometheus holds too few samples to tell
 DEFAULT_SCRAPE_S = 15.0
-#: per-host fields of a multi-host run, as host{N}_{field}
-HOST_FIELDS = (
-    "cpu_pct",
-    "mem_pct",
-    "net_rx_bytes_s",
-    "net_tx_bytes_s",
-    "disk_read_bytes_s",
-    "disk_write_bytes_s",
-    *GPU_FIELDS,
-)
+#: per-host fields of a multi-host run, as host{N}_{field}: the host columns of
+#: timeseries.csv (everything after the load's own columns, from cpu_pct on)
+HOST_FIELDS = TIMESERIES_COLUMNS[TIMESERIES_COLUMNS.index("cpu_pct") :]
 
 
 class PrometheusError(Exception):
