@@ -39,9 +39,11 @@ demo-profiles: $(STAMP)
 
 # In CI (CI=true) a missing system package fails here and a skipped tier fails the
 # run; elsewhere the tests run anyway and their last lines list the skipped tiers.
+# The real-host tier runs alongside the rest (scripts/run-tests; INFEROPS_TEST_SERIAL=1
+# runs them one after the other).
 test: $(STAMP) test-servers
 	scripts/install-system-deps || test "$$CI" != true
-	$(BIN)/python -m pytest
+	PYTHON_BIN=$(BIN)/python scripts/run-tests
 
 # Everything but the real-host and browser tiers, for a quick loop.
 test-fast: $(STAMP)

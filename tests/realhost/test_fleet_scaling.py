@@ -1,7 +1,7 @@
-"""The sizing model checked against a real fleet: 1, 2 and 3 ``lb_fleet`` nodes swept
-through nginx (the others at weight 0), all recorded with ``--nodes``; ``inferops report``
-on the three runs holds each N-node capacity against N x the one-node capacity behind the
-same balancer in its "predicted vs measured" table. The sweeps here are short (CI time), so this checks that the table is produced
+"""The sizing model checked against a real fleet: 1 and 2 ``lb_fleet`` nodes swept through
+nginx (the others at weight 0), both recorded with ``--nodes``; ``inferops report`` on the
+two runs holds the 2-node capacity against 2 x the one-node capacity behind the same
+balancer in its "predicted vs measured" table (3 nodes: the benchmark, as below). The sweeps here are short (CI time), so this checks that the table is produced
 from real runs and reports the error; the +-15 % goal is checked by
 ``benchmarks/fleet_scaling.py`` with longer steps (docs/benchmarks.md)."""
 
@@ -26,21 +26,21 @@ def test_predicted_vs_measured_comes_from_real_runs(lb_fleet, tmp_path):
     from inferops.report.analysis import Options, analyse
     from inferops.report.runs import load_run
 
-    runs = measure_scaling(lb_fleet, tmp_path, SHORT)
+    runs = measure_scaling(lb_fleet, tmp_path, SHORT, counts=(1, 2))
     loaded = [load_run(r) for r in runs]
-    assert [r.manifest.load["nodes"] for r in loaded] == [1, 2, 3]
+    assert [r.manifest.load["nodes"] for r in loaded] == [1, 2]
     assert {r.summary.target for r in loaded} == {lb_fleet.url}
     facts = analyse(loaded, Options(target_qps=100.0))
     one = facts.runs[0].sizing.max_qps_at_slo
     assert one, facts.runs[0].sizing.refused
     rows = {row.nodes: row for row in facts.fleet_check}
-    assert sorted(rows) == [2, 3]
+    assert sorted(rows) == [2]
     for nodes, row in rows.items():
         assert row.predicted_qps == pytest.approx(nodes * one)
         assert row.measured_qps == facts.runs[nodes - 1].sizing.max_qps_at_slo
         assert row.error_pct is not None and row.within is not None
     # each N-node sweep ran through nginx at N times the one-node start rate and above
-    for nodes in (2, 3):
+    for nodes in (2,):
         steps = loaded[nodes - 1].slo.steps
         assert steps and steps[0].offered_qps == pytest.approx(nodes * SHORT.start_qps)
 
