@@ -39,35 +39,40 @@ def api_schema(mlp_server):
 
 
 # schemathesis' own pytest plugin (``from_fixture``) needs pytest internals that pytest 9
-# removed, so each generation mode runs as a plain hypothesis test over all operations.
+# removed, so each generation mode runs as plain hypothesis tests. One test per operation,
+# not one over the whole document: drawing operations at random left one unexercised in
+# a CI run, so "every operation was tried" could fail by chance.
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_every_route_answers_as_documented_and_never_5xx(api_schema, mlp_server, mode):
     operations = _operations(api_schema)
     seen: collections.Counter = collections.Counter()
+    for name, (operation, takes_input) in operations.items():
+        if mode == GenerationMode.NEGATIVE and not takes_input:
+            continue  # nothing to make invalid
 
-    @scaled(1)
-    @given(case=api_schema.as_strategy(generation_mode=mode))
-    def check(case):
-        response = case.call_and_validate(base_url=mlp_server.url, checks=CHECKS)
-        seen[f"{case.method.upper()} {case.path}", response.status_code] += 1
+        @scaled(0.1)
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def check(case):
+            response = case.call_and_validate(base_url=mlp_server.url, checks=CHECKS)
+            seen[f"{case.method.upper()} {case.path}", response.status_code] += 1
 
-    check()
+        check()
     print(sorted(seen.items()))
     exercised = {op for op, _ in seen}
     if mode == GenerationMode.POSITIVE:
         assert exercised == set(operations)  # every documented operation
         assert seen["POST /v2/models/{name}/infer", 200] >= 1  # bodies that reach the model
     else:  # only operations with a parameter or a body can be given invalid ones
-        assert {op for op, negatable in operations.items() if negatable} <= exercised
+        assert {op for op, (_, takes_input) in operations.items() if takes_input} == exercised
 
 
-def _operations(schema) -> dict[str, bool]:
-    """``"METHOD /path"`` -> whether it takes any input (parameters or a body)."""
+def _operations(schema) -> dict:
+    """``"METHOD /path"`` -> (the operation, whether it takes any input: parameters or a body)."""
     out = {}
     for result in schema.get_all_operations():
         op = result.ok()
         takes_input = bool(op.definition.raw.get("parameters") or op.body)
-        out[f"{op.method.upper()} {op.path}"] = takes_input
+        out[f"{op.method.upper()} {op.path}"] = (op, takes_input)
     return out
 
 
