@@ -15,10 +15,13 @@ schedule to be late for. Usage: ``.venv/bin/python benchmarks/loadgen_capacity.p
 
 Workers axis (``--workers-rates``): the same ladder with ``inferops bench
 --workers 1`` and ``--workers 2`` (Locust workers sharing one global schedule),
-workers pinned to their own cores (1 and 2; the master and the server on core
-0), printing the efficiency ratio (goal >= 1.8x with < 1 % late). It needs 3
-cores to mean anything; with 2 the second worker shares the server's core and
-the script says so.
+printing the efficiency ratio (goal >= 1.8x with < 1 % late). With 3 or more cores
+the workers get cores 1 and 2 (the master and the server on core 0). On 2 cores,
+``--target nginx`` makes that ratio mean "2 workers on 2 cores vs 1": the server is a
+private nginx answering from ``return`` directives (benchmarks/_nginx_target.py, a few
+microseconds a request) on core 0, one worker gets core 1, two workers get cores 1 and
+0 (sharing core 0 with nginx and the master). With the Python law server on 2 cores
+the second worker would share the server's core, and the script says so.
 
 Profile (``--profile-rate QPS``): one generator process under cProfile at that
 rate, its own time grouped by where it goes (scheduling, greenlet spawning,
@@ -40,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._nginx_target import NginxTarget  # noqa: E402
 from benchmarks._stock import (  # noqa: E402
     BODY,
     hey_command,
@@ -121,10 +125,19 @@ def ladder_best(ladder: list[dict]) -> float:
     return max((r["rate"] for r in ok), default=0.0)
 
 
-def workers_rate(url: str, rate: float, seconds: float, work: Path, workers: int) -> dict:
-    """``inferops bench --workers N``: the master on core 0, worker k on core k+1."""
+def worker_cpus(workers: int, cheap_server: bool) -> str:
+    """Worker k's core: k+1 while there are cores beyond the server's core 0; on 2 cores
+    with a cheap server (nginx) the second worker takes core 0 beside it."""
     cores = os.cpu_count() or 1
-    cpus = ",".join(str(1 + k % max(1, cores - 1)) for k in range(workers))
+    if cheap_server and cores == 2:
+        return ",".join(str((1 - k) % 2) for k in range(workers))
+    return ",".join(str(1 + k % max(1, cores - 1)) for k in range(workers))
+
+
+def workers_rate(url: str, rate: float, seconds: float, work: Path, workers: int,
+                 cheap_server: bool = False) -> dict:  # fmt: skip
+    """``inferops bench --workers N``: the master on core 0, workers by ``worker_cpus``."""
+    cpus = worker_cpus(workers, cheap_server)
     out = work / f"workers{workers}-{int(rate)}"
     cmd = [PY, "-m", "inferops", "bench", "--target", url, "--model", "law"]
     cmd += ["--rate", str(rate), "--duration", f"{seconds}s", "--warmup", "1s"]
@@ -147,8 +160,12 @@ def workers_rate(url: str, rate: float, seconds: float, work: Path, workers: int
     }
 
 
-def workers_axis(url: str, rates: list[float], seconds: float, work: Path) -> None:
-    if (os.cpu_count() or 1) < 3:
+def workers_axis(url: str, rates: list[float], seconds: float, work: Path,
+                 cheap_server: bool = False) -> None:  # fmt: skip
+    if cheap_server and (os.cpu_count() or 1) == 2:
+        print("2 cores, nginx target on core 0: 1 worker on core 1; 2 workers on cores 1 "
+              "and 0 (core 0 shared with nginx and the master)", flush=True)  # fmt: skip
+    elif (os.cpu_count() or 1) < 3:
         print(
             "NOTE: fewer than 3 cores: worker 2 shares core 1 with worker 1 or the server's "
             "core; the efficiency ratio below is not the 2-cores-vs-1 figure",
@@ -158,7 +175,7 @@ def workers_axis(url: str, rates: list[float], seconds: float, work: Path) -> No
     for n in (1, 2):
         ladder = []
         for rate in rates:
-            r = workers_rate(url, rate, seconds, work, n)
+            r = workers_rate(url, rate, seconds, work, n, cheap_server)
             ladder.append(r)
             print(
                 f"--workers {n} {rate:6.0f} req/s: achieved {r['achieved']:7.1f}, "
@@ -282,20 +299,30 @@ def main() -> None:
     )
     p.add_argument("--profile-rate", type=float, default=0, help="cProfile one generator here")
     p.add_argument("--skip-ladder", action="store_true", help="only the workers axis / profile")
+    p.add_argument(
+        "--target",
+        choices=("law", "nginx"),
+        default="law",
+        help="the server on core 0: the Python law server (fixed:0) or a private nginx",
+    )
     args = p.parse_args()
     if (os.cpu_count() or 1) < 2:
         sys.exit("needs 2 cores (server on core 0, generator on core 1)")
     rates = [float(r) for r in args.rates.split(",")]
     with (
         tempfile.TemporaryDirectory(prefix="loadgen-capacity-") as tmp,
-        LawServer("fixed:0", cpus="0") as server,
+        NginxTarget(cpu=0) if args.target == "nginx" else LawServer("fixed:0", cpus="0") as server,
     ):
         work = Path(tmp)
         if args.profile_rate:
             profile(server.url, args.profile_rate, args.seconds, work)
         if args.workers_rates:
             workers_axis(
-                server.url, [float(r) for r in args.workers_rates.split(",")], args.seconds, work
+                server.url,
+                [float(r) for r in args.workers_rates.split(",")],
+                args.seconds,
+                work,
+                cheap_server=args.target == "nginx",
             )
         if args.skip_ladder:
             return

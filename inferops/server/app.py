@@ -54,6 +54,7 @@ class ServerConfig:
     max_inflight_bytes: int | None = None  # None: limits.default_inflight_limit(max_body_bytes)
     token: str | None = None
     threads: int | None = None
+    allow_fault_injection: bool = False  # honour the model's inferops.fault.* (server/faults.py)
 
 
 class _TooLarge(Exception):
@@ -95,6 +96,7 @@ class InferenceServer(HealthRoutes):
         self.stats = ModelStatistics(config.name, MODEL_VERSION)
         self.backend = None
         self.batcher: Batcher | None = None
+        self.fault = None  # a test fault the model declares (faults.py), when allowed
         self.ready = threading.Event()
         self.inputs: dict = {}
         self.outputs: dict = {}
@@ -112,9 +114,12 @@ class InferenceServer(HealthRoutes):
 
     def load(self) -> None:
         """Load the model, warm it up, start the batcher; raises UsageError on a bad model."""
-        from inferops.server import backends
+        from inferops.server import backends, faults
 
         backend = backends.load(self.config.model_path, self.config.backend, self.config.threads)
+        self.fault = faults.from_metadata(
+            faults.model_metadata(self.config.model_path), self.config.allow_fault_injection
+        )
         self.inputs = {s.name: s for s in backend.inputs}
         self.outputs = {s.name: s for s in backend.outputs}
         batched = all(s.batched for s in backend.inputs)
@@ -349,6 +354,8 @@ class InferenceServer(HealthRoutes):
                 return _error(400, f"the model refused the input: {exc}"), None, None
             # the engine itself failed on input that passed every check: a server fault
             return _error(500, f"inference failed: {exc}"), None, None
+        if self.fault is not None:
+            await self.fault.on_request()
         return None, parsed, results
 
     # -- routes ----------------------------------------------------------------------------

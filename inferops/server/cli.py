@@ -21,6 +21,7 @@ from pathlib import Path
 
 from inferops import validators
 from inferops.exitcodes import UsageError
+from inferops.server import faults
 
 TOKEN_ENV = "INFEROPS_TOKEN"
 #: one batching delay bound, shared with the deploy's validation
@@ -110,6 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow binding a non-loopback address without a token",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--allow-fault-injection",
+        action="store_true",
+        default=faults.allowed_by_env(),
+        help="honour a test fault declared in the model's metadata (inferops.fault.*, for "
+        f"rollout tests; never in production; or set {faults.ENV_SWITCH}=1)",
+    )
     llm = parser.add_argument_group("decoder models (tinylm; see docs/llm.md)")
     llm.add_argument(
         "--max-num-seqs",
@@ -199,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
         max_inflight_bytes=args.max_inflight_bytes,
         token=token,
         threads=args.threads,
+        allow_fault_injection=args.allow_fault_injection,
     )
     from inferops.server.llm import is_decoder
 

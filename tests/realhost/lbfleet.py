@@ -35,6 +35,9 @@ FLEET_DATA = {
     "lb_fail_timeout": "5s",
     "lb_connect_timeout": "1s",
     "lb_read_timeout": "10s",
+    # the rollout test's "breaks under sustained load" version declares a delay in its
+    # metadata (inferops/server/faults.py); servers honour it only when allowed
+    "server_extra_env": {"INFEROPS_ALLOW_FAULT_INJECTION": "1"},
 }
 
 

@@ -4,6 +4,10 @@ real nginx, changed by the real ``pyinfra`` CLI, load-tested by real ``inferops 
 - a deliberately slowed version (the ``mlp`` with 4096-wide hidden layers: ~250x its
   compute, more than a capped node has at the tested rate) is rolled back at the canary-alone check; the fleet then serves the old
   version and a plain ``pyinfra`` run of both deploys changes nothing;
+- a version that passes the canary-alone check and breaks under sustained traffic (it
+  answers 1 s late after its first 1,150 requests, a stand-in for a leak: ONNX models are
+  stateless, so the fault is declared in its metadata and honoured by these test servers
+  only, see ``inferops/server/faults.py``) is rolled back at a traffic step;
 - a good version (the same ``mlp`` retrained: other weights, same cost) is promoted, and
   the rollout process is SIGKILLed mid-way through its traffic steps: at the kill at most
   one node is drained, and re-running the same command resumes and promotes.
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from inferops.server import faults
 from tests.hosts.pyinfra_run import REPO
 from tests.realhost.deploying import CPU_NODE, assert_no_changes, wait_until_idle
 from tests.realhost.lbfleet import LOADBALANCER
@@ -40,6 +45,12 @@ COMMON = (
     "--rate", "40", "--duration", "12s", "--warmup", "1s", "--interval", "0",
     "--min-effect", "300%", "--retries", "2",
 )  # fmt: skip
+
+# the degrading version: one canary-alone load test sends it ~520 requests (40/s for 13 s),
+# two at most with --retries 1 (1,040), so it passes that check; traffic steps 25,50,75,100
+# send it ~1,300 more, so it turns slow during a step whatever the check used
+DEGRADE_AFTER_REQUESTS = 1150
+DEGRADE_DELAY_MS = 1000  # far past the fleet's 400 ms P99 bound
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +69,19 @@ def versions(tmp_path_factory) -> dict[str, Path]:
     onnx.save(retrained, out / "mlp-retrained.onnx")
     # ~8 ms of CPU a request: at 40 req/s that is 32 % of a core, on a node capped at 25 %
     onnx.save(mlp(hidden=4096), out / "mlp-wide.onnx")
+    degrading = mlp()
+    onnx.helper.set_model_props(
+        degrading,
+        {faults.AFTER_KEY: str(DEGRADE_AFTER_REQUESTS), faults.DELAY_KEY: str(DEGRADE_DELAY_MS)},
+    )
+    onnx.save(degrading, out / "mlp-degrading.onnx")
     # the fleet's gate: the P99 bound alone (the seed table's min_qps = 100 is above the
     # rate these capped nodes are tested at, and its CPU limits would judge this shared box)
     (out / "thresholds.toml").write_text("p99_latency_ms = 400\nmax_error_rate = 0.01\n")
     return {
         "good": out / "mlp-retrained.onnx",
         "slow": out / "mlp-wide.onnx",
+        "degrading": out / "mlp-degrading.onnx",
         "thresholds": out / "thresholds.toml",
     }
 
@@ -124,6 +142,19 @@ def _sha12(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
+def _assert_back_where_it_was(fleet, before: dict[str, str]) -> None:
+    """After a rollback: the old version serves everywhere, nothing is drained, and the
+    inventory re-applied as it is finds nothing to change."""
+    assert _served(fleet) == before
+    assert _drained(fleet) == []
+    assert_no_changes(_plain_node_deploy(fleet))
+    assert_no_changes(
+        fleet.deployer.run(
+            LOADBALANCER, fleet_file=fleet.fleet_file, options=("--limit", "loadbalancer")
+        )  # fmt: skip
+    )
+
+
 def test_slowed_version_is_rolled_back_at_the_canary_alone_check(rollout_fleet, versions, tmp_path):
     fleet = rollout_fleet
     before = _served(fleet)
@@ -143,19 +174,33 @@ def test_slowed_version_is_rolled_back_at_the_canary_alone_check(rollout_fleet, 
     assert "rolled-back" in last and str(out / "report.html") in last
     assert (out / "report.html").read_text().count("rollback") >= 1
 
-    # the old version serves everywhere, nothing drained, the new one still stored
-    assert _served(fleet) == before
-    assert _drained(fleet) == []
+    # the new version is still stored on the canary, for a later look
     canary = fleet.nodes[0]
     stored = fleet.fleet.ssh(canary, f"sudo ls {STORE}").stdout.split()
     assert f"wide-{_sha12(versions['slow'])}" in stored
-    # and the inventory, re-applied as it is, finds nothing to change
-    assert_no_changes(_plain_node_deploy(fleet))
-    assert_no_changes(
-        fleet.deployer.run(
-            LOADBALANCER, fleet_file=fleet.fleet_file, options=("--limit", "loadbalancer")
-        )  # fmt: skip
-    )
+    _assert_back_where_it_was(fleet, before)
+
+
+def test_version_breaking_under_sustained_load_is_rolled_back_at_a_traffic_step(
+    rollout_fleet, versions, tmp_path
+):
+    fleet = rollout_fleet
+    before = _served(fleet)
+    out = tmp_path / "degrading"
+    proc = _rollout(fleet, versions["degrading"], out, "--version", "leaky",
+                    "--steps", "25,50,75,100", "--retries", "1")  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    state = _state(out)
+    assert state["phase"] == "rolled-back"
+    decisions = state["decisions"]
+    assert decisions[0]["decision"] == "pass" and decisions[0]["reason"].startswith(
+        "canary alone"
+    ), decisions[0]
+    rollback = [d for d in decisions if d["decision"] == "rollback"]
+    assert [d["phase"] for d in rollback] == ["shifting"], rollback
+    assert "through the load balancer failed" in rollback[0]["reason"], rollback[0]
+    assert rollback[0]["evidence"]["p99_ms"] >= DEGRADE_DELAY_MS, rollback[0]["evidence"]
+    _assert_back_where_it_was(fleet, before)
 
 
 def test_killed_rollout_resumes_and_promotes_a_good_version(rollout_fleet, versions, tmp_path):
