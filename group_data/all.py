@@ -194,6 +194,9 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # host's own name). Hosts behind one load balancer share one name, so one client token works
 # through it
 # server_token_name = None
+# TEST FLEETS ONLY: honour a test fault a model declares in its metadata (inferops.fault.*, see
+# docs/server.md); rollout tests use it for a version that breaks under sustained traffic
+# server_allow_fault_injection = False
 # after a change, wait until the unit is active and the port answers
 # server_verify = True
 # Triton NGC image pinned by digest, required with server_runtime = triton:

@@ -171,6 +171,14 @@ KNOBS = (
         "client token works through it",
     ),
     Knob(
+        "server_allow_fault_injection",
+        False,
+        boolean(),
+        "TEST FLEETS ONLY: honour a test fault a model declares in its metadata "
+        "(inferops.fault.*, see docs/server.md); rollout tests use it for a version that "
+        "breaks under sustained traffic",
+    ),
+    Knob(
         "server_verify",
         True,
         boolean(),
@@ -298,6 +306,7 @@ def _inferops():
         backend=knob("server_backend"),
         max_batch_size=knob("server_max_batch_size"),
         max_queue_delay_ms=knob("server_max_queue_delay_ms"),
+        allow_fault_injection=knob("server_allow_fault_injection"),
         extra_env={k: env_quote(v) for k, v in knob("server_extra_env").items()},
     )
     unit_op = files.template(

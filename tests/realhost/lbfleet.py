@@ -37,7 +37,7 @@ FLEET_DATA = {
     "lb_read_timeout": "10s",
     # the rollout test's "breaks under sustained load" version declares a delay in its
     # metadata (inferops/server/faults.py); servers honour it only when allowed
-    "server_extra_env": {"INFEROPS_ALLOW_FAULT_INJECTION": "1"},
+    "server_allow_fault_injection": True,
 }
 
 
