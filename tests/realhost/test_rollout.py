@@ -1,13 +1,19 @@
 """``inferops rollout`` on the session's ``lb_fleet``: three real inference hosts behind
 real nginx, changed by the real ``pyinfra`` CLI, load-tested by real ``inferops bench``.
 
-- a deliberately slowed version (the ``mlp`` with 4096-wide hidden layers: ~250x its
-  compute, more than a capped node has at the tested rate) is rolled back at the canary-alone check; the fleet then serves the old
-  version and a plain ``pyinfra`` run of both deploys changes nothing;
+- a deliberately slowed version (every answer 600 ms late) is rolled back at the
+  canary-alone check; the fleet then serves the old version and a plain ``pyinfra`` run of
+  both deploys changes nothing;
 - a version that passes the canary-alone check and breaks under sustained traffic (it
-  answers 1 s late after its first 1,150 requests, a stand-in for a leak: ONNX models are
-  stateless, so the fault is declared in its metadata and honoured by these test servers
-  only, see ``inferops/server/faults.py``) is rolled back at a traffic step;
+  answers 1 s late after its first 1,150 requests, a stand-in for a leak) is rolled back at
+  a traffic step.
+
+Both faults are declared in the versions' ONNX metadata and honoured by these test servers
+only (``server_allow_fault_injection``, see ``inferops/server/faults.py``): the issue's
+"server flag that adds delay", carried by the version. A really heavier model was tried
+first and is not a dependable "slowed" version here: the ``mlp`` 4096 wide streams 67 MB of
+weights per batch, so dynamic batching absorbs it and a quiet run's canary P99 rose only
+70 -> 109 ms, inside the CFS noise of these 25 %-capped nodes.
 - a good version (the same ``mlp`` retrained: other weights, same cost) is promoted, and
   the rollout process is SIGKILLed mid-way through its traffic steps: at the kill at most
   one node is drained, and re-running the same command resumes and promotes.
@@ -51,6 +57,20 @@ COMMON = (
 # send it ~1,300 more, so it turns slow during a step whatever the check used
 DEGRADE_AFTER_REQUESTS = 1150
 DEGRADE_DELAY_MS = 1000  # far past the fleet's 400 ms P99 bound
+SLOWED_DELAY_MS = 600
+
+
+def _save_with_fault(path: Path, after_requests: int, delay_ms: int) -> None:
+    """The inventory's ``mlp`` (same weights, same cost) declaring a test fault."""
+    import onnx
+
+    from inferops.models.builders import mlp
+
+    model = mlp()
+    onnx.helper.set_model_props(
+        model, {faults.AFTER_KEY: str(after_requests), faults.DELAY_KEY: str(delay_ms)}
+    )
+    onnx.save(model, path)
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +87,15 @@ def versions(tmp_path_factory) -> dict[str, Path]:
         init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.01),
                                               init.name))  # fmt: skip
     onnx.save(retrained, out / "mlp-retrained.onnx")
-    # ~8 ms of CPU a request: at 40 req/s that is 32 % of a core, on a node capped at 25 %
-    onnx.save(mlp(hidden=4096), out / "mlp-wide.onnx")
-    degrading = mlp()
-    onnx.helper.set_model_props(
-        degrading,
-        {faults.AFTER_KEY: str(DEGRADE_AFTER_REQUESTS), faults.DELAY_KEY: str(DEGRADE_DELAY_MS)},
-    )
-    onnx.save(degrading, out / "mlp-degrading.onnx")
+    _save_with_fault(out / "mlp-slowed.onnx", after_requests=0, delay_ms=SLOWED_DELAY_MS)
+    _save_with_fault(out / "mlp-degrading.onnx", after_requests=DEGRADE_AFTER_REQUESTS,
+                     delay_ms=DEGRADE_DELAY_MS)  # fmt: skip
     # the fleet's gate: the P99 bound alone (the seed table's min_qps = 100 is above the
     # rate these capped nodes are tested at, and its CPU limits would judge this shared box)
     (out / "thresholds.toml").write_text("p99_latency_ms = 400\nmax_error_rate = 0.01\n")
     return {
         "good": out / "mlp-retrained.onnx",
-        "slow": out / "mlp-wide.onnx",
+        "slow": out / "mlp-slowed.onnx",
         "degrading": out / "mlp-degrading.onnx",
         "thresholds": out / "thresholds.toml",
     }
@@ -136,6 +151,10 @@ def _state(out: Path) -> dict:
     return json.loads((out / "state.json").read_text())
 
 
+def _summary(run_dir: str) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
 def _sha12(path: Path) -> str:
     import hashlib
 
@@ -160,7 +179,7 @@ def test_slowed_version_is_rolled_back_at_the_canary_alone_check(rollout_fleet, 
     before = _served(fleet)
     assert len(set(before.values())) == 1, before
     out = tmp_path / "slow"
-    proc = _rollout(fleet, versions["slow"], out, "--version", "wide", "--steps", "100")
+    proc = _rollout(fleet, versions["slow"], out, "--version", "slowed", "--steps", "100")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     state = _state(out)
     assert state["phase"] == "rolled-back"
@@ -168,8 +187,8 @@ def test_slowed_version_is_rolled_back_at_the_canary_alone_check(rollout_fleet, 
     # judged before any user traffic reached it: the step log never moved past the canary
     assert [d["phase"] for d in rollback] == ["canary-deployed"], rollback
     assert "regressed" in rollback[0]["reason"] or "breached" in rollback[0]["reason"]
-    assert rollback[0]["evidence"]["canary"]["p99_ms"] > rollback[0]["evidence"]["baseline"][
-        "p99_ms"]  # fmt: skip
+    assert rollback[0]["evidence"]["canary"]["p99_ms"] >= SLOWED_DELAY_MS
+    assert rollback[0]["evidence"]["baseline"]["p99_ms"] < SLOWED_DELAY_MS
     last = proc.stdout.strip().splitlines()[-1]
     assert "rolled-back" in last and str(out / "report.html") in last
     assert (out / "report.html").read_text().count("rollback") >= 1
@@ -177,7 +196,7 @@ def test_slowed_version_is_rolled_back_at_the_canary_alone_check(rollout_fleet, 
     # the new version is still stored on the canary, for a later look
     canary = fleet.nodes[0]
     stored = fleet.fleet.ssh(canary, f"sudo ls {STORE}").stdout.split()
-    assert f"wide-{_sha12(versions['slow'])}" in stored
+    assert f"slowed-{_sha12(versions['slow'])}" in stored
     _assert_back_where_it_was(fleet, before)
 
 
@@ -193,13 +212,20 @@ def test_version_breaking_under_sustained_load_is_rolled_back_at_a_traffic_step(
     state = _state(out)
     assert state["phase"] == "rolled-back"
     decisions = state["decisions"]
-    assert decisions[0]["decision"] == "pass" and decisions[0]["reason"].startswith(
-        "canary alone"
-    ), decisions[0]
+    passed = [d["reason"] for d in decisions if d["decision"] == "pass"]
+    assert passed and passed[0].startswith("canary alone"), decisions  # it passed alone
     rollback = [d for d in decisions if d["decision"] == "rollback"]
     assert [d["phase"] for d in rollback] == ["shifting"], rollback
     assert "through the load balancer failed" in rollback[0]["reason"], rollback[0]
-    assert rollback[0]["evidence"]["p99_ms"] >= DEGRADE_DELAY_MS, rollback[0]["evidence"]
+    # the step's P99 bound failed (or could not be proven at 99 % confidence: the late
+    # answers may start near a step's end), and the late answers are in its run; the
+    # canary-alone run had none
+    step = _summary(rollback[0]["evidence"]["run"])
+    p99_check = next(c for c in step["thresholds"] if c["name"] == "p99_latency_ms")
+    assert not p99_check["ok"], step["thresholds"]
+    assert step["latency_ms"]["max"] >= DEGRADE_DELAY_MS, step["latency_ms"]
+    alone = next(d for d in decisions if d["reason"].startswith("canary alone"))
+    assert _summary(alone["evidence"]["canary"]["run"])["latency_ms"]["max"] < DEGRADE_DELAY_MS
     _assert_back_where_it_was(fleet, before)
 
 
