@@ -98,6 +98,22 @@ def test_weights_set_weight_and_zero_means_down():
     assert servers[2].startswith("server 10.0.0.11:8000 weight=1 ")
 
 
+def test_the_last_live_server_is_never_marked_failed():
+    # the others drained (weight 0): one failed connect must not take the service out
+    conf = _lb({"lb_weights": {"cpu-2": 0, "gpu-1": 0}, "lb_max_fails": 2}).uploads[CANDIDATE_CONF]
+    assert _servers(conf) == [
+        "server 10.0.0.21:8000 weight=1 max_fails=0 fail_timeout=10s;  # cpu-1",
+        "server 10.0.0.22:9000 down;  # cpu-2",
+        "server 10.0.0.11:8000 down;  # gpu-1",
+    ]
+    # two live servers: the passive health check applies to both
+    conf = _lb({"lb_weights": {"gpu-1": 0}, "lb_max_fails": 2}).uploads[CANDIDATE_CONF]
+    assert [s for s in _servers(conf) if "down" not in s] == [
+        "server 10.0.0.21:8000 weight=1 max_fails=2 fail_timeout=10s;  # cpu-1",
+        "server 10.0.0.22:9000 weight=1 max_fails=2 fail_timeout=10s;  # cpu-2",
+    ]
+
+
 def test_health_check_and_timeout_knobs_reach_the_config():
     data = {
         "lb_max_fails": 1,
