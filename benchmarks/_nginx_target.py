@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.load.lawserver import META
+from tests.load.procs import kill_group
 
 REPLY = '{"model":"law","model_name":"law","outputs":[[0.5,0.5]]}'
 
@@ -57,11 +58,12 @@ class NginxTarget:
         self.port = free_port()
         (self.root / "nginx.conf").write_text(_conf(self.root, self.port, cpu))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.proc = subprocess.Popen(
-            [nginx, "-c", str(self.root / "nginx.conf"), "-p", str(self.root)],
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        with open(self.root / "stderr.log", "wb") as stderr:  # errors before error.log opens
+            self.proc = subprocess.Popen(
+                [nginx, "-c", str(self.root / "nginx.conf"), "-p", str(self.root)],
+                stderr=stderr,
+                start_new_session=True,
+            )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 10
         while True:
@@ -70,21 +72,17 @@ class NginxTarget:
                 return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    log = self._log()  # before stop() removes the directory
                     self.stop()
-                    raise RuntimeError(f"nginx target did not start: {self._log()}") from None
+                    raise RuntimeError(f"nginx target did not start: {log}") from None
                 time.sleep(0.1)
 
     def _log(self) -> str:
-        path = self.root / "error.log"
-        return path.read_text()[-500:] if path.exists() else ""
+        logs = (self.root / name for name in ("stderr.log", "error.log"))
+        return " ".join(path.read_text()[-500:] for path in logs if path.exists())
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        kill_group(self.proc)  # nginx's master and its worker
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{settings.slo_p99_ms:g} ms; sweep steps {settings.duration}")  # fmt: skip
     tables = [report(runs, settings) for runs in repeats]
     if len(tables) == 1:
-        return 0 if tables[0] and all(within(e) for e in tables[0]["error"].values()) else 1
+        return 0 if tables[0]["within"] and all(tables[0]["within"]) else 1
     return print_medians(tables)
 
 
@@ -114,7 +114,7 @@ def report(runs: list[Path], settings: SweepSettings) -> dict:
     print(f"1 node (nginx):  max QPS at SLO = {_qps(one)}"
           + (f"  ({one / direct:.2f}x direct)" if one and direct else ""))  # fmt: skip
     print(f"{'nodes':>5} {'predicted':>10} {'measured':>10} {'error':>8} {'ratio N/1':>10}")
-    table = {"one": one, "measured": {}, "error": {}}
+    table = {"one": one, "measured": {}, "within": []}
     for row in facts.fleet_check:
         measured = row.measured_qps
         ratio = f"{measured / one:.2f}x" if measured and one else "-"
@@ -122,7 +122,7 @@ def report(runs: list[Path], settings: SweepSettings) -> dict:
         print(f"{row.nodes:>5} {row.predicted_qps:>10.1f} {_qps(measured):>10} {error:>8} "
               f"{ratio:>10}   {'within' if row.within else 'OUTSIDE'} "
               f"+-{facts.fleet_check_tolerance_pct:g} %")  # fmt: skip
-        table["error"][row.nodes] = row.error_pct
+        table["within"].append(row.within)
     # every N-node run's capacity, judged or not (a repeat whose one-node sweep failed has
     # no fleet check, but its N-node figures still count towards the medians)
     for name, qps in by_name.items():
@@ -136,6 +136,9 @@ def print_medians(tables: list[dict]) -> int:
     """The median of each N over the repeats, the prediction N x the median one node."""
     from statistics import median
 
+    from inferops.report import sizing
+
+    tolerance = sizing.FLEET_CHECK_TOLERANCE * 100
     ones = [t["one"] for t in tables if t["one"]]
     if not ones:
         print("no repeat sized one node: nothing to judge")
@@ -150,23 +153,13 @@ def print_medians(tables: list[dict]) -> int:
         if not values:
             verdicts.append(False)
             continue
-        measured, predicted = median(values), nodes * one
+        measured, predicted = median(values), sizing.fleet_capacity(nodes, one)
         error = 100.0 * (measured - predicted) / predicted
-        verdicts.append(within(error))
+        verdicts.append(bool(sizing.within_fleet_tolerance(error)))
         print(f"{nodes:>5} {predicted:>10.1f} {measured:>10.1f} "
               f"{f'{min(values):.0f}-{max(values):.0f}':>17} {error:>+7.1f} %   "
-              f"{'within' if verdicts[-1] else 'OUTSIDE'} +-{_tolerance_pct():g} %")  # fmt: skip
+              f"{'within' if verdicts[-1] else 'OUTSIDE'} +-{tolerance:g} %")  # fmt: skip
     return 0 if verdicts and all(verdicts) else 1
-
-
-def within(error_pct: float | None) -> bool:
-    return error_pct is not None and abs(error_pct) <= _tolerance_pct()
-
-
-def _tolerance_pct() -> float:
-    from inferops.report import sizing
-
-    return sizing.FLEET_CHECK_TOLERANCE * 100
 
 
 def _qps(value: float | None) -> str:

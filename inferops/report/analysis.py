@@ -599,9 +599,7 @@ def fleet_check(runs: list[Run], items: list[RunFacts]) -> list[FleetCheckRow]:
                 predicted_qps=predicted,
                 measured_qps=measured,
                 error_pct=error,
-                within=None
-                if error is None
-                else abs(error) <= sizing.FLEET_CHECK_TOLERANCE * 100 + 1e-9,
+                within=sizing.within_fleet_tolerance(error),
             )
         )
     return sorted(rows, key=lambda r: (r.baseline, r.nodes))

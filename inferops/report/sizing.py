@@ -182,6 +182,14 @@ def monthly_energy_kwh(nodes: int, power_w: float) -> float:
 FLEET_CHECK_TOLERANCE = 0.15
 
 
+def within_fleet_tolerance(error_pct: float | None) -> bool | None:
+    """Whether a measured fleet's error against the prediction is within the tolerance
+    (None when there is no measurement to judge)."""
+    if error_pct is None:
+        return None
+    return abs(error_pct) <= FLEET_CHECK_TOLERANCE * 100 + 1e-9
+
+
 def fleet_capacity(nodes: int, max_qps_at_slo: float) -> float:
     """Max QPS at the SLO that ``nodes`` identical nodes behind a load balancer carry,
     by the capacity rule the report sizes with: each node carries what one node was

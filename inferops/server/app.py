@@ -118,7 +118,8 @@ class InferenceServer(HealthRoutes):
 
         backend = backends.load(self.config.model_path, self.config.backend, self.config.threads)
         self.fault = faults.from_metadata(
-            faults.model_metadata(self.config.model_path), self.config.allow_fault_injection
+            faults.model_metadata(backend, self.config.model_path),
+            self.config.allow_fault_injection,
         )
         self.inputs = {s.name: s for s in backend.inputs}
         self.outputs = {s.name: s for s in backend.outputs}

@@ -103,6 +103,8 @@ class OnnxRuntimeBackend:
         self.outputs = [self._spec(o) for o in self.session.get_outputs()]
         self._output_names = [o.name for o in self.outputs]
         self.device = self.session.get_providers()[0]
+        # the model's metadata_props, already parsed by ORT (server/faults.py reads them)
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     @staticmethod
     def _spec(arg) -> TensorSpec:

@@ -9,7 +9,8 @@ own metadata::
     inferops.fault.delay_ms = "800"                # every later one waits 800 ms more
 
 The server honours it only when started with ``--allow-fault-injection`` (or
-``INFEROPS_ALLOW_FAULT_INJECTION=1``, e.g. through the deploy's ``server_extra_env``).
+``INFEROPS_ALLOW_FAULT_INJECTION=1``, which the deploy writes for the knob
+``server_allow_fault_injection``).
 Any other server ignores the metadata and says so on stderr, so a file with it can never
 slow a production server by accident. The delay is an ``asyncio`` sleep on the request
 path: the response is late, the CPU and the batcher are untouched.
@@ -51,8 +52,12 @@ def allowed_by_env(env=None) -> bool:
     return (os.environ if env is None else env).get(ENV_SWITCH, "") in ("1", "true", "yes")
 
 
-def model_metadata(path: Path) -> dict[str, str]:
-    """The ONNX file's ``metadata_props`` (empty for files that are not ONNX protobufs)."""
+def model_metadata(backend, path: Path) -> dict[str, str]:
+    """The ONNX file's ``metadata_props``: from the backend when it already read them (ONNX
+    Runtime's session), else parsed from ``path`` (empty for files that are not ONNX)."""
+    metadata = getattr(backend, "metadata", None)
+    if metadata is not None:
+        return metadata
     import onnx
 
     try:
