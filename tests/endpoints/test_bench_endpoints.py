@@ -238,9 +238,19 @@ def test_openai_sweep_finds_the_knee(sse_server, tmp_path):
         timeout=400,
     )  # fmt: skip
     s = _summary(out)
-    slo = s["slo"]
-    assert slo["max_qps"] is not None and 30 <= slo["max_qps"] < 80, (slo, res.stderr[-2000:])
+    slo, knee = s["slo"], s["slo"]["max_qps"]
+    why = (slo, res.stderr[-2000:])
+    # Below saturation (80 req/s). The lower bound is loose on purpose: with CI's real-host
+    # tier running alongside on 2 cores, the server's own TTFT jitter moves the knee (27.5
+    # req/s in one CI run against ~40 on a quiet machine); what must hold is the bracket.
+    assert knee is not None and 15 <= knee < 80 and slo["converged"], why
     for step in slo["steps"]:
         if step["ok"]:
-            assert step["p99_ttft_ms"] <= 60 and step["p99_tpot_ms"] <= 15
-    assert any(not st["ok"] and st["p99_ttft_ms"] > 60 for st in slo["steps"])
+            assert step["p99_ttft_ms"] <= 60 and step["p99_tpot_ms"] <= 15, why
+    assert knee == max(st["offered_qps"] for st in slo["steps"] if st["ok"]), why
+    # queueing breaks TTFT somewhere above the knee ...
+    assert any(not st["ok"] and st["p99_ttft_ms"] > 60 for st in slo["steps"]), why
+    # ... and the knee is bracketed, within the precision asked for, by a step that missed
+    above = [st for st in slo["steps"] if not st["ok"] and st["offered_qps"] > knee]
+    first_broken = min(above, key=lambda st: st["offered_qps"])
+    assert (first_broken["offered_qps"] - knee) / first_broken["offered_qps"] <= 0.15, why
