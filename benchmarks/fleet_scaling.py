@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; nodes capped at "
           f"{NODE_QUOTA_PCT:g} % of a core, nginx at {LB_QUOTA_PCT:g} %; P99 SLO "
           f"{settings.slo_p99_ms:g} ms; sweep steps {settings.duration}")  # fmt: skip
+    for runs in repeats:
+        for run in runs:
+            describe(run)
     tables = [report(runs, settings) for runs in repeats]
     if len(tables) == 1:
         return 0 if tables[0]["within"] and all(tables[0]["within"]) else 1
@@ -160,6 +163,38 @@ def print_medians(tables: list[dict]) -> int:
               f"{f'{min(values):.0f}-{max(values):.0f}':>17} {error:>+7.1f} %   "
               f"{'within' if verdicts[-1] else 'OUTSIDE'} +-{tolerance:g} %")  # fmt: skip
     return 0 if verdicts and all(verdicts) else 1
+
+
+def describe(run: Path) -> None:
+    """One sweep's steps (offered, achieved, P99, errors and why) and what each node's
+    server did over the whole sweep (its /metrics: requests, mean batch, CPU per row)."""
+    import csv
+    import json
+
+    print(f"\n{run.parent.name}/{run.name}:")
+    try:
+        steps = json.loads((run / "summary.json").read_text())["slo"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"  no sweep summary ({exc})")
+        steps = []
+    for st in steps:
+        why = []
+        failures = run / st["dir"] / "locust_failures.csv"
+        if st.get("error_rate") and failures.exists():
+            with failures.open() as f:
+                rows = sorted(csv.DictReader(f), key=lambda r: -int(r["Occurrences"]))
+            why = [f"{r['Occurrences']}x {r['Error'][:70]}" for r in rows[:2]]
+        p99 = "-" if st["p99_ms"] is None else f"{st['p99_ms']:.0f} ms"
+        print(f"  {st['offered_qps']:>8.1f}/s -> {st['achieved_qps'] or 0:>7.1f}/s  P99 {p99:>8}"
+              f"  errors {100 * (st.get('error_rate') or 0):5.1f} %  "
+              f"{'ok' if st['ok'] else 'miss' if st['valid'] else 'invalid'}"
+              + (f"  ({'; '.join(why)})" if why else ""))  # fmt: skip
+    nodes = run.with_name(run.name + ".nodes.json")
+    if nodes.exists():
+        for name, d in json.loads(nodes.read_text()).items():
+            if d and d["rows"]:
+                print(f"  node {name}: requests {d['requests']}, mean batch {d['mean_batch']}, "
+                      f"server CPU {d['cpu_s']} s = {d['cpu_us_per_row']} us/row")  # fmt: skip
 
 
 def _qps(value: float | None) -> str:

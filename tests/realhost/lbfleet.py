@@ -14,7 +14,9 @@ a host's capacity is a known fraction of one: what the scaling measurement needs
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,13 +206,87 @@ def measure_scaling(lb_fleet: LbFleet, out: Path, s: SweepSettings,
     runs = []
     if direct:
         runs.append(out / "n1-direct")
-        bench(lb_fleet, lb_fleet.node_url(lb_fleet.nodes[0]), runs[0], 1, s)
+        with recording_nodes(lb_fleet, runs[-1]):
+            bench(lb_fleet, lb_fleet.node_url(lb_fleet.nodes[0]), runs[0], 1, s)
     try:
         for count in counts:
             lb_fleet.use_nodes(count)
             runs.append(out / f"n{count}-nginx")
-            bench(lb_fleet, lb_fleet.url, runs[-1], count,
-                  replace(s, start_qps=count * s.start_qps))  # fmt: skip
+            with recording_nodes(lb_fleet, runs[-1]):
+                bench(lb_fleet, lb_fleet.url, runs[-1], count,
+                      replace(s, start_qps=count * s.start_qps))  # fmt: skip
     finally:
         lb_fleet.use_nodes(len(lb_fleet.nodes))
     return runs
+
+
+# --- what each node's server did during a sweep (its own /metrics) ---------------------
+
+
+def node_counters(lb_fleet: LbFleet) -> dict[str, dict | None]:
+    """Each node's server counters now, from its ``/metrics``: rows and model executions
+    (the dynamic-batch histogram), process CPU seconds, requests by status code; ``None``
+    for a node that did not answer."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counters: dict[str, dict | None] = {}
+    for node in lb_fleet.nodes:
+        try:
+            with urllib.request.urlopen(f"{lb_fleet.node_url(node)}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            counters[node.name] = None
+            continue
+        c = {"rows": 0.0, "batches": 0.0, "cpu_s": 0.0, "requests": {}}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "inferops_batch_size_sum":
+                    c["rows"] += sample.value
+                elif sample.name == "inferops_batch_size_count":
+                    c["batches"] += sample.value
+                elif sample.name == "process_cpu_seconds_total":
+                    c["cpu_s"] = sample.value
+                elif sample.name == "inferops_requests_total":
+                    code = sample.labels.get("code", "?")
+                    c["requests"][code] = c["requests"].get(code, 0.0) + sample.value
+        counters[node.name] = c
+    return counters
+
+
+def node_deltas(before: dict, after: dict) -> dict[str, dict | None]:
+    """What each node did between two ``node_counters`` readings: requests by code, rows,
+    mean batch and server CPU per row. ``None`` where a reading is missing or the counters
+    went backwards (the server restarted in between)."""
+    deltas: dict[str, dict | None] = {}
+    for name, b in before.items():
+        a = after.get(name)
+        if a is None or b is None or a["rows"] < b["rows"] or a["cpu_s"] < b["cpu_s"]:
+            deltas[name] = None
+            continue
+        rows, batches = a["rows"] - b["rows"], a["batches"] - b["batches"]
+        cpu = a["cpu_s"] - b["cpu_s"]
+        codes = {k: round(v - b["requests"].get(k, 0.0)) for k, v in a["requests"].items()}
+        deltas[name] = {
+            "requests": {k: v for k, v in codes.items() if v},
+            "rows": round(rows),
+            "mean_batch": round(rows / batches, 2) if batches else None,
+            "cpu_s": round(cpu, 2),
+            "cpu_us_per_row": round(1e6 * cpu / rows) if rows else None,
+        }
+    return deltas
+
+
+@contextmanager
+def recording_nodes(lb_fleet: LbFleet, run: Path) -> Iterator[None]:
+    """Around one sweep: writes ``<run>.nodes.json`` beside the run folder (not in it: the
+    run folder is bench's, written atomically) with ``node_deltas`` over the sweep."""
+    before = node_counters(lb_fleet)
+    try:
+        yield
+    finally:
+        deltas = node_deltas(before, node_counters(lb_fleet))
+        path = run.with_name(run.name + ".nodes.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(deltas, indent=1) + "\n")

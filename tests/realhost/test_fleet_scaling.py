@@ -7,6 +7,7 @@ from real runs and reports the error; the +-15 % goal is checked by
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -39,6 +40,16 @@ def test_predicted_vs_measured_comes_from_real_runs(lb_fleet, tmp_path):
         assert row.predicted_qps == pytest.approx(nodes * one)
         assert row.measured_qps == facts.runs[nodes - 1].sizing.max_qps_at_slo
         assert row.error_pct is not None and row.within is not None
+    # each node's own /metrics over each sweep: nginx sent work to the first N nodes only
+    # (the others at weight 0 are `down`), and every node it used ran batches
+    names = [n.name for n in lb_fleet.nodes]
+    for nodes, run in zip((1, 2), runs, strict=True):
+        did = json.loads(run.with_name(run.name + ".nodes.json").read_text())
+        assert [bool(did[name] and did[name]["rows"]) for name in names] == [
+            i < nodes for i in range(len(names))
+        ], did
+        for name in names[:nodes]:
+            assert did[name]["mean_batch"] >= 1 and did[name]["cpu_us_per_row"] > 0, did
     # each N-node sweep ran through nginx at N times the one-node start rate and above
     for nodes in (2,):
         steps = loaded[nodes - 1].slo.steps
