@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inferops.exitcodes import InferopsError
+from inferops.exitcodes import INVALID, InferopsError
 from inferops.release.rollout import FULL_WEIGHT, Comparison, LoadResult
 
 
@@ -94,6 +94,9 @@ class BenchLoad:
             p99_ms=(summary.get("latency_ms") or {}).get("p99"),
             error_rate=summary.get("error_rate"),
             achieved_qps=summary.get("achieved_qps"),
+            invalid_because=tuple(summary.get("validity") or ())
+            if proc.returncode == INVALID
+            else (),
         )
 
 

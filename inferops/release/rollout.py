@@ -49,16 +49,21 @@ class LoadResult:
     p99_ms: float | None = None
     error_rate: float | None = None
     achieved_qps: float | None = None
+    #: why bench called the measurement invalid (its summary's ``validity``), if it did
+    invalid_because: tuple[str, ...] = ()
 
     @property
     def evidence(self) -> dict[str, Any]:
-        return {
+        evidence = {
             "run": self.run_dir,
             "exit_code": self.exit_code,
             "p99_ms": self.p99_ms,
             "error_rate": self.error_rate,
             "achieved_qps": self.achieved_qps,
         }
+        if self.invalid_because:
+            evidence["invalid_because"] = list(self.invalid_because)
+        return evidence
 
 
 @dataclass(frozen=True)
@@ -227,8 +232,11 @@ class Rollout:
             result = self.actions.load_test(label, node, rate)
             if result.exit_code != INVALID:
                 return result
+            why = "; ".join(result.invalid_because) or "no reason recorded"
             self._decide(
-                "info", f"{label}: invalid measurement (attempt {attempt + 1})", **result.evidence
+                "info",
+                f"{label}: invalid measurement (attempt {attempt + 1}): {why}",
+                **result.evidence,
             )
         raise RollbackNeeded(
             f"{label}: the measurement stayed invalid, so the new version cannot be judged",

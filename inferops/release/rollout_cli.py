@@ -89,6 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--thresholds", help="thresholds.toml the load tests gate on (default: bench's)"
     )
     parser.add_argument(
+        "--late-tolerance-ms",
+        type=validators.positive,
+        metavar="MS",
+        help="each load test's lateness criterion: a send this late counts as late, and "
+        "over 1 %% late sends make a test invalid (default bench's: 5 %% of the P99 bound)",
+    )
+    parser.add_argument(
         "--retries",
         type=validators.int_range(0, 10),
         default=1,
@@ -232,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
             warmup=f"{args.warmup:g}s",
             thresholds=args.thresholds,
             token_files={**{n.name: n.token_file for n in view.nodes}, None: view.lb_token_file},
+            extra_args=[]
+            if args.late_tolerance_ms is None
+            else ["--late-tolerance-ms", f"{args.late_tolerance_ms:g}"],
         ),
         actions.CompareCli(extra_args=["--min-effect", args.min_effect]),
         actions.PrometheusAlerts(args.prometheus, password_file=args.prometheus_password_file)

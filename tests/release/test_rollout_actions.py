@@ -86,3 +86,30 @@ def test_the_token_goes_to_bench_through_the_environment(ran, tmp_path):
     assert (result.p99_ms, result.achieved_qps, result.exit_code) == (9.5, 49.8, 0)
     load.load_test("step 50", None, 125.0)
     assert ran[-1][0][ran[-1][0].index("--target") + 1] == "http://10.0.0.9:80"
+
+
+def test_an_invalid_bench_run_says_why_and_passes_the_lateness_criterion(monkeypatch, tmp_path):
+    """Exit 3 from bench: the summary's validity reasons travel with the result (the
+    rollout's log says why a measurement was repeated); --late-tolerance-ms reaches bench."""
+    from pathlib import Path
+
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1])
+        out.mkdir(parents=True)
+        summary = {"latency_ms": {"p99": 61.8}, "error_rate": 0.0, "achieved_qps": 37.5,
+                   "valid": False, "validity": ["load generator limited: 1.40 % late sends"]}  # fmt: skip
+        (out / "summary.json").write_text(json.dumps(summary))
+        return SimpleNamespace(returncode=3, stdout="", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    load = actions.BenchLoad(
+        out_root=tmp_path / "runs", node_url={"cpu-1": "http://10.0.0.1:8000"},
+        lb_url="http://10.0.0.9:80", model="mlp", extra_args=["--late-tolerance-ms", "100"],
+    )  # fmt: skip
+    result = load.load_test("baseline", "cpu-1", 40.0)
+    assert calls[-1][calls[-1].index("--late-tolerance-ms") + 1] == "100"
+    assert result.exit_code == 3
+    assert result.evidence["invalid_because"] == ["load generator limited: 1.40 % late sends"]

@@ -57,7 +57,7 @@ class ScriptedFleet:
         self._tick("load", label, node, rate)
         if self.invalid_times:
             self.invalid_times -= 1
-            return LoadResult(label, 3, f"runs/{len(self.calls)}")
+            return LoadResult(label, 3, f"runs/{len(self.calls)}", invalid_because=("noisy",))
         version = self.serving[node] if node else None
         code = self.canary_exit if version == "v2" else 0
         return LoadResult(label, code, f"runs/{len(self.calls)}", p99_ms=10.0, error_rate=0.0)
@@ -138,6 +138,11 @@ def test_a_bad_version_is_rolled_back(tmp_path, fleet_kw, where, code):
 def test_an_invalid_measurement_is_repeated_then_judged(tmp_path):
     fleet = ScriptedFleet(invalid_times=1)
     assert _run(fleet, tmp_path / "s.json") == 0
+    repeated = [d for d in json.loads((tmp_path / "s.json").read_text())["decisions"]
+                if "invalid measurement" in d["reason"]]  # fmt: skip
+    assert [d["reason"].split(": ", 1)[1] for d in repeated] == [
+        "invalid measurement (attempt 1): noisy"
+    ]
     fleet = ScriptedFleet(invalid_times=10)
     assert _run(fleet, tmp_path / "t.json") == 3  # cannot judge: rolled back, exit 3
     assert fleet.serving == {n: "v1" for n in NODES}
