@@ -31,13 +31,12 @@ from inferops.measure.runformat import (
     SloResult,
     SloStep,
 )
+from inferops.measure.validity import PLANNED_SAMPLES_P99
 from inferops.redact import redact_url
 from inferops.thresholds import Slo, meets_slo
 
 #: seconds without a successful reply, with connection errors, before a run is abandoned
 DEAD_TARGET_S = 3.0
-#: a sweep step runs long enough for this many samples (early stopping needs 459)
-SWEEP_MIN_SAMPLES = 600
 #: how far past --sweep-budget a sweep may go while no step has met the SLO yet
 BUDGET_STRETCH = 3.0
 #: the sweep's error-rate limit when the thresholds have none
@@ -543,7 +542,7 @@ class _SweepSteps:
             self.config,
             rate=rate,
             users=None,
-            duration_s=max(self.config.duration_s, SWEEP_MIN_SAMPLES / rate),
+            duration_s=max(self.config.duration_s, PLANNED_SAMPLES_P99 / rate),
         )
         over = self._over_budget(step_config)
         if over:

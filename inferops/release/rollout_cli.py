@@ -167,6 +167,25 @@ def _rate(args) -> tuple[float, str]:
     return rate, why
 
 
+def _planned_duration(duration_s: float, rate: float) -> float:
+    """``--duration``, lengthened (and said so) until one node's load test at ``rate`` plans
+    for enough requests that a Poisson count rarely falls short of a P99 claim's minimum:
+    an invalid baseline is retried, then rolled back with exit 3."""
+    import math
+
+    from inferops.measure.validity import MIN_SAMPLES_P99, PLANNED_SAMPLES_P99
+
+    needed_s = math.ceil(10 * PLANNED_SAMPLES_P99 / rate) / 10
+    if duration_s >= needed_s:
+        return duration_s
+    print(
+        f"--duration {duration_s:g}s at {rate:g} req/s plans ~{rate * duration_s:.0f} requests "
+        f"a load test; a P99 needs {MIN_SAMPLES_P99}, and a random count falls short of that "
+        f"too often below {PLANNED_SAMPLES_P99}: each load test runs {needed_s:g}s"
+    )
+    return needed_s
+
+
 def run(args: argparse.Namespace) -> int:
     from inferops.deploy.artifacts import sha256_file
     from inferops.deploy.model_store import version_dir
@@ -185,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--thresholds: no such file: {args.thresholds}")
     parse_fraction(args.min_effect, name="--min-effect")
     rate, rate_why = _rate(args)
+    duration_s = _planned_duration(args.duration, rate)
 
     view = fleet_view.load(args.inventory)
     names = [n.name for n in view.nodes]
@@ -235,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
             node_url={n.name: n.url for n in view.nodes},
             lb_url=view.lb_url,
             model=view.model_name,
-            duration=f"{args.duration:g}s",
+            duration=f"{duration_s:g}s",
             warmup=f"{args.warmup:g}s",
             thresholds=args.thresholds,
             token_files={**{n.name: n.token_file for n in view.nodes}, None: view.lb_token_file},

@@ -150,3 +150,15 @@ def test_unreachable_nodes_exit_2_before_any_change(tmp_path, model):
     assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "out" / "state.json").exists()
+
+
+def test_a_load_test_too_short_for_a_p99_is_lengthened_and_says_so(capsys):
+    """40 req/s for 12 s plans ~480 requests: a Poisson count of that mean falls below the
+    459 a P99 needs in ~17 % of tests (an invalid baseline, retried, then exit 3)."""
+    from inferops.release.rollout_cli import _planned_duration
+
+    assert _planned_duration(12.0, 40.0) == 15.0
+    assert "each load test runs 15s" in capsys.readouterr().out
+    assert _planned_duration(20.0, 46.0) == 20.0  # 920 planned: as given, nothing said
+    assert capsys.readouterr().out == ""
+    assert _planned_duration(12.0, 46.0) == pytest.approx(13.1)  # rounded up to 0.1 s
