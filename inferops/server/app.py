@@ -55,6 +55,7 @@ class ServerConfig:
     token: str | None = None
     threads: int | None = None
     allow_fault_injection: bool = False  # honour the model's inferops.fault.* (server/faults.py)
+    allow_spinning: bool = False  # ONNX Runtime's idle intra-op threads spin (backends.py)
 
 
 class _TooLarge(Exception):
@@ -116,7 +117,12 @@ class InferenceServer(HealthRoutes):
         """Load the model, warm it up, start the batcher; raises UsageError on a bad model."""
         from inferops.server import backends, faults
 
-        backend = backends.load(self.config.model_path, self.config.backend, self.config.threads)
+        backend = backends.load(
+            self.config.model_path,
+            self.config.backend,
+            self.config.threads,
+            spinning=self.config.allow_spinning,
+        )
         self.fault = faults.from_metadata(
             faults.model_metadata(backend, self.config.model_path),
             self.config.allow_fault_injection,

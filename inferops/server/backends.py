@@ -7,6 +7,7 @@ called from one worker thread at a time; both engines release the GIL inside.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -67,11 +68,65 @@ def select_providers(available: list[str] | tuple[str, ...]) -> list[str]:
 
 
 def default_threads() -> int:
-    """Intra-op threads: one per CPU this process may run on (respects taskset/cgroups)."""
+    """Intra-op threads: one per CPU this process may use: the CPUs it may run on (taskset,
+    cpusets), fewer under a CPU quota (a container's CPU limit, systemd's CPUQuota=): two
+    threads sharing a quarter of a core only wait on each other."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def cgroup_cpu_limit(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup"):
+    """CPUs per period this process's cgroup may use (CFS quota / period), the tightest of
+    its cgroup and the ancestors it can see; None when unlimited or unreadable.
+
+    cgroup v2: ``cpu.max`` ("25000 100000", or "max 100000"); v1: ``cpu.cfs_quota_us``
+    (-1: unlimited) over ``cpu.cfs_period_us`` in the ``cpu`` controller's hierarchy.
+    """
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2 unified hierarchy
+            base, files = Path(root), ("cpu.max",)
+        elif "cpu" in controllers.split(","):
+            base = next((Path(root) / d for d in (controllers, "cpu,cpuacct", "cpu")
+                         if (Path(root) / d).is_dir()), None)  # fmt: skip
+            if base is None:
+                continue
+            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        here = base / path.lstrip("/")
+        while True:
+            limit = _read_cpu_limit(here, files)
+            if limit is not None:
+                limits.append(limit)
+            if here == base or base not in here.parents:
+                break
+            here = here.parent
+    return min(limits) if limits else None
+
+
+def _read_cpu_limit(folder: Path, files: tuple[str, ...]) -> float | None:
+    try:
+        if len(files) == 1:
+            quota, period = (folder / files[0]).read_text().split()
+        else:
+            quota, period = ((folder / f).read_text().strip() for f in files)
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
 
 
 def _dims(shape) -> tuple[int, ...]:
@@ -84,11 +139,21 @@ class OnnxRuntimeBackend:
 
     platform = "onnxruntime_onnx"
 
-    def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        spinning: bool = False,
+    ):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or default_threads()
+        # ORT's intra-op workers spin after each run, waiting for the next (its default):
+        # on a server they burn the CPU the HTTP side needs, and under a CPU quota they burn
+        # the quota itself (8.5 CPU-seconds in 10 s at 40 req/s, two threads; docs/server.md)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3
@@ -183,10 +248,15 @@ def _graph_io_names(path: Path) -> tuple[set[str], set[str]]:
     return {i.name for i in graph.input}, {o.name for o in graph.output}
 
 
-def load(path: Path, backend: str = "onnxruntime", threads: int | None = None):
-    """Load ``path`` with the named backend; :class:`UsageError` for anything unloadable."""
+def load(
+    path: Path, backend: str = "onnxruntime", threads: int | None = None, spinning: bool = False
+):
+    """Load ``path`` with the named backend; :class:`UsageError` for anything unloadable.
+
+    ``spinning``: let ONNX Runtime's idle intra-op threads spin (lower latency on cores
+    nothing else needs; off by default)."""
     if backend == "onnxruntime":
-        return OnnxRuntimeBackend(path, threads)
+        return OnnxRuntimeBackend(path, threads, spinning=spinning)
     if backend == "openvino":
         return OpenVinoBackend(path, threads)
     raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -24,6 +24,7 @@ from inferops.exitcodes import UsageError
 from inferops.server import faults
 
 TOKEN_ENV = "INFEROPS_TOKEN"
+SPINNING_ENV = "INFEROPS_ALLOW_SPINNING"
 #: one batching delay bound, shared with the deploy's validation
 MAX_QUEUE_DELAY_MS = 60_000
 parse_bytes = validators.size_bytes  # the --max-body-bytes form ("64M"), for other callers
@@ -97,6 +98,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=validators.positive_int,
         default=None,
         help="engine threads (default: one per CPU this process may use)",
+    )
+    parser.add_argument(
+        "--allow-spinning",
+        action="store_true",
+        default=os.environ.get(SPINNING_ENV) == "1",
+        help="let ONNX Runtime's idle engine threads spin-wait for the next batch: lower "
+        "latency on cores nothing else needs, but they burn the CPU the HTTP side (and a CPU "
+        f"quota) needs (default off; or set {SPINNING_ENV}=1)",
     )
     parser.add_argument(
         "--token",
@@ -208,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         token=token,
         threads=args.threads,
         allow_fault_injection=args.allow_fault_injection,
+        allow_spinning=args.allow_spinning,
     )
     from inferops.server.llm import is_decoder
 
