@@ -13,7 +13,8 @@ only (``server_allow_fault_injection``, see ``inferops/server/faults.py``): the 
 "server flag that adds delay", carried by the version. A really heavier model was tried
 first and is not a dependable "slowed" version here: the ``mlp`` 4096 wide streams 67 MB of
 weights per batch, so dynamic batching absorbs it and a quiet run's canary P99 rose only
-70 -> 109 ms, inside the CFS noise of these 25 %-capped nodes.
+70 -> 109 ms, inside the noise of these 25 %-capped nodes (then with ONNX Runtime's
+thread spinning eating the quota; the server now turns it off, docs/server.md).
 - a good version (the same ``mlp`` retrained: other weights, same cost) is promoted, and
   the rollout process is SIGKILLed mid-way through its traffic steps: at the kill at most
   one node is drained, and re-running the same command resumes and promotes.
@@ -47,7 +48,8 @@ NGINX_CONF = "/etc/nginx/conf.d/inferops-lb.conf"
 # 12 s a Poisson count of mean 480 fell short in ~17 % of tests, twice in a row in one CI
 # run: an invalid baseline, rolled back with exit 3) on a node capped at
 # 25 % of a core; CFS throttling alone moved an unchanged model's P99 39 -> 77 ms between
-# two such runs, so only a change over 4x counts (the slowed version is far past it), and a generator
+# two such runs (with ORT's spinning threads eating the quota, since turned off; kept as a
+# margin for a busy CI box), so only a change over 4x counts (the slowed version is far past it), and a generator
 # starved by the box (late sends) gives an invalid run, repeated up to twice
 COMMON = (
     "--rate", "40", "--duration", "15s", "--warmup", "1s", "--interval", "0",

@@ -57,3 +57,61 @@ def test_corrupt_file_is_a_usage_error(kind, tmp_path):
     bad.write_bytes(b"\x08\x07 this is not a protobuf")
     with pytest.raises(UsageError, match="not a loadable ONNX model"):
         backends.load(bad, kind)
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_onnxruntime_threads_spin_only_when_asked(model_dir, spinning):
+    """Idle ORT workers spin by default in ORT; the server turns it off unless asked
+    (benchmarks/ort_spinning.py measures what it costs)."""
+    backend = backends.load(model_dir / "mlp.onnx", "onnxruntime", threads=2, spinning=spinning)
+    options = backend.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == (
+        "1" if spinning else "0"
+    )
+
+
+def _cgroups(tmp_path, proc: str, files: dict[str, str]):
+    (tmp_path / "proc").write_text(proc)
+    for rel, text in files.items():
+        path = tmp_path / "sys" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (tmp_path / "sys").mkdir(exist_ok=True)
+    return backends.cgroup_cpu_limit(str(tmp_path / "proc"), str(tmp_path / "sys"))
+
+
+def test_cgroup_v2_quota_is_the_tightest_of_the_cgroup_and_its_ancestors(tmp_path):
+    limit = _cgroups(tmp_path, "0::/system.slice/inferops-server.service\n", {
+        "cpu.max": "max 100000\n",
+        "system.slice/cpu.max": "50000 100000\n",
+        "system.slice/inferops-server.service/cpu.max": "max 100000\n",
+    })  # fmt: skip
+    assert limit == 0.5
+
+
+def test_cgroup_v2_without_a_quota_is_unlimited(tmp_path):
+    assert _cgroups(tmp_path, "0::/a\n", {"a/cpu.max": "max 100000\n"}) is None
+
+
+def test_cgroup_v1_quota_seen_from_inside_a_container(tmp_path):
+    """nspawn on cgroup v1: /proc/self/cgroup names the host's path, the container sees only
+    its own subtree mounted at the root, which carries the host's quota for it."""
+    limit = _cgroups(tmp_path, "4:cpu,cpuacct:/inferops-fleets/slot30/f30n0/system.slice\n"
+                     "1:name=systemd:/system.slice\n", {
+        "cpu,cpuacct/cpu.cfs_quota_us": "2500\n",
+        "cpu,cpuacct/cpu.cfs_period_us": "10000\n",
+    })  # fmt: skip
+    assert limit == 0.25
+
+
+def test_no_readable_cgroup_means_no_limit(tmp_path):
+    assert backends.cgroup_cpu_limit(str(tmp_path / "absent"), str(tmp_path)) is None
+    assert _cgroups(tmp_path, "4:cpu:/x\n", {"cpu/x/cpu.cfs_quota_us": "-1\n",
+                                           "cpu/x/cpu.cfs_period_us": "100000\n"}) is None  # fmt: skip
+
+
+@pytest.mark.parametrize(("quota", "threads"), [(None, 2), (0.25, 1), (1.5, 2), (8.0, 2)])
+def test_default_threads_respect_a_cpu_quota(monkeypatch, quota, threads):
+    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(backends, "cgroup_cpu_limit", lambda: quota)
+    assert backends.default_threads() == threads

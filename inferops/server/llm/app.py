@@ -107,7 +107,12 @@ class LLMServer(HealthRoutes):
     # -- lifecycle -------------------------------------------------------------------------
 
     def load(self) -> None:
-        model = DecoderModel(Path(self.config.model_path), self.config.backend, self.config.threads)
+        model = DecoderModel(
+            Path(self.config.model_path),
+            self.config.backend,
+            self.config.threads,
+            spinning=self.config.allow_spinning,
+        )
         self._warm_up(model)
         self.model = model
         self.engine = Engine(

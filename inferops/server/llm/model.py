@@ -207,11 +207,17 @@ class DecodeBatch:
 class DecoderModel:
     """Runs prefill and decode through one backend session (``backends.load``)."""
 
-    def __init__(self, path: Path, backend: str = "onnxruntime", threads: int | None = None):
+    def __init__(
+        self,
+        path: Path,
+        backend: str = "onnxruntime",
+        threads: int | None = None,
+        spinning: bool = False,
+    ):
         from inferops.server import backends
 
         self.spec = read_spec(path)
-        self.backend = backends.load(path, backend, threads)
+        self.backend = backends.load(path, backend, threads, spinning=spinning)
         self.platform = self.backend.platform
 
     def _run(self, ids, mask, positions, past: list[np.ndarray]) -> dict[str, np.ndarray]:
