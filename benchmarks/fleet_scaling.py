@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-direct", action="store_true", help="skip the sweep straight at node 1"
     )
+    parser.add_argument(
+        "--node-quota-pct",
+        type=float,
+        default=NODE_QUOTA_PCT,
+        help=f"each inference host's CPU quota, %% of a core (default {NODE_QUOTA_PCT:g}); "
+        "lower it when N nodes outrun the load generator on this machine",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats: at least 1")
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lb = LbFleet(fleet, Deployer(fleet, work), nodes=fleet.hosts[:3], lb=fleet.hosts[3])
         lb.deploy()
-        lb.apply_quotas()
+        lb.apply_quotas(node_pct=args.node_quota_pct)
         settings = SweepSettings(
             slo_p99_ms=args.slo_p99_ms, duration=args.duration, warmup="3s",
             precision=0.03, budget=args.budget,
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     print()
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; nodes capped at "
-          f"{NODE_QUOTA_PCT:g} % of a core, nginx at {LB_QUOTA_PCT:g} %; P99 SLO "
+          f"{args.node_quota_pct:g} % of a core, nginx at {LB_QUOTA_PCT:g} %; P99 SLO "
           f"{settings.slo_p99_ms:g} ms; sweep steps {settings.duration}")  # fmt: skip
     for runs in repeats:
         for run in runs:

@@ -122,10 +122,10 @@ class LbFleet:
         )
 
     # --- quotas and faults --------------------------------------------------------
-    def apply_quotas(self) -> None:
+    def apply_quotas(self, node_pct: float = NODE_QUOTA_PCT, lb_pct: float = LB_QUOTA_PCT) -> None:
         for node in self.nodes:
-            self.fleet.set_cpu_quota(node, NODE_QUOTA_PCT)
-        self.fleet.set_cpu_quota(self.lb, LB_QUOTA_PCT)
+            self.fleet.set_cpu_quota(node, node_pct)
+        self.fleet.set_cpu_quota(self.lb, lb_pct)
 
     def kill_server(self, node: Host, hang_s: float = 1.0) -> None:
         """Crash the node's server and keep it down: it hangs ``hang_s`` (SIGSTOP; requests
