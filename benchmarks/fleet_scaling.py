@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats: at least 1")
+    if not 0 < args.node_quota_pct <= 100:
+        parser.error("--node-quota-pct: a share of one core, in (0, 100]")
     problems = missing_prerequisites()
     if problems:
         print("error: " + "; ".join(problems), file=sys.stderr)

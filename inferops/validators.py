@@ -185,3 +185,14 @@ def check(value: object, validator: Callable[[object], T], name: str) -> T:
 def flag_message(name: str, problem: str) -> str:
     """``--rate must be > 0, got -5`` / ``--rate: expected a number, got 'x'``: one line."""
     return f"{name} {problem}" if problem.startswith("must") else f"{name}: {problem}"
+
+
+#: what an on/off environment switch (``INFEROPS_ALLOW_*``) accepts as "on"
+ENV_SWITCH_ON = ("1", "true", "yes")
+
+
+def env_switch(name: str, env=None) -> bool:
+    """Whether the environment variable ``name`` turns a switch on (``1``, ``true``, ``yes``)."""
+    import os
+
+    return (os.environ if env is None else env).get(name, "") in ENV_SWITCH_ON

@@ -81,7 +81,9 @@ def default_threads() -> int:
     return max(1, cpus)
 
 
-def cgroup_cpu_limit(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup"):
+def cgroup_cpu_limit(
+    proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup"
+) -> float | None:
     """CPUs per period this process's cgroup may use (CFS quota / period), the tightest of
     its cgroup and the ancestors it can see; None when unlimited or unreadable.
 

@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-spinning",
         action="store_true",
-        default=os.environ.get(SPINNING_ENV) == "1",
+        default=validators.env_switch(SPINNING_ENV),
         help="let ONNX Runtime's idle engine threads spin-wait for the next batch: lower "
         "latency on cores nothing else needs, but they burn the CPU the HTTP side (and a CPU "
         f"quota) needs (default off; or set {SPINNING_ENV}=1)",

@@ -19,11 +19,11 @@ path: the response is late, the CPU and the batcher are untouched.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from inferops import validators
 from inferops.exitcodes import UsageError
 
 AFTER_KEY = "inferops.fault.delay_after_requests"
@@ -49,7 +49,7 @@ class DelayAfterRequests:
 
 
 def allowed_by_env(env=None) -> bool:
-    return (os.environ if env is None else env).get(ENV_SWITCH, "") in ("1", "true", "yes")
+    return validators.env_switch(ENV_SWITCH, env)
 
 
 def model_metadata(backend, path: Path) -> dict[str, str]:

@@ -111,6 +111,8 @@ def test_fact_output_of_the_real_pyinfra_cli_is_read(tmp_path):
         ({}, ["--rate", "5", "--steps", "50,10"], "--steps must increase"),
         ({}, ["--rate", "5", "--steps", "0,100"], "--steps must be weights in 1..100"),
         ({}, ["--rate", "0"], "--rate must be > 0"),
+        ({}, ["--rate", "5", "--late-tolerance-ms", "0"], "--late-tolerance-ms must be > 0"),
+        ({}, ["--rate", "5", "--late-tolerance-ms", "nan"], "--late-tolerance-ms"),
         ({}, ["--rate", "5", "--version", "v 2"], "--version must be a version label"),
         ({}, ["--at-capacity"], "--at-capacity needs --runs"),
         ({}, ["--rate", "5", "--runs", "x"], "--runs is for --at-capacity"),

@@ -115,3 +115,20 @@ def test_default_threads_respect_a_cpu_quota(monkeypatch, quota, threads):
     monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(backends, "cgroup_cpu_limit", lambda: quota)
     assert backends.default_threads() == threads
+
+
+@pytest.mark.parametrize(
+    ("value", "on"),
+    [("1", True), ("true", True), ("yes", True), ("0", False), ("", False), ("on?", False)],
+)
+def test_the_spinning_switch_reads_the_environment_like_the_fault_switch(monkeypatch, value, on):
+    import argparse
+
+    from inferops.server import cli, faults
+
+    monkeypatch.setenv(cli.SPINNING_ENV, value)
+    monkeypatch.setenv(faults.ENV_SWITCH, value)
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--model", "mlp"])
+    assert args.allow_spinning is on and args.allow_fault_injection is on
