@@ -18,6 +18,7 @@ from pathlib import Path
 from inferops import thresholds, validators
 from inferops.exitcodes import UsageError
 from inferops.load import options, protocols
+from inferops.load.settle import DEFAULT_SETTLE_MAX_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="start no sweep step that would end after this long (up to 3x while no "
         "step has met the SLO yet); the sweep then stops with what it found (default: none)",
+    )
+    p.add_argument(
+        "--sweep-settle-max",
+        type=validators.duration_or_zero,
+        default=DEFAULT_SETTLE_MAX_S,
+        metavar="DURATION",
+        help="after a step that overloaded the target (P99 over 2x the SLO, or errors), "
+        "probe it at a light rate until its median latency is back to light load, for at "
+        "most this long, before the next step; 0: never (default: 60s)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     _add_cluster_arguments(p)
@@ -302,6 +312,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             budget_s=args.sweep_budget,
             cluster=cluster,
+            settle_max_s=args.sweep_settle_max,
         )
         _say_sweep(summary)
     else:

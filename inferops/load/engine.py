@@ -21,8 +21,10 @@ import signal
 import sys
 import time
 
+from inferops.load import settle
 from inferops.load.options import LoadConfig
 from inferops.load.session import RunSession
+from inferops.load.settle import DEFAULT_SETTLE_MAX_S
 from inferops.measure.runformat import (
     HISTOGRAMS,
     LLM_HISTOGRAMS,
@@ -475,6 +477,7 @@ def sweep(
     progress: bool = True,
     budget_s: float | None = None,
     cluster: ClusterSpec | None = None,
+    settle_max_s: float = DEFAULT_SETTLE_MAX_S,
 ):
     """Find the highest open-loop rate whose P99 meets the bound in force.
 
@@ -486,8 +489,10 @@ def sweep(
     capacity (it closes the bracket from above and is named in ``slo.notes``);
     when the load generator could not keep up, the search lowers the rate.
     With ``budget_s`` no step starts that would end after the budget: the sweep
-    stops there, not converged, and what it proved stands. Ctrl-C between steps
-    ends it as a partial run, with its folder written.
+    stops there, not converged, and what it proved stands. After an overloaded
+    step the target is probed at a light rate until it has recovered, for up to
+    ``settle_max_s`` (0: never; :mod:`inferops.load.settle`). Ctrl-C between
+    steps ends it as a partial run, with its folder written.
     """
     from inferops.exitcodes import UsageError
     from inferops.load.sweep import search
@@ -504,6 +509,7 @@ def sweep(
         config, folder, say=say, command=command, progress=progress, budget_s=budget_s
     )
     steps.cluster = cluster
+    steps.settle_max_s = settle_max_s
     try:
         result = search(
             steps.run, start=start_qps, ceiling=max_qps, precision=precision, max_steps=max_steps
@@ -534,6 +540,8 @@ class _SweepSteps:
         self.summaries: list = []
         self.stopped: str | None = None
         self.cluster: ClusterSpec | None = None  # each step's workers (--workers/--master)
+        self.settle_max_s = DEFAULT_SETTLE_MAX_S
+        self.settle_notes: list[str] = []
 
     def run(self, rate: float, retry: bool = True) -> dict | None:
         """One step at ``rate``: ``{"ok", "valid"}`` for the search, None when interrupted."""
@@ -548,6 +556,19 @@ class _SweepSteps:
         if over:
             self.say(f"sweep: {over}")
             return {"stop": over}
+        settled = self._settle(index, step_config)
+        if settled is not None:
+            if settled.interrupted:
+                self.stopped = "interrupted (while the target recovered)"
+                return None
+            if not settled.recovered and settled.last_p50_ms is None:
+                self.stopped = f"the target stopped answering and {settled.describe()}"
+                self.say(f"sweep: {self.stopped}")
+                return None
+            over = self._over_budget(step_config)  # the wait took time of its own
+            if over:
+                self.say(f"sweep: {over}")
+                return {"stop": over}
         s = measure(
             step_config,
             self.folder.step(index),
@@ -564,15 +585,98 @@ class _SweepSteps:
             )
             return self.run(rate, retry=False)
         step = self._keep(s, rate, index)
+        if settled is not None:
+            step.settled_s = round(settled.waited_s, 1)
+            step.recovered = settled.recovered
         self.say(
             f"sweep step {index:02d}: {rate:.1f} req/s -> {self._measured(step)}, "
             f"{'valid' if s.valid else 'INVALID'}, "
             f"{'meets' if step.ok else 'misses'} SLO {self.describe()}"
         )
-        if s.partial:
+        if s.partial and not (self.settle_max_s > 0 and _stopped_answering(s)):
             self.stopped = s.validity[-1] if s.validity else "partial"
             return None
-        return {"ok": step.ok, "valid": step.valid, "lower_helps": _lower_helps(s)}
+        # a target that stopped answering under a step's load was overloaded, or died:
+        # the wait before the next step tells which (it recovers, or the sweep stops)
+        lower_helps = _lower_helps(s) or _stopped_answering(s)
+        return {"ok": step.ok, "valid": step.valid, "lower_helps": lower_helps}
+
+    def _settle(self, index: int, step_config):
+        """After an overloaded step, probe until the target is back to light load.
+
+        Returns the :class:`~inferops.load.settle.Settling`, or None when the
+        previous step left no backlog (or settling is off). The wait comes out
+        of the time budget, leaving the next step its own time.
+        """
+        if not self.records or self.settle_max_s <= 0 or not self._left_backlog(self.records[-1]):
+            return None
+        reference_p50 = self._light_load_p50()
+        max_s = min(self.settle_max_s, self._time_left(step_config))
+        self.say(
+            f"sweep: step {index - 1:02d} overloaded the target; probing it one request "
+            f"at a time until it recovers (at most {max_s:.0f} s)"
+        )
+        attempt = iter(range(1_000_000))
+
+        def probe():
+            return self._probe(self.folder.probe(index, next(attempt)))
+
+        result = settle.settle(probe, reference_p50_ms=reference_p50, max_s=max_s)
+        self.say(f"sweep: before step {index:02d} the target {result.describe()}")
+        if not result.recovered and not result.interrupted:
+            self.settle_notes.append(
+                f"before step steps/{index:02d} the target {result.describe()}; "
+                "that step may read high"
+            )
+        return result
+
+    def _left_backlog(self, step: SloStep) -> bool:
+        """Did ``step`` overload the target (:func:`inferops.load.settle.overloaded`)?"""
+        if settle.overloaded(
+            step.p99_ms, self.slo.p99_ms, step.error_rate, self.slo.max_error_rate
+        ):
+            return True
+        if not self.llm:
+            return False
+        return any(
+            settle.overloaded(measured, bound, None, 1.0)
+            for measured, bound in (
+                (step.p99_ttft_ms, self.config.slo_ttft_ms),
+                (step.p99_tpot_ms, self.config.slo_tpot_ms),
+            )
+            if bound is not None
+        )
+
+    def _light_load_p50(self) -> float | None:
+        """The median latency of the lowest-rate step that met the SLO, or None."""
+        met = [
+            (st.offered_qps, s.latency_ms.get("p50"))
+            for st, s in zip(self.records, self.summaries, strict=True)
+            if st.ok and s.latency_ms.get("p50") is not None
+        ]
+        return min(met)[1] if met else None
+
+    def _probe(self, folder):
+        """One probe (a short run folder under ``settle/``); None on Ctrl-C.
+
+        One closed-loop user: a request at a time adds no queue of its own, so
+        the probe reads the backlog left behind, not one it made.
+        """
+        probe_config = dataclasses.replace(
+            self.config,
+            rate=None,
+            users=1,
+            warmup_s=0.0,
+            duration_s=settle.PROBE_S,
+            node_exporter=None,
+            prometheus=None,
+        )
+        s = measure(
+            probe_config, folder, command=self.command, progress=False, cluster=self.cluster
+        )
+        if s.partial and any("SIGINT" in r or "SIGTERM" in r for r in s.validity):
+            return None
+        return settle.Probe(p50_ms=s.latency_ms.get("p50"), requests=s.requests, errors=s.failures)
 
     def _over_budget(self, step_config) -> str | None:
         """Why the next step must not start (its end would pass the budget), or None.
@@ -583,16 +687,23 @@ class _SweepSteps:
         """
         if self.budget_s is None or not self.records:
             return None  # the first step always runs: a sweep with no step says nothing
-        elapsed = time.monotonic() - self.started
-        step_s = step_config.warmup_s + step_config.duration_s
-        proven = any(st.ok for st in self.records)
-        limit = self.budget_s if proven else self.budget_s * BUDGET_STRETCH
-        if elapsed + step_s <= limit:
+        if self._time_left(step_config) >= 0:
             return None
+        elapsed = time.monotonic() - self.started
         return (
             f"time budget of {self.budget_s:g} s spent after {len(self.records)} steps "
             f"({elapsed:.0f} s); the result stands, not converged"
         )
+
+    def _time_left(self, step_config) -> float:
+        """Seconds of budget that would be left after the next step (inf: no budget)."""
+        if self.budget_s is None:
+            return math.inf
+        elapsed = time.monotonic() - self.started
+        step_s = step_config.warmup_s + step_config.duration_s
+        proven = any(st.ok for st in self.records)
+        limit = self.budget_s if proven else self.budget_s * BUDGET_STRETCH
+        return limit - elapsed - step_s
 
     def _keep(self, s, rate: float, index: int, retried: bool = False) -> SloStep:
         p99 = s.latency_ms["p99"]
@@ -650,7 +761,7 @@ class _SweepSteps:
         )
 
     def notes(self) -> list[str]:
-        return [
+        return self.settle_notes + [
             f"step {st.dir} at {st.offered_qps:g} req/s was invalid "
             f"({'; '.join(st.validity or [])}); "
             + ("measured again" if st.retried else "not used to claim capacity")
@@ -666,6 +777,11 @@ def _within(value: float | None, bound: float | None) -> bool:
 
 def _generator_limited(summary) -> bool:
     return any(r.startswith("load generator limited") for r in summary.validity)
+
+
+def _stopped_answering(summary) -> bool:
+    """The step ended early because the target stopped answering (see :func:`_target_dead`)."""
+    return summary.partial and any("target stopped answering" in r for r in summary.validity)
 
 
 def _lower_helps(summary) -> bool:

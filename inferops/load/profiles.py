@@ -180,6 +180,7 @@ def _sweep_one(args, item, source: Path, out: Path, say):
             command=["inferops", "bench", *_argv()],
             progress=not args.quiet,
             budget_s=args.sweep_budget,
+            settle_max_s=args.sweep_settle_max,
         )
     finally:
         server.stop()

@@ -24,7 +24,7 @@ from inferops import redact
 from inferops.atomicfile import atomic_write_bytes, json_text
 from inferops.exitcodes import UsageError
 from inferops.measure import runformat
-from inferops.measure.runformat import SCHEMA, SUMMARY, TIMESERIES
+from inferops.measure.runformat import SCHEMA, SETTLE_DIR, SUMMARY, TIMESERIES
 
 
 class RunFolder:
@@ -110,6 +110,17 @@ class RunFolder:
             raise ValueError(f"step index must be a non-negative integer, got {index!r}")
         return RunFolder(
             self.path / "steps" / f"{index:02d}", overwrite=self.overwrite, secrets=self.secrets
+        )
+
+    def probe(self, index: int, attempt: int) -> RunFolder:
+        """``settle/NN-K``: the sweep's K-th recovery probe before step NN."""
+        for value in (index, attempt):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"probe index must be a non-negative integer, got {value!r}")
+        return RunFolder(
+            self.path / SETTLE_DIR / f"{index:02d}-{attempt}",
+            overwrite=self.overwrite,
+            secrets=self.secrets,
         )
 
     def finish(self, summary, *, partial: bool = False) -> pathlib.Path:

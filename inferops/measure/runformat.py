@@ -42,6 +42,8 @@ SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
 TIMESERIES = "timeseries.csv"
 STEPS_DIR = "steps"
+#: a sweep's light-rate probes while the target recovers (``settle/NN-K``: before step NN)
+SETTLE_DIR = "settle"
 
 #: HDR histograms a run records, by recorder name -> file. Every one is merged
 #: losslessly across workers and written here; an LLM run adds "ttft"/"itl".
@@ -194,11 +196,16 @@ class SloStep(_Record):
     p99_ttft_ms: float | None = None
     p99_tpot_ms: float | None = None
     output_tokens_per_s: float | None = None
+    # after an overloaded step: how long the target was let recover first, and whether it did
+    settled_s: float | None = None
+    recovered: bool | None = None
     extra: dict = field(default_factory=dict)
 
     OMIT_NONE: ClassVar[tuple[str, ...]] = (
         "validity",
         "retried",
+        "settled_s",
+        "recovered",
         "p99_ttft_ms",
         "p99_tpot_ms",
         "output_tokens_per_s",

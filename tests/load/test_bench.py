@@ -343,6 +343,57 @@ def test_sweep_finds_a_known_capacity(law_server, tmp_path):
     assert s["offered_qps"] == slo["max_qps"]
 
 
+def test_sweep_lets_an_overloaded_target_recover(law_server, tmp_path):
+    """A serial server keeps computing requests its clients gave up on (0.5 s timeout).
+
+    The first step, at 2x its capacity, leaves seconds of such work queued. Without
+    the wait (``--sweep-settle-max 0``) the next step inherits the queue, the target
+    looks dead and the sweep ends with no capacity (seen: two runs of two, 10 s each);
+    with it, the sweep probes until the queue is gone and finds the capacity.
+    """
+    server = law_server("serial:5")  # 5 ms each, one at a time: 200 req/s at most
+    out = tmp_path / "sweep"
+    res = run_bench(
+        [
+            "--target",
+            server.url,
+            "--model",
+            "law",
+            "--sweep",
+            "--slo-p99-ms",
+            "50",
+            "--sweep-start",
+            "400",
+            "--sweep-precision",
+            "0.3",
+            "--sweep-max-steps",
+            "5",
+            "--duration",
+            "2s",
+            "--warmup",
+            "0.5s",
+            "--timeout",
+            "0.5s",
+            "--out",
+            str(out),
+            *TOLERANT,
+        ],
+        timeout=300,
+    )
+    s = _summary(out)
+    slo = s["slo"]
+    assert not s["partial"], res.stderr
+    assert slo["max_qps"] is not None and 50 <= slo["max_qps"] <= 200, res.stderr
+    first_after = slo["steps"][1]
+    assert first_after["recovered"] is True and first_after["settled_s"] > 0
+    probes = sorted(p.name for p in (out / "settle").iterdir())
+    assert probes[0] == "01-0"
+    for name in probes:
+        probe = _summary(out / "settle" / name)
+        assert probe["mode"] == "closed" and probe["offered_qps"] is None  # one user, no rate
+    assert "overloaded the target" in res.stderr
+
+
 def test_bearer_token(law_server, tmp_path):
     server = law_server("fixed:1", token="s3cret")
     common = [
