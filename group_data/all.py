@@ -338,6 +338,9 @@ GENERATED from the knob declarations (KNOBS in inferops/deploy/*.py) by
 # lb_fail_timeout = '10s'
 # idle keepalive connections to the upstreams kept per nginx worker
 # lb_keepalive = 32
+# connections each nginx worker may hold open, clients and upstreams together (Debian ships 768): a
+# proxied request holds two, an LLM stream for minutes
+# lb_worker_connections = 4096
 # how long nginx waits to connect to an upstream before trying the next one
 # lb_connect_timeout = '2s'
 # longest silence from an upstream mid-response (LLM streams need minutes)

@@ -55,6 +55,7 @@ from inferops.deploy.platform import detect
 SERVICE = "nginx"
 UPSTREAM = "inferops_servers"
 LIVE_CONF = "/etc/nginx/conf.d/inferops-lb.conf"
+MAIN_CONF = "/etc/nginx/nginx.conf"
 CANDIDATE_CONF = "/etc/nginx/inferops-lb.conf.candidate"
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 INFERENCE_GROUPS = ("gpu_nodes", "cpu_nodes")
@@ -115,6 +116,13 @@ KNOBS = (
         32,
         integer(1, 100000),
         "idle keepalive connections to the upstreams kept per nginx worker",
+    ),
+    Knob(
+        "lb_worker_connections",
+        4096,
+        integer(512, 1_000_000),
+        "connections each nginx worker may hold open, clients and upstreams together "
+        "(Debian ships 768): a proxied request holds two, an LLM stream for minutes",
     ),
     Knob(
         "lb_connect_timeout",
@@ -234,6 +242,7 @@ def loadbalancer():
     default_site = files.link(
         name="Remove Debian's default nginx site", path=DEFAULT_SITE, present=False
     )
+    worker_limits = _worker_limits(knob("lb_worker_connections"))
     bind, port = knob("lb_listen").rsplit(":", 1)
     candidate = files.template(
         name=f"Upload the nginx configuration candidate ({CANDIDATE_CONF})",
@@ -256,9 +265,12 @@ def loadbalancer():
         reload=reload,
     )
     server.shell(
-        name="Reload nginx (default site removed)",
+        name="Reload nginx (default site or worker limits changed)",
         commands=[f"nginx -t -q && {reload}"],
-        _if=lambda: default_site.did_change() and not promote.did_change(),
+        _if=lambda: (
+            any(op.did_change() for op in (default_site, *worker_limits))
+            and not promote.did_change()
+        ),
     )
     systemd.service(name=f"Enable and start {SERVICE}", service=SERVICE, running=True, enabled=True)
     probe = "127.0.0.1" if bind in ("", "0.0.0.0", "*") else bind
@@ -270,5 +282,31 @@ def loadbalancer():
             f"journalctl -u {SERVICE} -n 20 --no-pager; "
             f"echo 'nginx not answering http://{probe}:{port}/healthz' >&2; exit 1"
         ],
-        _if=any_changed(candidate, promote, default_site),
+        _if=any_changed(candidate, promote, default_site, *worker_limits),
     )
+
+
+def _worker_limits(connections: int) -> list:
+    """``worker_connections`` and the open-file limit it needs, in Debian's nginx.conf.
+
+    Both live outside the ``http {}`` context that conf.d is included in, so they
+    are set line by line in the package's own file. Under overload, or with LLM
+    streams held for minutes, Debian's 768 runs out: nginx then drops connections
+    ("worker_connections are not enough"). Every connection is a file descriptor,
+    and the service's soft limit (1024) is below what the knob allows, hence
+    ``worker_rlimit_nofile`` (appended at the top level when absent).
+    """
+    return [
+        files.line(
+            name=f"Set nginx worker_connections to {connections}",
+            path=MAIN_CONF,
+            line=r"^\s*worker_connections\s",
+            replace=f"    worker_connections {connections};",
+        ),
+        files.line(
+            name="Raise nginx's open-file limit to match",
+            path=MAIN_CONF,
+            line=r"^worker_rlimit_nofile\s",
+            replace=f"worker_rlimit_nofile {2 * connections + 64};",
+        ),
+    ]

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from pyinfra.api.exceptions import PyinfraError
 
-from inferops.deploy.loadbalancer import CANDIDATE_CONF, DEFAULT_SITE, LIVE_CONF, loadbalancer
+from inferops.deploy.loadbalancer import (
+    CANDIDATE_CONF,
+    DEFAULT_SITE,
+    LIVE_CONF,
+    MAIN_CONF,
+    loadbalancer,
+)
 from inferops.deploy.validate import validate_data
 
 from .harness import run
@@ -28,6 +34,22 @@ NODES = [
 ]
 SHARED = {"server_token_name": "fleet"}
 INSTALLED = {"DebPackages": {"nginx": ["1.22.1-9"], "curl": ["7.88.1-10"]}}
+_GREP = f"extended_regex=false,interpolate_variables=false,path={MAIN_CONF},pattern="
+
+
+def _main_conf(connections: str, rlimit: str | None) -> dict:
+    """FindInFile answers for nginx.conf's worker lines (grep's matches, [] for none)."""
+    return {
+        "FindInFile": {
+            _GREP + r"^\s*worker_connections\s.*$": [connections],
+            _GREP + r"^worker_rlimit_nofile\s.*$": [rlimit] if rlimit else [],
+        }
+    }
+
+
+#: nginx.conf as Debian's package ships it, and as the deploy leaves it
+DEBIAN_MAIN_CONF = _main_conf("\tworker_connections 768;", None)
+TUNED_MAIN_CONF = _main_conf("    worker_connections 4096;", "worker_rlimit_nofile 8256;")
 
 
 def _nodes(extra: dict | None = None):
@@ -143,6 +165,7 @@ def test_converged_host_changes_nothing():
     digest = "a" * 64
     facts = {
         **INSTALLED,
+        **TUNED_MAIN_CONF,
         "Sha256File": {f"path={CANDIDATE_CONF}": digest, f"path={LIVE_CONF}": digest},
     }
     result = _lb(
@@ -154,9 +177,42 @@ def test_converged_host_changes_nothing():
     assert not result.has_command("nginx -t")
 
 
+def test_worker_limits_replace_debians_768_and_only_reload():
+    digest = "a" * 64
+    facts = {
+        **INSTALLED,
+        **DEBIAN_MAIN_CONF,
+        "Sha256File": {f"path={CANDIDATE_CONF}": digest, f"path={LIVE_CONF}": digest},
+    }
+    result = _lb(
+        facts=facts,
+        assume_unchanged=("Upload the nginx configuration", "Remove Debian's default", "Enable"),
+    )
+    changed = [op.name.removeprefix("nginx load balancer | ") for op in result.changed_ops()]
+    assert changed[:2] == [
+        "Set nginx worker_connections to 4096",
+        "Raise nginx's open-file limit to match",
+    ]
+    (sed,) = result.op("Set nginx worker_connections").commands
+    assert sed.startswith("sed -i") and "worker_connections 4096;" in sed and MAIN_CONF in sed
+    (append,) = result.op("Raise nginx's open-file limit").commands
+    assert append == f"echo 'worker_rlimit_nofile 8256;' >> {MAIN_CONF}"
+    # checked by nginx -t, then applied with a reload (new workers), never a restart
+    assert result.has_command("nginx -t -q && { ! systemctl is-active -q nginx || systemctl reload")
+    assert not result.has_command("restart nginx")
+    assert "Check nginx answers /healthz" in changed
+
+
+def test_worker_connections_knob_sizes_the_file_limit():
+    result = _lb({"lb_worker_connections": 20000}, facts={**INSTALLED, **DEBIAN_MAIN_CONF})
+    assert "worker_connections 20000;" in result.op("Set nginx worker_connections").commands[0]
+    assert "worker_rlimit_nofile 40064;" in result.op("Raise nginx's open-file").commands[0]
+
+
 def test_changed_weights_only_reload():
     facts = {
         **INSTALLED,
+        **TUNED_MAIN_CONF,
         "Sha256File": {f"path={CANDIDATE_CONF}": "b" * 64, f"path={LIVE_CONF}": "a" * 64},
     }
     result = _lb(
@@ -213,6 +269,8 @@ def test_rocky_is_refused():
         ("lb_weights", {"cpu-1": True}),
         ("lb_weights", ["cpu-1"]),
         ("lb_max_fails", -1),
+        ("lb_worker_connections", 100),
+        ("lb_worker_connections", "lots"),
         ("lb_fail_timeout", "ten seconds"),
         ("lb_listen", "80"),
         ("server_token_name", "../etc/passwd"),

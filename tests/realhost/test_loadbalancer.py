@@ -1,7 +1,8 @@
 """``deploys/loadbalancer.py`` on a real host, in front of three inference hosts deployed by
 ``deploys/cpu_node.py`` (the session's ``lb_fleet``): nginx spreads requests over the three,
-passes the shared bearer token through, answers ``/healthz`` itself, takes a weight-0 host
-out with a reload (not a restart), and a second run changes nothing."""
+passes the shared bearer token through, answers ``/healthz`` itself, runs its workers with
+the raised connection and open-file limits, takes a weight-0 host out with a reload (not a
+restart), and a second run changes nothing."""
 
 from __future__ import annotations
 
@@ -60,6 +61,17 @@ def test_nginx_spreads_requests_over_every_node_with_the_shared_token(lb_fleet):
     served = _served_by(lb_fleet, 60)
     assert sum(served.values()) == 60, served
     assert all(served[n.name] >= 5 for n in lb_fleet.nodes), served
+
+
+def test_workers_run_with_the_raised_connection_and_file_limits(lb_fleet):
+    # in force, not just written: nginx -T is the configuration nginx parses, and a
+    # worker's own /proc limits say whether worker_rlimit_nofile reached it
+    ssh = lb_fleet.fleet.ssh
+    parsed = ssh(lb_fleet.lb, "sudo nginx -T 2>/dev/null").stdout
+    assert "worker_connections 4096;" in parsed and "worker_rlimit_nofile 8256;" in parsed
+    worker = ssh(lb_fleet.lb, "pgrep -f 'nginx: worker process' | head -1").stdout.strip()
+    limits = ssh(lb_fleet.lb, f"sudo grep 'Max open files' /proc/{worker}/limits").stdout.split()
+    assert limits[3] == "8256", limits  # soft limit: Debian's unit leaves 1024
 
 
 def test_weight_zero_takes_a_node_out_with_a_reload(lb_fleet):
