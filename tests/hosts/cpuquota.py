@@ -13,13 +13,20 @@ full speed and the measurement after it under the quota.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# 10 ms periods: a throttled host stalls at most ~7.5 ms at 25 %, not 75 ms (the default
-# 100 ms period would put the quota itself into every P99)
-PERIOD_US = 10_000
+# The quota is granted per CFS period: a host that spends it stalls until the period ends.
+# So the period is the shortest the kernel allows for the quota (a quota of at least 1 ms,
+# MIN_QUOTA_US): 4 ms at 25 %, 5 ms at 20 %, 10 ms at 10 %. Long periods make a capped host
+# a fast CPU with long stalls, not a slow one: at 10 % of a 10 ms period, requests that
+# find the quota spent wait up to 9 ms, and a balancer's least_conn then steers around the
+# stalled host, so a pool of such hosts carried 3x one of them with two (fleet benchmark,
+# docs/benchmarks.md). The default 100 ms period would put the quota into every P99.
+MIN_QUOTA_US = 1_000
+MAX_PERIOD_US = 100_000
 TOP = "inferops-fleets"
 
 
@@ -68,16 +75,24 @@ def join_self(slot: int, host: str) -> None:
     (path(slot, host) / "cgroup.procs").write_text(str(os.getpid()))
 
 
+def period_us(percent: float) -> int:
+    """The shortest CFS period whose quota at ``percent`` of a core is still >= 1 ms."""
+    return min(MAX_PERIOD_US, max(MIN_QUOTA_US, math.ceil(MIN_QUOTA_US * 100 / percent)))
+
+
 def set_quota(slot: int, host: str, percent: float | None) -> None:
     """Cap the host at ``percent`` of one core (None: no cap)."""
     target = path(slot, host)
+    period = MAX_PERIOD_US if percent is None else period_us(percent)
+    quota = None if percent is None else max(MIN_QUOTA_US, round(period * percent / 100))
     if _unified():
-        value = "max" if percent is None else str(max(1000, int(PERIOD_US * percent / 100)))
-        (target / "cpu.max").write_text(f"{value} {PERIOD_US}")
+        (target / "cpu.max").write_text(f"{'max' if quota is None else quota} {period}")
         return
-    (target / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-    quota = -1 if percent is None else max(1000, int(PERIOD_US * percent / 100))
-    (target / "cpu.cfs_quota_us").write_text(str(quota))
+    # v1 checks each write against the other value: lift the cap, set the period, cap again
+    (target / "cpu.cfs_quota_us").write_text("-1")
+    (target / "cpu.cfs_period_us").write_text(str(period))
+    if quota is not None:
+        (target / "cpu.cfs_quota_us").write_text(str(quota))
 
 
 def quota(slot: int, host: str) -> float | None:
