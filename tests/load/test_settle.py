@@ -188,6 +188,19 @@ def light(p50):
     return summary(p50 * 2, p50=p50)
 
 
+def silent_from_200(rate):
+    """A target that stops answering (every request times out) from 200 req/s up."""
+    if rate < 200:
+        return light(5)
+    return summary(
+        None,
+        errors=1.0,
+        valid=False,
+        partial=True,
+        validity=["partial run: target stopped answering (connection errors)"],
+    )
+
+
 def test_sweep_waits_only_after_an_overloaded_step(sweep_with):
     def law(rate):  # capacity ~300: 200 fine, 400 collapses, 300 a narrow miss
         return {100: light(5), 200: summary(60), 400: summary(5000, errors=0.3)}.get(
@@ -214,54 +227,21 @@ def test_sweep_waits_only_after_an_overloaded_step(sweep_with):
 
 
 def test_a_step_that_silenced_the_target_is_a_miss_when_it_recovers(sweep_with):
-    dead = summary(
-        None,
-        errors=1.0,
-        valid=False,
-        partial=True,
-        validity=["partial run: target stopped answering (connection errors)"],
-    )
-
-    def law(rate):
-        return dead if rate >= 200 else light(5)
-
-    top, _calls, _said = sweep_with(law, [light(5)] * 10)
+    top, _calls, _said = sweep_with(silent_from_200, [light(5)] * 10)
     assert not top.partial and top.slo.max_qps is not None and top.slo.max_qps >= 100
     assert top.slo.steps[1].ok is False and top.slo.steps[2].recovered is True
 
 
 def test_a_target_that_never_answers_again_stops_the_sweep(sweep_with):
-    dead = summary(
-        None,
-        errors=1.0,
-        valid=False,
-        partial=True,
-        validity=["partial run: target stopped answering (connection errors)"],
-    )
-
-    def law(rate):
-        return dead if rate >= 200 else light(5)
-
     silent = [summary(None, errors=1.0, requests=40)] * 200
-    top, calls, said = sweep_with(law, silent, settle_max_s=5)
+    top, calls, said = sweep_with(silent_from_200, silent, settle_max_s=5)
     assert top.partial and "stopped answering" in top.validity[-1]
     assert top.slo.max_qps == 100  # what was proven before stands
     assert calls[-1][0] == "probe"
 
 
 def test_settling_off_keeps_the_old_behaviour(sweep_with):
-    dead = summary(
-        None,
-        errors=1.0,
-        valid=False,
-        partial=True,
-        validity=["partial run: target stopped answering (connection errors)"],
-    )
-
-    def law(rate):
-        return dead if rate >= 200 else light(5)
-
-    top, calls, _said = sweep_with(law, [], settle_max_s=0)
+    top, calls, _said = sweep_with(silent_from_200, [], settle_max_s=0)
     assert top.partial and all(c[0] == "step" for c in calls) and len(calls) == 2
 
 
