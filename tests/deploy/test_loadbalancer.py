@@ -160,34 +160,30 @@ def test_health_check_and_timeout_knobs_reach_the_config():
         assert directive in conf, directive
 
 
-def test_converged_host_changes_nothing():
-    # the candidate uploaded earlier equals the live file: no test, no reload, no check
+def _installed_with_upstreams_in_place(main_conf: dict):
+    """nginx installed, the live upstream file equal to the candidate, nginx.conf as given."""
     digest = "a" * 64
     facts = {
         **INSTALLED,
-        **TUNED_MAIN_CONF,
+        **main_conf,
         "Sha256File": {f"path={CANDIDATE_CONF}": digest, f"path={LIVE_CONF}": digest},
     }
-    result = _lb(
+    return _lb(
         facts=facts,
         assume_unchanged=("Upload the nginx configuration", "Remove Debian's default", "Enable"),
     )
+
+
+def test_converged_host_changes_nothing():
+    # the candidate uploaded earlier equals the live file: no test, no reload, no check
+    result = _installed_with_upstreams_in_place(TUNED_MAIN_CONF)
     assert [op.name for op in result.changed_ops()] == []
     assert any(f"{LIVE_CONF} already matches" in n for n in result.noops)
     assert not result.has_command("nginx -t")
 
 
 def test_worker_limits_replace_debians_768_and_only_reload():
-    digest = "a" * 64
-    facts = {
-        **INSTALLED,
-        **DEBIAN_MAIN_CONF,
-        "Sha256File": {f"path={CANDIDATE_CONF}": digest, f"path={LIVE_CONF}": digest},
-    }
-    result = _lb(
-        facts=facts,
-        assume_unchanged=("Upload the nginx configuration", "Remove Debian's default", "Enable"),
-    )
+    result = _installed_with_upstreams_in_place(DEBIAN_MAIN_CONF)
     changed = [op.name.removeprefix("nginx load balancer | ") for op in result.changed_ops()]
     assert changed[:2] == [
         "Set nginx worker_connections to 4096",
