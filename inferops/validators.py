@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -193,6 +194,4 @@ ENV_SWITCH_ON = ("1", "true", "yes")
 
 def env_switch(name: str, env=None) -> bool:
     """Whether the environment variable ``name`` turns a switch on (``1``, ``true``, ``yes``)."""
-    import os
-
     return (os.environ if env is None else env).get(name, "") in ENV_SWITCH_ON

@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SETTLE_MAX_S,
         metavar="DURATION",
         help="after a step that overloaded the target (P99 over 2x the SLO, or errors), "
-        "probe it at a light rate until its median latency is back to light load, for at "
-        "most this long, before the next step; 0: never (default: 60s)",
+        "probe it one request at a time until its median latency is back to light load, "
+        "for at most this long, before the next step; 0: never (default: 60s)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     _add_cluster_arguments(p)

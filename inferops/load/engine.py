@@ -15,6 +15,7 @@ Both return the :class:`~inferops.measure.runformat.Summary` they also wrote as
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import signal
@@ -39,6 +40,9 @@ from inferops.thresholds import Slo, meets_slo
 
 #: seconds without a successful reply, with connection errors, before a run is abandoned
 DEAD_TARGET_S = 3.0
+#: why a run ended early: the target went silent (:func:`_target_dead`), or a signal came
+TARGET_DEAD = "target stopped answering (connection errors)"
+SIGNAL_STOPS = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}
 #: how far past --sweep-budget a sweep may go while no step has met the SLO yet
 BUDGET_STRETCH = 3.0
 #: the sweep's error-rate limit when the thresholds have none
@@ -350,13 +354,7 @@ def _on_signals(stop: _Stop) -> list:
     """Ctrl-C or SIGTERM end the run early; what was measured is written as partial."""
     import gevent
 
-    return [
-        gevent.signal_handler(sig, stop, name)
-        for sig, name in (
-            (signal.SIGINT, "interrupted (SIGINT)"),
-            (signal.SIGTERM, "terminated (SIGTERM)"),
-        )
-    ]
+    return [gevent.signal_handler(sig, stop, name) for sig, name in SIGNAL_STOPS.items()]
 
 
 def _schedule(config: LoadConfig, session: RunSession) -> tuple[float, float]:
@@ -400,7 +398,7 @@ def _drive(
                 env.stats.reset_all()  # Locust's own CSV/HTML cover the measured window
                 stats_reset = True
             if _target_dead(recorder, now, t0):
-                stop("target stopped answering (connection errors)")
+                stop(TARGET_DEAD)
                 return
             if int(now) != last_tick:  # percentiles cost ~0.5 ms: once a second is plenty
                 last_tick = int(now)
@@ -490,7 +488,7 @@ def sweep(
     when the load generator could not keep up, the search lowers the rate.
     With ``budget_s`` no step starts that would end after the budget: the sweep
     stops there, not converged, and what it proved stands. After an overloaded
-    step the target is probed at a light rate until it has recovered, for up to
+    step the target is probed one request at a time until it has recovered, for up to
     ``settle_max_s`` (0: never; :mod:`inferops.load.settle`). Ctrl-C between
     steps ends it as a partial run, with its folder written.
     """
@@ -515,7 +513,7 @@ def sweep(
             steps.run, start=start_qps, ceiling=max_qps, precision=precision, max_steps=max_steps
         )
     except KeyboardInterrupt:  # between two steps (during one, the step ends partial)
-        steps.stopped = "interrupted (SIGINT)"
+        steps.stopped = SIGNAL_STOPS[signal.SIGINT]
         result = _interrupted(steps)
     best_index = steps.index_of(result.best_rate)
     top = _sweep_summary(steps, result, best_index, precision=precision, start_qps=start_qps)
@@ -616,10 +614,10 @@ class _SweepSteps:
             f"sweep: step {index - 1:02d} overloaded the target; probing it one request "
             f"at a time until it recovers (at most {max_s:.0f} s)"
         )
-        attempt = iter(range(1_000_000))
+        attempts = itertools.count()
 
         def probe():
-            return self._probe(self.folder.probe(index, next(attempt)))
+            return self._probe(self.folder.probe(index, next(attempts)))
 
         result = settle.settle(probe, reference_p50_ms=reference_p50, max_s=max_s)
         self.say(f"sweep: before step {index:02d} the target {result.describe()}")
@@ -674,7 +672,7 @@ class _SweepSteps:
         s = measure(
             probe_config, folder, command=self.command, progress=False, cluster=self.cluster
         )
-        if s.partial and any("SIGINT" in r or "SIGTERM" in r for r in s.validity):
+        if _ended_by(s, *SIGNAL_STOPS.values()):
             return None
         return settle.Probe(p50_ms=s.latency_ms.get("p50"), requests=s.requests, errors=s.failures)
 
@@ -781,7 +779,12 @@ def _generator_limited(summary) -> bool:
 
 def _stopped_answering(summary) -> bool:
     """The step ended early because the target stopped answering (see :func:`_target_dead`)."""
-    return summary.partial and any("target stopped answering" in r for r in summary.validity)
+    return _ended_by(summary, TARGET_DEAD)
+
+
+def _ended_by(summary, *reasons: str) -> bool:
+    """A partial run whose validity names one of ``reasons`` (``partial run: <reason>``)."""
+    return summary.partial and any(r.endswith(reasons) for r in summary.validity)
 
 
 def _lower_helps(summary) -> bool:

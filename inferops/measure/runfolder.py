@@ -24,7 +24,7 @@ from inferops import redact
 from inferops.atomicfile import atomic_write_bytes, json_text
 from inferops.exitcodes import UsageError
 from inferops.measure import runformat
-from inferops.measure.runformat import SCHEMA, SETTLE_DIR, SUMMARY, TIMESERIES
+from inferops.measure.runformat import SCHEMA, SETTLE_DIR, STEPS_DIR, SUMMARY, TIMESERIES
 
 
 class RunFolder:
@@ -106,22 +106,15 @@ class RunFolder:
 
     def step(self, index: int) -> RunFolder:
         """The sub-run folder ``steps/NN`` (zero-padded to two digits) for a sweep step."""
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise ValueError(f"step index must be a non-negative integer, got {index!r}")
-        return RunFolder(
-            self.path / "steps" / f"{index:02d}", overwrite=self.overwrite, secrets=self.secrets
-        )
+        return self._child(STEPS_DIR, f"{_index('step', index):02d}")
 
     def probe(self, index: int, attempt: int) -> RunFolder:
         """``settle/NN-K``: the sweep's K-th recovery probe before step NN."""
-        for value in (index, attempt):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"probe index must be a non-negative integer, got {value!r}")
-        return RunFolder(
-            self.path / SETTLE_DIR / f"{index:02d}-{attempt}",
-            overwrite=self.overwrite,
-            secrets=self.secrets,
-        )
+        return self._child(SETTLE_DIR, f"{_index('probe', index):02d}-{_index('probe', attempt)}")
+
+    def _child(self, *parts: str) -> RunFolder:
+        """A run folder inside this one, written under the same rules."""
+        return RunFolder(self.path.joinpath(*parts), overwrite=self.overwrite, secrets=self.secrets)
 
     def finish(self, summary, *, partial: bool = False) -> pathlib.Path:
         """Write ``summary.json`` last and return its path.
@@ -140,3 +133,10 @@ class RunFolder:
         target = self.write_text(SUMMARY, json_text(data))
         self.finished = True
         return target
+
+
+def _index(what: str, value: int) -> int:
+    """``value`` as a sub-folder number: a non-negative integer (``bool`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} index must be a non-negative integer, got {value!r}")
+    return value

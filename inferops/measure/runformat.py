@@ -42,7 +42,7 @@ SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
 TIMESERIES = "timeseries.csv"
 STEPS_DIR = "steps"
-#: a sweep's light-rate probes while the target recovers (``settle/NN-K``: before step NN)
+#: a sweep's one-user probes while the target recovers (``settle/NN-K``: before step NN)
 SETTLE_DIR = "settle"
 
 #: HDR histograms a run records, by recorder name -> file. Every one is merged

@@ -300,30 +300,37 @@ def test_server_dying_mid_run_leaves_a_partial_folder(tmp_path):
     assert any("stopped answering" in r for r in s["validity"])
 
 
+def _short_sweep(server, out, *, slo_ms: float, start: float, precision: float) -> list[str]:
+    """``bench --sweep`` at a law server with 2 s steps (0.5 s warm-up), late sends tolerated."""
+    return [
+        "--target",
+        server.url,
+        "--model",
+        "law",
+        "--sweep",
+        "--slo-p99-ms",
+        f"{slo_ms:g}",
+        "--sweep-start",
+        f"{start:g}",
+        "--sweep-precision",
+        f"{precision:g}",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0.5s",
+        "--out",
+        str(out),
+        *TOLERANT,
+    ]
+
+
 def test_sweep_finds_a_known_capacity(law_server, tmp_path):
     server = law_server("serial:3")  # one at a time, 3 ms each: at most 333 req/s
     capacity = 1000 / 3
     out = tmp_path / "sweep"
     res = run_bench(
         [
-            "--target",
-            server.url,
-            "--model",
-            "law",
-            "--sweep",
-            "--slo-p99-ms",
-            "60",
-            "--sweep-start",
-            "100",
-            "--sweep-precision",
-            "0.05",
-            "--duration",
-            "2s",
-            "--warmup",
-            "0.5s",
-            "--out",
-            str(out),
-            *TOLERANT,
+            *_short_sweep(server, out, slo_ms=60, start=100, precision=0.05),
             "--thresholds",
             _thresholds(tmp_path, "max_error_rate = 0.01\n"),
         ],
@@ -355,28 +362,11 @@ def test_sweep_lets_an_overloaded_target_recover(law_server, tmp_path):
     out = tmp_path / "sweep"
     res = run_bench(
         [
-            "--target",
-            server.url,
-            "--model",
-            "law",
-            "--sweep",
-            "--slo-p99-ms",
-            "50",
-            "--sweep-start",
-            "400",
-            "--sweep-precision",
-            "0.3",
+            *_short_sweep(server, out, slo_ms=50, start=400, precision=0.3),
             "--sweep-max-steps",
             "5",
-            "--duration",
-            "2s",
-            "--warmup",
-            "0.5s",
             "--timeout",
             "0.5s",
-            "--out",
-            str(out),
-            *TOLERANT,
         ],
         timeout=300,
     )

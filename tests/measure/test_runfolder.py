@@ -265,3 +265,13 @@ def test_step_folders_are_zero_padded_runs(tmp_path):
         run.step(-1)
     # the parent is not finished because a step is
     assert not (run.path / "summary.json").exists()
+
+
+def test_probe_folders_are_named_by_step_and_attempt(tmp_path):
+    run = RunFolder(tmp_path / "r")
+    probe = run.probe(3, 0)
+    assert probe.path == run.path / "settle" / "03-0" and probe.path.is_dir()
+    assert run.probe(12, 7).path == run.path / "settle" / "12-7"
+    for index, attempt in ((-1, 0), (0, -1), (True, 0), (1.0, 0)):
+        with pytest.raises(ValueError, match="probe index must be a non-negative integer"):
+            run.probe(index, attempt)
