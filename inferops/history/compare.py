@@ -7,7 +7,9 @@ A metric is flagged (a regression, or an improvement) only when all hold:
 * the bootstrap confidence interval (at ``1 - p_value``) excludes no change.
 
 Latency is compared on the whole distribution: P50, P90, P99 and P99.9, each
-with a bootstrap over both HDR histograms. For P50 and P99 the deciding test
+with a bootstrap over both HDR histograms, and each only when both runs have the
+samples a claim on that quantile needs (459 for a P99, 4,603 for a P99.9; the
+rule of :mod:`inferops.measure.validity`): otherwise it is "untested". For P50 and P99 the deciding test
 is Mann-Whitney U on the per-second windows when both runs have at least
 :data:`~inferops.history.stats.MIN_WINDOWS` of them (closer to independent
 samples than single requests). Error rates: Fisher's exact test, with an
@@ -170,6 +172,7 @@ def _quantile_changes(
 ) -> list[MetricChange]:
     out = []
     by_hist: dict[str, dict] = {}
+    totals: dict[str, tuple[int, int]] = {}
     for name in names:
         hist_name, q, window_col = _QUANTILE_METRICS[name]
         metric = METRICS[name]
@@ -178,6 +181,7 @@ def _quantile_changes(
             if hist_name in baseline.histograms and hist_name in candidate.histograms:
                 a = stats.HistogramCounts.from_hdr(decode_hdr(baseline.histograms[hist_name]))
                 b = stats.HistogramCounts.from_hdr(decode_hdr(candidate.histograms[hist_name]))
+                totals[hist_name] = (a.total, b.total)
                 by_hist[hist_name] = (
                     stats.bootstrap_quantile_ratios(
                         a,
@@ -192,23 +196,15 @@ def _quantile_changes(
             else:
                 by_hist[hist_name] = {}
         est = by_hist[hist_name].get(q)
-        if est is None:
+        too_few = _too_few_samples(q, totals.get(hist_name))
+        if est is None or too_few:
             effect = cand_v / base_v - 1 if base_v and cand_v is not None else None
-            out.append(
-                MetricChange(
-                    name,
-                    metric.label,
-                    metric.unit,
-                    base_v,
-                    cand_v,
-                    effect,
-                    None,
-                    None,
-                    None,
-                    "none: no histogram in both runs",
-                    "untested",
-                )
-            )
+            why = too_few or "none: no histogram in both runs"
+            untested = MetricChange(
+                name, metric.label, metric.unit, base_v, cand_v, effect, None, None, None,
+                why, "untested",
+            )  # fmt: skip
+            out.append(untested)
             continue
         p, test = est.p_value, est.test
         if window_col:
@@ -231,6 +227,28 @@ def _quantile_changes(
             )
         )  # fmt: skip
     return out
+
+
+def _too_few_samples(q: str, totals: tuple[int, int] | None) -> str | None:
+    """Why a quantile cannot be judged on these runs' sample counts (None: it can).
+
+    The same rule as a run's own P99 claim (measure.validity): a quantile needs the samples
+    for which even zero values above it would prove it at 99 % confidence, 459 for a P99 and
+    4,603 for a P99.9. Below that the quantile is one of the few largest values, which one
+    stall of the machine sets, and a bootstrap of such extreme order statistics cannot tell
+    that stall from a slower version."""
+    from inferops.measure.validity import min_samples
+
+    if totals is None:
+        return None
+    needed = min_samples(stats.QUANTILES[q] / 100.0)
+    fewest = min(totals)
+    if fewest >= needed:
+        return None
+    return (
+        f"none: {fewest:,} samples in a run; a {q.upper().replace('P999', 'P99.9')} claim "
+        f"needs {needed:,}"
+    )
 
 
 def _error_rate_change(baseline: RunData, candidate: RunData, knobs: Knobs) -> MetricChange:
@@ -346,7 +364,7 @@ def render_text(result: Comparison) -> str:
         )
     lines.append("")
     for c in result.changes:
-        if c.flagged:
+        if c.flagged or c.verdict == "untested":
             lines.append(f"{c.label}: {c.verdict}, test: {c.test}")
     lines.append(f"environment: {attribution.describe(result.environment)}")
     return "\n".join(lines)

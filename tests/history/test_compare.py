@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from inferops.history.compare import compare
-from inferops.history.runsource import load_run, write_run
+from inferops.history.compare import Knobs, compare
+from inferops.history.runsource import decode_hdr, load_run, write_run
 from inferops.history.synthetic import synthetic_run, write_synthetic_run
 
 from .conftest import inferops
@@ -53,7 +53,6 @@ def _with(folder, tmp_path, name, edit_summary=None, edit_manifest=None):
         edit_summary(run.summary)
     if edit_manifest:
         edit_manifest(run.manifest)
-    from inferops.history.runsource import decode_hdr
 
     rows = [{"t_s": float(i), "p50_ms": v} for i, v in enumerate(run.windows["p50_ms"])]
     return write_run(
@@ -133,3 +132,31 @@ def test_sweeps_compare_capacity_by_their_brackets():
     assert [c.metric for c in slower.changes] == ["max_qps", "error_rate"]  # latency: other rates
     same = next(c for c in compare(sweep(400.0), sweep(404.0)).changes if c.metric == "max_qps")
     assert same.verdict == "unchanged"  # inside the bisection brackets
+
+
+def _with_a_stall(run, stalled_ms: float, requests: int):
+    """``run`` with ``requests`` more answers ``stalled_ms`` late: one stall of the box."""
+    hist = decode_hdr(run.histograms["latency"])
+    hist.record_value(int(stalled_ms * 1000), requests)
+    encoded = hist.encode()
+    run.histograms["latency"] = encoded.decode("ascii") if isinstance(encoded, bytes) else encoded
+    run.summary["latency_ms"]["p999"] = hist.get_value_at_percentile(99.9) / 1000.0
+    return run
+
+
+def test_a_quantile_is_judged_only_with_the_samples_a_claim_on_it_needs():
+    # a rollout's load test: 60 req/s for 10 s, 600 answers; the candidate met one stall
+    short = dict(windows=10, rate=60)
+    base = synthetic_run(seed=5, **short)
+    cand = _with_a_stall(synthetic_run(seed=6, **short), stalled_ms=150.0, requests=4)
+    changes = {c.metric: c for c in compare(base, cand, Knobs(min_effect=3.0)).changes}
+    p999 = changes["latency_p999_ms"]
+    assert p999.effect > 3.0  # the stall alone moved it more than four-fold
+    assert p999.verdict == "untested"
+    assert p999.test == "none: 600 samples in a run; a P99.9 claim needs 4,603"
+    assert changes["latency_p99_ms"].verdict == "unchanged"  # 600 >= 459: judged
+    assert changes["latency_p99_ms"].p_value is not None
+    # 6,000 answers a run are enough for a P99.9 claim: judged, and the stall is found
+    base, cand = synthetic_run(seed=5), _with_a_stall(synthetic_run(seed=6), 150.0, 40)
+    p999 = next(c for c in compare(base, cand).changes if c.metric == "latency_p999_ms")
+    assert p999.verdict == "regression" and p999.p_value is not None

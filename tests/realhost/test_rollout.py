@@ -46,14 +46,17 @@ STORE = "/opt/inferops/models/mlp"
 NGINX_CONF = "/etc/nginx/conf.d/inferops-lb.conf"
 # each load test: ~600 requests, 60/s for 10 s (a P99 needs 459, see measure.validity; at
 # 40/s for 12 s a Poisson count of mean 480 fell short in ~17 % of tests, twice in a row in
-# one CI run: an invalid baseline, rolled back with exit 3) on a node capped at
-# 25 % of a core; CFS throttling alone moved an unchanged model's P99 39 -> 77 ms between
-# two such runs (with ORT's spinning threads eating the quota, since turned off; kept as a
-# margin for a busy CI box), so only a change over 4x counts (the slowed version is far past it), and a generator
-# starved by the box (late sends) gives an invalid run, repeated up to twice
+# one CI run: an invalid baseline, rolled back with exit 3) on a node capped at 25 % of a
+# core. The gate's noise here is the box's, in milliseconds, not a share: with the short
+# CFS period (tests/hosts/cpuquota.py) an unchanged model's P99 is 9-34 ms, and 8.6 vs
+# 19.5 ms was seen between the two checks of one good rollout beside the other tier; sends
+# up to 100 ms late (below) leave a run valid. So only a change over 10x counts: the
+# slowed version is past it and breaches the 400 ms bound first (P99.9 is not judged on
+# 600 answers, see inferops compare). A generator starved by the box (late sends beyond
+# that) gives an invalid run, repeated up to twice
 COMMON = (
     "--rate", "60", "--duration", "10s", "--warmup", "1s", "--interval", "0",
-    "--min-effect", "300%", "--retries", "2",
+    "--min-effect", "900%", "--retries", "2",
     # CI runs this beside the other tier on 2 cores: a traffic step's sends were 1.2-4.9 %
     # more than 20 ms late (bench's default, 5 % of the 400 ms bound) in one CI run, twice
     # in a row; latency is still measured from each send's intended time
@@ -240,20 +243,31 @@ def test_version_breaking_under_sustained_load_is_rolled_back_at_a_traffic_step(
     _assert_back_where_it_was(fleet, before)
 
 
+def _ended_early(log: Path, out: Path) -> str:
+    """Why the first run ended before it could be killed: its output and its decisions."""
+    decisions = _state(out)["decisions"] if (out / "state.json").exists() else []
+    said = [f"{d['decision']}: {d['reason']}" for d in decisions]
+    return "the rollout ended before it could be killed:\n" + "\n".join(
+        [*log.read_text().splitlines()[-40:], "decisions:", *said]
+    )
+
+
 def test_killed_rollout_resumes_and_promotes_a_good_version(rollout_fleet, versions, tmp_path):
     fleet = rollout_fleet
     before = _served(fleet)
     out = tmp_path / "good"
     cmd = _rollout_cmd(fleet, versions["good"], out, "--version", "retrained", "--steps", "50,100")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(fleet), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    first_log = tmp_path / "first-run.log"
+    with first_log.open("w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=_env(fleet), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             if (out / "state.json").exists() and _state(out)["phase"] == "shifting":
                 break
             time.sleep(0.2)
-        assert proc.poll() is None, "the rollout ended before it could be killed"
+        assert proc.poll() is None, _ended_early(first_log, out)
         os.killpg(proc.pid, signal.SIGKILL)  # the control machine dies mid-step
     finally:
         proc.wait(timeout=30)
