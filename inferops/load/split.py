@@ -105,6 +105,20 @@ def new_seed() -> int:
     return random.SystemRandom().randrange(2**32)
 
 
+def due(start: float, offset: float, schedule_s: float, window_end: float) -> float | None:
+    """The clock time an arrival at ``offset`` is due, or None once the schedule is over.
+
+    Over at ``schedule_s`` or at the measured window's end, whichever comes first: the
+    clock time is a float rounded to ~0.2 µs, so the last arrival of a constant schedule
+    (offset 4.999999999999999 of 5 s at 3 req/s) can land exactly on the window's end.
+    Sent, it would be answered and counted by the server but never by the run.
+    """
+    intended = start + offset
+    if offset >= schedule_s or intended >= window_end:
+        return None
+    return intended
+
+
 def walk(
     rate_at: Callable[[float], float], *, kind: str, seed: int
 ) -> Iterator[tuple[float, float]]:

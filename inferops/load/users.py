@@ -36,7 +36,7 @@ from locust import User, constant, task
 
 from inferops.load import cluster
 from inferops.load.session import session_of
-from inferops.load.split import JUDGE_HORIZON_S, walk
+from inferops.load.split import JUDGE_HORIZON_S, due, walk
 
 #: libev waits on epoll, whose timeout is whole milliseconds (rounded up)
 TIMER_RESOLUTION_S = 0.001
@@ -109,9 +109,9 @@ class OpenLoopUser(User):
 
         try:
             for offset, u in walk(rate_at, kind=config.arrivals, seed=plan.seed):
-                if offset >= config.schedule_s:
+                intended = due(start, offset, config.schedule_s, recorder.window_end)
+                if intended is None:
                     break
-                intended = start + offset
                 ahead = intended - time.time() - JUDGE_HORIZON_S
                 if ahead > 0:  # judge ownership only under the plan in force near the arrival
                     gevent.sleep(ahead)

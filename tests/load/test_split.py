@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from inferops.load.options import LoadConfig
-from inferops.load.split import SPLIT_LEAD_S, Coordinator, Plan, walk
+from inferops.load.split import SPLIT_LEAD_S, Coordinator, Plan, due, walk
 from inferops.measure import summary as summary_mod
 from inferops.measure.recorder import Recorder
 from inferops.measure.validity import worker_reasons
@@ -190,3 +190,24 @@ def test_one_saturated_worker_invalidates_the_run_and_is_named():
     assert not any("#0" in r for r in s.validity)
     assert s.workers == workers  # recorded in summary.json
     assert worker_reasons([_node("#0 (a pid 1)", late=0.5, cpu=60.0)]) == []
+
+
+def test_no_arrival_is_due_at_or_after_the_measured_window_s_end():
+    # 3 req/s constant for 5 s: the 15th offset is 4.999999999999999, and on a clock of
+    # today's magnitude start + offset rounds onto the window's end, where the recorder
+    # no longer counts it (a CI run's bench counted 14 requests while its server saw 15)
+    start, duration = 1_796_300_000.25, 5.0
+    offsets = [o for o, _ in itertools.islice(walk(lambda t: 3.0, kind="constant", seed=1), 16)]
+    last = offsets[14]
+    assert last < duration and start + last == start + duration  # the premise
+    window_end = start + duration
+    intended = [due(start, o, duration, window_end) for o in offsets]
+    assert intended[:14] == [start + o for o in offsets[:14]]
+    assert intended[14:] == [None, None]  # not sent: it could never be counted
+    recorder = Recorder()
+    recorder.window_start, recorder.window_end = start, window_end
+    for t in intended[:14]:
+        recorder.record(t, t, t + 0.01, ok=True)
+    assert recorder.latency.get_total_count() == 14  # every arrival sent is measured
+    # the schedule's own end still ends it when the window is open-ended (warm-up only)
+    assert due(start, 2.0, 2.0, float("inf")) is None and due(start, 1.9, 2.0, float("inf"))
