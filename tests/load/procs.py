@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,3 +73,26 @@ def run_bench(args: list[str], *, timeout: float = 120) -> subprocess.CompletedP
         text=True,
         timeout=timeout,
     )
+
+
+#: what ``inferops bench`` says when the generator, not the target, was measured
+GENERATOR_LIMITED = "invalid: load generator limited"
+
+
+def run_bench_measured(
+    args: list[str], out: Path, *, attempts: int = 3, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``run_bench``, repeated while the run is invalid *only* because the generator fell
+    behind (exit 3, every reason "load generator limited"): the run itself says it measured
+    the box, not the target, so it has no figure to test. Any other outcome is returned.
+    The other tier's fleet deploys once starved a 200 req/s run to 1.8 % late sends."""
+    for attempt in range(attempts):
+        if attempt:
+            shutil.rmtree(out, ignore_errors=True)
+        res = run_bench([*args, "--out", str(out)], timeout=timeout)
+        reasons = [line.strip() for line in res.stderr.splitlines() if "invalid:" in line]
+        if res.returncode != 3 or not reasons:
+            return res
+        if not all(r.startswith(GENERATOR_LIMITED) for r in reasons):
+            return res
+    return res  # the last attempt's folder is kept, for the failure to show

@@ -17,7 +17,7 @@ import pytest
 
 from inferops.measure.runformat import read_hdr
 from tests.load.lawserver import p99_ms
-from tests.load.procs import PY, ROOT, LawServer, kill_group, run_bench
+from tests.load.procs import PY, ROOT, LawServer, kill_group, run_bench, run_bench_measured
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def test_open_loop_p99_matches_ground_truth(law_server, tmp_path):
     law = "exp:4"  # exponential service, mean 4 ms: P99 = 4 ln 100 = 18.4 ms
     server = law_server(law)
     out = tmp_path / "run"
-    res = run_bench(
+    res = run_bench_measured(
         [
             "--target",
             server.url,
@@ -52,12 +52,11 @@ def test_open_loop_p99_matches_ground_truth(law_server, tmp_path):
             "4s",
             "--warmup",
             "1s",
-            "--out",
-            str(out),
             *TOLERANT,
             "--thresholds",
             _thresholds(tmp_path, "p99_latency_ms = 200\n"),
-        ]
+        ],
+        out,
     )
     assert res.returncode == 0, res.stderr
     s = _summary(out)
@@ -87,7 +86,7 @@ def test_open_loop_sees_stalls_closed_loop_hides_them(law_server, tmp_path):
     server = law_server(law)
     truth = p99_ms(law)
     open_out, closed_out = tmp_path / "open", tmp_path / "closed"
-    res = run_bench(
+    res = run_bench_measured(
         [
             "--target",
             server.url,
@@ -99,10 +98,9 @@ def test_open_loop_sees_stalls_closed_loop_hides_them(law_server, tmp_path):
             "5s",
             "--warmup",
             "0.5s",
-            "--out",
-            str(open_out),
             *TOLERANT,
-        ]
+        ],
+        open_out,
     )
     assert res.returncode in (0, 1), res.stderr
     res = run_bench(
