@@ -23,6 +23,7 @@ from pathlib import Path
 from inferops import validators
 from inferops.exitcodes import INVALID, InvalidMeasurement, UsageError
 from inferops.load.profiles import generator_cpus
+from inferops.measure.validity import GENERATOR_LIMITED, INFLIGHT_CAP
 
 #: (profile label, ServerProcess keyword arguments, what it is)
 PROFILES: list[tuple[str, dict, str]] = [
@@ -446,7 +447,7 @@ def why_unsized(run) -> str:
     steps = run.slo.steps if run.slo else []
     if steps and all(
         not st.valid
-        and all(str(r).startswith(("load generator limited", "in-flight")) for r in st.validity)
+        and all(str(r).startswith((GENERATOR_LIMITED, INFLIGHT_CAP)) for r in st.validity)
         for st in steps
     ):
         lowest = min(st.offered_qps for st in steps)

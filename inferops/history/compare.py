@@ -9,10 +9,10 @@ A metric is flagged (a regression, or an improvement) only when all hold:
 Latency is compared on the whole distribution: P50, P90, P99 and P99.9, each
 with a bootstrap over both HDR histograms, and each only when both runs have the
 samples a claim on that quantile needs (459 for a P99, 4,603 for a P99.9; the
-rule of :mod:`inferops.measure.validity`): otherwise it is "untested". For P50 and P99 the deciding test
-is Mann-Whitney U on the per-second windows when both runs have at least
-:data:`~inferops.history.stats.MIN_WINDOWS` of them (closer to independent
-samples than single requests). Error rates: Fisher's exact test, with an
+rule of :mod:`inferops.measure.validity`): otherwise it is "untested". For P50
+and P99 the deciding test is Mann-Whitney U on the per-second windows when both
+runs have at least :data:`~inferops.history.stats.MIN_WINDOWS` of them (closer
+to independent samples than single requests). Error rates: Fisher's exact test, with an
 absolute minimum change. Sweeps: max QPS at the SLO, flagged when the two
 bisection brackets do not overlap. Runs that cannot be compared (invalid,
 partial, different SLO, protocol, model, mode or fixed rate) are refused.
@@ -245,10 +245,7 @@ def _too_few_samples(q: str, totals: tuple[int, int] | None) -> str | None:
     fewest = min(totals)
     if fewest >= needed:
         return None
-    return (
-        f"none: {fewest:,} samples in a run; a {q.upper().replace('P999', 'P99.9')} claim "
-        f"needs {needed:,}"
-    )
+    return f"none: {fewest:,} samples in a run; a P{stats.QUANTILES[q]:g} claim needs {needed:,}"
 
 
 def _error_rate_change(baseline: RunData, candidate: RunData, knobs: Knobs) -> MetricChange:

@@ -34,7 +34,7 @@ from inferops.measure.runformat import (
     SloResult,
     SloStep,
 )
-from inferops.measure.validity import PLANNED_SAMPLES_P99
+from inferops.measure.validity import GENERATOR_LIMITED, INFLIGHT_CAP, PLANNED_SAMPLES_P99
 from inferops.redact import redact_url
 from inferops.thresholds import Slo, meets_slo
 
@@ -774,7 +774,7 @@ def _within(value: float | None, bound: float | None) -> bool:
 
 
 def _generator_limited(summary) -> bool:
-    return any(r.startswith("load generator limited") for r in summary.validity)
+    return any(r.startswith(GENERATOR_LIMITED) for r in summary.validity)
 
 
 def _stopped_answering(summary) -> bool:
@@ -790,7 +790,7 @@ def _ended_by(summary, *reasons: str) -> bool:
 def _lower_helps(summary) -> bool:
     """Invalid only because the generator fell behind (or hit its in-flight cap)."""
     return not summary.valid and all(
-        r.startswith(("load generator limited", "in-flight cap")) for r in summary.validity
+        r.startswith((GENERATOR_LIMITED, INFLIGHT_CAP)) for r in summary.validity
     )
 
 

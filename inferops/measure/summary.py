@@ -19,6 +19,8 @@ from inferops import thresholds as thresholds_mod
 from inferops.exitcodes import BREACH, INVALID, OK
 from inferops.measure.runformat import SCHEMA, Summary
 from inferops.measure.validity import (
+    GENERATOR_LIMITED,
+    INFLIGHT_CAP,
     MAX_GENERATOR_CPU_PCT,
     MAX_LATE_SENDS_PCT,
     MIN_SAMPLES_P99,
@@ -100,7 +102,7 @@ def build(
         reasons.append(f"too few samples: {n} < {MIN_SAMPLES_P99} needed for a P99 claim")
     if late_pct is not None and late_pct > MAX_LATE_SENDS_PCT:
         reasons.append(
-            f"load generator limited: {late_pct:.2f} % late sends "
+            f"{GENERATOR_LIMITED}: {late_pct:.2f} % late sends "
             f"(> {recorder.late_tolerance_s * 1000:g} ms late; limit {MAX_LATE_SENDS_PCT:g} %)"
         )
     nodes = (workers or {}).get("nodes") or []
@@ -111,12 +113,12 @@ def build(
         and generator_cpu_pct_max > MAX_GENERATOR_CPU_PCT
     ):
         reasons.append(
-            f"load generator limited: its CPU reached {generator_cpu_pct_max:.0f} % "
+            f"{GENERATOR_LIMITED}: its CPU reached {generator_cpu_pct_max:.0f} % "
             f"(> {MAX_GENERATOR_CPU_PCT:g} %)"
         )
     if recorder.dropped and not nodes:
         reasons.append(
-            f"in-flight cap ({max_inflight}) reached: {recorder.dropped} arrivals not sent"
+            f"{INFLIGHT_CAP} ({max_inflight}) reached: {recorder.dropped} arrivals not sent"
         )
     if partial and not any(r.startswith("partial") for r in reasons):
         reasons.append("partial run: interrupted before the end")

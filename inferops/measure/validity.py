@@ -14,6 +14,11 @@ from functools import lru_cache
 #: generator limits beyond which the load generator, not the target, is measured
 MAX_LATE_SENDS_PCT = 1.0
 MAX_GENERATOR_CPU_PCT = 90.0
+#: how a validity reason begins when the generator, not the target, was measured (sweeps
+#: retry such a rate, demos and tests recognise it)
+GENERATOR_LIMITED = "load generator limited"
+#: how a validity reason begins when open-loop arrivals were refused by --max-inflight
+INFLIGHT_CAP = "in-flight cap"
 #: a send is "late" when it leaves this long after its intended time (floor)
 LATE_TOLERANCE_S = 0.001
 #: default lateness budget, as a share of the P99 bound the run is judged by
@@ -47,17 +52,17 @@ def worker_reasons(nodes: list[dict]) -> list[str]:
         late = node.get("late_sends_pct")
         if late is not None and late > MAX_LATE_SENDS_PCT:
             reasons.append(
-                f"load generator limited: {name} sent {late:.2f} % of its arrivals late "
+                f"{GENERATOR_LIMITED}: {name} sent {late:.2f} % of its arrivals late "
                 f"(limit {MAX_LATE_SENDS_PCT:g} %)"
             )
         cpu = node.get("cpu_pct_max")
         if cpu is not None and cpu > MAX_GENERATOR_CPU_PCT:
             reasons.append(
-                f"load generator limited: {name} CPU reached {cpu:.0f} % "
+                f"{GENERATOR_LIMITED}: {name} CPU reached {cpu:.0f} % "
                 f"(> {MAX_GENERATOR_CPU_PCT:g} %)"
             )
         if node.get("dropped"):
-            reasons.append(f"in-flight cap reached on {name}: {node['dropped']} arrivals not sent")
+            reasons.append(f"{INFLIGHT_CAP} reached on {name}: {node['dropped']} arrivals not sent")
     return reasons
 
 

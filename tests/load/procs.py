@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -75,24 +76,24 @@ def run_bench(args: list[str], *, timeout: float = 120) -> subprocess.CompletedP
     )
 
 
-#: what ``inferops bench`` says when the generator, not the target, was measured
-GENERATOR_LIMITED = "invalid: load generator limited"
-
-
 def run_bench_measured(
     args: list[str], out: Path, *, attempts: int = 3, timeout: float = 120
 ) -> subprocess.CompletedProcess:
     """``run_bench``, repeated while the run is invalid *only* because the generator fell
-    behind (exit 3, every reason "load generator limited"): the run itself says it measured
-    the box, not the target, so it has no figure to test. Any other outcome is returned.
-    The other tier's fleet deploys once starved a 200 req/s run to 1.8 % late sends."""
+    behind (exit 3, every validity reason ``GENERATOR_LIMITED``): the run itself says it
+    measured the box, not the target, so it has no figure to test. Any other outcome is
+    returned. The other tier's fleet deploys once starved a 200 req/s run to 1.8 % late
+    sends."""
+    from inferops.measure.validity import GENERATOR_LIMITED
+
     for attempt in range(attempts):
         if attempt:
             shutil.rmtree(out, ignore_errors=True)
         res = run_bench([*args, "--out", str(out)], timeout=timeout)
-        reasons = [line.strip() for line in res.stderr.splitlines() if "invalid:" in line]
-        if res.returncode != 3 or not reasons:
+        summary = out / "summary.json"
+        if res.returncode != 3 or not summary.is_file():
             return res
-        if not all(r.startswith(GENERATOR_LIMITED) for r in reasons):
+        reasons = json.loads(summary.read_text())["validity"]
+        if not reasons or not all(r.startswith(GENERATOR_LIMITED) for r in reasons):
             return res
     return res  # the last attempt's folder is kept, for the failure to show
