@@ -373,6 +373,8 @@ def _say_sweep(summary) -> None:
 def _say_verdict(summary) -> None:
     for reason in summary.validity:
         print(f"invalid: {reason}", file=sys.stderr)
+    if summary.breach_proven:
+        print(f"breach: {summary.breach_proven['reason']}", file=sys.stderr)
     for check in summary.thresholds:
         if check["ok"] is False:
             print(

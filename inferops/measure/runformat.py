@@ -279,9 +279,13 @@ class Summary(_Record):
     llm: dict | None = None  # protocol openai: TTFT/ITL/TPOT, tokens, goodput
     #: when the errors happened: [{"start_s", "end_s", "errors"}] (only when some failed)
     error_bursts: list | None = None
+    #: an invalid (generator-limited) run that still proves a P99 breach (summary.py)
+    breach_proven: dict | None = None
     extra: dict = field(default_factory=dict)
 
-    OMIT_NONE: ClassVar[tuple[str, ...]] = ("workers", "slo", "llm", "error_bursts")
+    OMIT_NONE: ClassVar[tuple[str, ...]] = (
+        "workers", "slo", "llm", "error_bursts", "breach_proven",
+    )  # fmt: skip
     NESTED: ClassVar[dict[str, tuple[type, bool]]] = {"slo": (SloResult, False)}
 
     @classmethod

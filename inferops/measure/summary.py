@@ -9,6 +9,10 @@ Validity rules (``valid`` false, reasons in ``validity``):
 
 ``passed`` needs a valid run, every checked threshold ``ok``, and — when a P99
 bound is set — the early-stopping verdict proving P99 under that bound.
+
+A run invalid only because the generator lagged (late sends, its CPU, the in-flight
+cap) cannot prove a pass, but it can still prove a P99 breach: see
+:func:`breach_despite_generator` (``breach_proven`` in ``summary.json``, exit 1).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from inferops.measure.validity import (
     MAX_LATE_SENDS_PCT,
     MIN_SAMPLES_P99,
     early_stopping,
+    min_over_to_prove_breach,
     stability,
     worker_reasons,
 )
@@ -70,6 +75,42 @@ def error_bursts(rows: list[dict], duration_s: float, gap_s: float = BURST_GAP_S
                 {"start_s": round(start, 3), "end_s": round(end, 3), "errors": int(errors)}
             )
     return bursts
+
+
+def breach_despite_generator(recorder, reasons: list[str], bound_ms: float | None) -> dict | None:
+    """A P99 breach the target caused, proven by a run the generator limited; else None.
+
+    A lagging generator sends late (which the CO-corrected latency counts against the
+    target) and reads answers late (which the service time counts). A stall long enough
+    to read an answer late also delays the sends due in it, so the worst send lag bounds
+    both. Answers whose *service time* exceeds the bound plus that worst lag were over the
+    bound at the target whatever the generator did; when there are more of them than 1 %
+    of the run allows at 99 % confidence (:func:`min_over_to_prove_breach`), the P99
+    breach is proven. Only for runs whose every reason is the generator's: too few
+    samples or an interrupted run prove nothing either way.
+    """
+    if bound_ms is None or not reasons:
+        return None
+    if not all(r.startswith((GENERATOR_LIMITED, INFLIGHT_CAP)) for r in reasons):
+        return None
+    worst_lag_ms = recorder.quantiles_ms("send_lag")["max"] or 0.0
+    over = recorder.count_over(bound_ms + worst_lag_ms, which="service")
+    needed = min_over_to_prove_breach(recorder.requests)
+    if needed is None or over < needed:
+        return None
+    return {
+        "bound_ms": bound_ms,
+        "worst_send_lag_ms": _r(worst_lag_ms),
+        "service_over": over,
+        "needed": needed,
+        "samples": recorder.requests,
+        "reason": (
+            f"P99 over {bound_ms:g} ms proven despite the limited generator: {over} of "
+            f"{recorder.requests} answers took over {bound_ms + worst_lag_ms:g} ms at the "
+            f"target (the bound plus the generator's worst send lag), {needed} prove it at "
+            "99 % confidence"
+        ),
+    }
 
 
 def build(
@@ -165,6 +206,7 @@ def build(
             c["ok"] = False
             c["note"] = "P99 under the limit not proven at 99 % confidence (early stopping)"
     passed = valid and all(c["ok"] is not False for c in checks)
+    breach = None if valid or partial else breach_despite_generator(recorder, reasons, bound_ms)
     return Summary(
         schema=SCHEMA,
         partial=partial,
@@ -197,13 +239,15 @@ def build(
         llm=llm_summary,
         workers=workers,
         error_bursts=error_bursts(rows, duration_s) if failures else None,
+        breach_proven=breach,
     )
 
 
 def exit_code(summary: Summary) -> int:
-    """0 passed, 1 threshold breached, 3 invalid or partial."""
+    """0 passed, 1 threshold breached (or a breach proven despite the generator), 3 invalid
+    or partial."""
     if not summary.trusted:
-        return INVALID
+        return BREACH if summary.breach_proven else INVALID
     return OK if summary.passed else BREACH
 
 
@@ -217,6 +261,8 @@ def headline(summary: Summary) -> str:
     verdict = (
         "PARTIAL"
         if summary.partial
+        else "FAIL (generator limited, breach proven)"
+        if summary.breach_proven
         else "INVALID"
         if not summary.valid
         else "PASS"

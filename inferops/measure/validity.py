@@ -91,6 +91,35 @@ def max_over_allowed(n: int, percentile: float = 0.99, confidence: float = 0.99)
     return lo
 
 
+@lru_cache(maxsize=4096)
+def min_over_to_prove_breach(
+    n: int, percentile: float = 0.99, confidence: float = 0.99
+) -> int | None:
+    """Fewest over-bound samples out of ``n`` that prove the percentile *over* the bound.
+
+    The early-stopping test turned around: if at most 1 % of requests were truly over the
+    bound, seeing this many or more would happen with probability at most 1 - confidence.
+    ``None`` when even all ``n`` over the bound prove nothing.
+    """
+    from scipy.stats import binom
+
+    if n <= 0:
+        return None
+    p_over = 1.0 - percentile
+    alpha = 1.0 - confidence
+    # P(X >= k) = sf(k - 1) falls as k grows: the first k with sf(k - 1) <= alpha
+    if binom.sf(n - 1, n, p_over) > alpha:
+        return None
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if binom.sf(mid - 1, n, p_over) <= alpha:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def min_samples(percentile: float = 0.99, confidence: float = 0.99) -> int:
     """Fewest samples for which zero over-bound samples proves the percentile."""
     import math

@@ -5,7 +5,7 @@ real nginx, changed by the real ``pyinfra`` CLI, load-tested by real ``inferops 
   canary-alone check; the fleet then serves the old version and a plain ``pyinfra`` run of
   both deploys changes nothing;
 - a version that passes the canary-alone check and breaks under sustained traffic (it
-  answers 1 s late after its first 1,450 requests, a stand-in for a leak) is rolled back at
+  answers 2 s late after its first 1,450 requests, a stand-in for a leak) is rolled back at
   a traffic step.
 
 Both faults are declared in the versions' ONNX metadata and honoured by these test servers
@@ -67,7 +67,11 @@ COMMON = (
 # two at most with --retries 1 (~1,320), so it passes that check; traffic steps 25,50,75,100
 # send it ~1,650 more, so it turns slow during a step whatever the check used
 DEGRADE_AFTER_REQUESTS = 1450
-DEGRADE_DELAY_MS = 1000  # far past the fleet's 400 ms P99 bound
+# far past the fleet's 400 ms P99 bound, and past it by more than a starved generator lags:
+# beside the other tier in CI, a step's sends were 1.0-1.5 % over 100 ms late; a step is
+# then a breach only when its answers' service times exceed 400 ms plus the worst send lag
+# (bench's breach_proven, docs/load.md), so 1 s left as little as 600 ms for that lag
+DEGRADE_DELAY_MS = 2000
 SLOWED_DELAY_MS = 600
 
 
