@@ -97,6 +97,7 @@ class BenchLoad:
             invalid_because=tuple(summary.get("validity") or ())
             if proc.returncode == INVALID
             else (),
+            breach_proven=(summary.get("breach_proven") or {}).get("reason"),
         )
 
 

@@ -51,6 +51,8 @@ class LoadResult:
     achieved_qps: float | None = None
     #: why bench called the measurement invalid (its summary's ``validity``), if it did
     invalid_because: tuple[str, ...] = ()
+    #: a breach bench proved from a run its generator limited (summary ``breach_proven``)
+    breach_proven: str | None = None
 
     @property
     def evidence(self) -> dict[str, Any]:
@@ -63,6 +65,8 @@ class LoadResult:
         }
         if self.invalid_because:
             evidence["invalid_because"] = list(self.invalid_because)
+        if self.breach_proven:
+            evidence["breach_proven"] = self.breach_proven
         return evidence
 
 
@@ -313,9 +317,12 @@ class Rollout:
             )
             evidence = {**result.evidence, "weight": weight, "alerts": alerts}
             if result.exit_code != OK:
+                despite = (
+                    "; breach proven despite a limited generator" if result.breach_proven else ""
+                )
                 raise RollbackNeeded(
                     f"step {weight}: the load test through the load balancer failed "
-                    f"(exit {result.exit_code})",
+                    f"(exit {result.exit_code}{despite})",
                     evidence=evidence,
                 )
             if alerts:

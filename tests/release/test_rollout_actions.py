@@ -113,3 +113,27 @@ def test_an_invalid_bench_run_says_why_and_passes_the_lateness_criterion(monkeyp
     assert calls[-1][calls[-1].index("--late-tolerance-ms") + 1] == "100"
     assert result.exit_code == 3
     assert result.evidence["invalid_because"] == ["load generator limited: 1.40 % late sends"]
+
+
+def test_a_breach_proven_despite_the_generator_travels_with_the_result(monkeypatch, tmp_path):
+    """Exit 1 from a run its generator limited: the proof's words reach the rollout's log."""
+    from pathlib import Path
+
+    reason = "P99 over 400 ms proven despite the limited generator: 450 of 1656 answers ..."
+
+    def fake_run(cmd, **kwargs):
+        out = Path(cmd[cmd.index("--out") + 1])
+        out.mkdir(parents=True)
+        summary = {"latency_ms": {"p99": 2005.1}, "error_rate": 0.0, "achieved_qps": 160.2,
+                   "valid": False, "validity": ["load generator limited: 1.53 % late sends"],
+                   "breach_proven": {"service_over": 450, "needed": 26, "reason": reason}}  # fmt: skip
+        (out / "summary.json").write_text(json.dumps(summary))
+        return SimpleNamespace(returncode=1, stdout="", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    load = actions.BenchLoad(
+        out_root=tmp_path / "runs", node_url={}, lb_url="http://10.0.0.9:80", model="mlp"
+    )
+    result = load.load_test("step 75", None, 163.0)
+    assert result.exit_code == 1 and result.invalid_because == ()
+    assert result.evidence["breach_proven"] == reason

@@ -30,12 +30,14 @@ class ScriptedFleet:
         alert_at_weight=None,
         crash_at_call=None,
         invalid_times=0,
+        proven_breach_at_weight=None,
     ):
         self.serving = {n: "v1" for n in NODES}
         self.weights = {n: 100 for n in NODES}
         self.canary_exit, self.regressed = canary_exit, regressed
         self.alert_at_weight, self.crash_at_call = alert_at_weight, crash_at_call
         self.invalid_times = invalid_times
+        self.proven_breach_at_weight = proven_breach_at_weight
         self.calls: list[tuple] = []
         self.max_drained = 0
 
@@ -58,6 +60,9 @@ class ScriptedFleet:
         if self.invalid_times:
             self.invalid_times -= 1
             return LoadResult(label, 3, f"runs/{len(self.calls)}", invalid_because=("noisy",))
+        if node is None and self.weights["n1"] == self.proven_breach_at_weight:
+            # bench's exit 1 from a run its generator limited (summary.breach_proven)
+            return LoadResult(label, 1, "runs/x", p99_ms=2000.0, breach_proven="proven ...")
         version = self.serving[node] if node else None
         code = self.canary_exit if version == "v2" else 0
         return LoadResult(label, code, f"runs/{len(self.calls)}", p99_ms=10.0, error_rate=0.0)
@@ -121,6 +126,8 @@ def test_canary_weights_follow_the_steps(tmp_path):
         ({"regressed": True}, "regressed", 1),
         ({"alert_at_weight": 50}, "alerts fired", 1),
         ({"canary_exit": 3}, "stayed invalid", 3),
+        # a breach, not "cannot be judged", and said to come from a limited generator
+        ({"proven_breach_at_weight": 50}, "(exit 1; breach proven despite a limited", 1),
     ],
 )
 def test_a_bad_version_is_rolled_back(tmp_path, fleet_kw, where, code):
