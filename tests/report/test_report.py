@@ -133,6 +133,10 @@ def test_report_is_self_contained(report):
 
 def test_invalid_run_is_shown_but_not_sized(make_sweep, sweeps, catalog_file, tmp_path):
     bad = make_sweep("cpu-bad", valid=False, slo_p99_ms=SLO_MS)
+    summary = json.loads((bad / "summary.json").read_text())
+    proof = "P99 over 50 ms proven despite the limited generator: 40 of 1000 answers ..."
+    summary["breach_proven"] = {"service_over": 40, "needed": 19, "reason": proof}
+    (bad / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "r.html"
     runs = load_runs([sweeps["cpu-batching"], bad])
     from inferops.report import catalog
@@ -143,6 +147,7 @@ def test_invalid_run_is_shown_but_not_sized(make_sweep, sweeps, catalog_file, tm
     refused = facts[("cpu-bad", "refused")][0]
     assert "invalid" in refused and "load generator was the bottleneck" in refused
     assert facts[("cpu-bad", "generator")] == ["yes"]
+    assert facts[("cpu-bad", "breach-proven")] == [proof]  # the invalid run still proved that
     assert facts[("cpu-bad", "proposed")] == ["not sized"]
     assert ("cpu-bad", "nodes") not in facts
     assert facts[(None, "overall")] == ["INVALID"]
