@@ -279,7 +279,7 @@ class Summary(_Record):
     llm: dict | None = None  # protocol openai: TTFT/ITL/TPOT, tokens, goodput
     #: when the errors happened: [{"start_s", "end_s", "errors"}] (only when some failed)
     error_bursts: list | None = None
-    #: an invalid (generator-limited) run that still proves a P99 breach (summary.py)
+    #: a run invalid by late sends alone that still proves a P99 breach (summary.py)
     breach_proven: dict | None = None
     extra: dict = field(default_factory=dict)
 

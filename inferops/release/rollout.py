@@ -51,7 +51,7 @@ class LoadResult:
     achieved_qps: float | None = None
     #: why bench called the measurement invalid (its summary's ``validity``), if it did
     invalid_because: tuple[str, ...] = ()
-    #: a breach bench proved from a run its generator limited (summary ``breach_proven``)
+    #: a breach bench proved from a run late sends made invalid (summary ``breach_proven``)
     breach_proven: str | None = None
 
     @property
@@ -317,9 +317,7 @@ class Rollout:
             )
             evidence = {**result.evidence, "weight": weight, "alerts": alerts}
             if result.exit_code != OK:
-                despite = (
-                    "; breach proven despite a limited generator" if result.breach_proven else ""
-                )
+                despite = "; breach proven despite late sends" if result.breach_proven else ""
                 raise RollbackNeeded(
                     f"step {weight}: the load test through the load balancer failed "
                     f"(exit {result.exit_code}{despite})",

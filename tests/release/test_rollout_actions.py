@@ -119,7 +119,7 @@ def test_a_breach_proven_despite_the_generator_travels_with_the_result(monkeypat
     """Exit 1 from a run its generator limited: the proof's words reach the rollout's log."""
     from pathlib import Path
 
-    reason = "P99 over 400 ms proven despite the limited generator: 450 of 1656 answers ..."
+    reason = "P99 over 400 ms proven despite the late sends: 450 of 1656 answers ..."
 
     def fake_run(cmd, **kwargs):
         out = Path(cmd[cmd.index("--out") + 1])

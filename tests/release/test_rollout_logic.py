@@ -126,8 +126,8 @@ def test_canary_weights_follow_the_steps(tmp_path):
         ({"regressed": True}, "regressed", 1),
         ({"alert_at_weight": 50}, "alerts fired", 1),
         ({"canary_exit": 3}, "stayed invalid", 3),
-        # a breach, not "cannot be judged", and said to come from a limited generator
-        ({"proven_breach_at_weight": 50}, "(exit 1; breach proven despite a limited", 1),
+        # a breach, not "cannot be judged", proven from a run with late sends
+        ({"proven_breach_at_weight": 50}, "(exit 1; breach proven despite late sends)", 1),
     ],
 )
 def test_a_bad_version_is_rolled_back(tmp_path, fleet_kw, where, code):

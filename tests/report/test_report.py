@@ -134,7 +134,7 @@ def test_report_is_self_contained(report):
 def test_invalid_run_is_shown_but_not_sized(make_sweep, sweeps, catalog_file, tmp_path):
     bad = make_sweep("cpu-bad", valid=False, slo_p99_ms=SLO_MS)
     summary = json.loads((bad / "summary.json").read_text())
-    proof = "P99 over 50 ms proven despite the limited generator: 40 of 1000 answers ..."
+    proof = "P99 over 50 ms proven despite the late sends: 40 of 1000 answers ..."
     summary["breach_proven"] = {"service_over": 40, "needed": 19, "reason": proof}
     (bad / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "r.html"
