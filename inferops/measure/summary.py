@@ -265,8 +265,8 @@ def build(
 
 
 def exit_code(summary: Summary) -> int:
-    """0 passed, 1 threshold breached (or a breach proven despite the generator), 3 invalid
-    or partial."""
+    """0 passed, 1 threshold breached (or a P99 breach proven despite late sends), 3
+    invalid or partial."""
     if not summary.trusted:
         return BREACH if summary.breach_proven else INVALID
     return OK if summary.passed else BREACH
