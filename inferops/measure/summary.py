@@ -28,6 +28,7 @@ from inferops.measure.validity import (
     MAX_GENERATOR_CPU_PCT,
     MAX_LATE_SENDS_PCT,
     MIN_SAMPLES_P99,
+    all_generator_limited,
     early_stopping,
     min_over_to_prove_breach,
     stability,
@@ -77,20 +78,17 @@ def error_bursts(rows: list[dict], duration_s: float, gap_s: float = BURST_GAP_S
     return bursts
 
 
-def _only_late_sends(reasons: list[str], *, late_pct, cpu_pct, dropped, nodes) -> bool:
-    """Whether late sends, and nothing else, made the run invalid: the generator's CPU and
-    every worker's stayed under the limit, no arrival was refused, enough samples."""
-    if not reasons or dropped:
+def _only_late_sends(reasons: list[str], *, cpu_pct, nodes) -> bool:
+    """Whether late sends, and nothing else, made the run invalid.
+
+    Too few samples, refused arrivals and a partial run each have a reason of their own;
+    only the generator's CPU shares the ``GENERATOR_LIMITED`` prefix with late sends, so
+    its limit is checked here (each worker's with workers: the master sends nothing).
+    """
+    if not all_generator_limited(reasons):
         return False
-    if not nodes and cpu_pct is not None and cpu_pct > MAX_GENERATOR_CPU_PCT:
-        return False  # with workers, each one's CPU is judged (the master sends nothing)
-    for node in nodes:
-        if node.get("dropped") or (node.get("cpu_pct_max") or 0.0) > MAX_GENERATOR_CPU_PCT:
-            return False
-    late = [late_pct, *(node.get("late_sends_pct") for node in nodes)]
-    if not any(pct is not None and pct > MAX_LATE_SENDS_PCT for pct in late):
-        return False
-    return all(r.startswith(GENERATOR_LIMITED) for r in reasons)
+    cpus = [node.get("cpu_pct_max") for node in nodes] if nodes else [cpu_pct]
+    return not any(cpu is not None and cpu > MAX_GENERATOR_CPU_PCT for cpu in cpus)
 
 
 def breach_despite_late_sends(recorder, bound_ms: float | None) -> dict | None:
@@ -223,10 +221,7 @@ def build(
             c["ok"] = False
             c["note"] = "P99 under the limit not proven at 99 % confidence (early stopping)"
     passed = valid and all(c["ok"] is not False for c in checks)
-    late_only = not partial and _only_late_sends(
-        reasons, late_pct=late_pct, cpu_pct=generator_cpu_pct_max,
-        dropped=recorder.dropped, nodes=nodes,
-    )  # fmt: skip
+    late_only = _only_late_sends(reasons, cpu_pct=generator_cpu_pct_max, nodes=nodes)
     breach = breach_despite_late_sends(recorder, bound_ms) if late_only else None
     return Summary(
         schema=SCHEMA,

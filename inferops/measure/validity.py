@@ -91,6 +91,11 @@ def max_over_allowed(n: int, percentile: float = 0.99, confidence: float = 0.99)
     return lo
 
 
+def all_generator_limited(reasons: list[str]) -> bool:
+    """Whether a run is invalid and every reason is the generator's (late sends or its CPU)."""
+    return bool(reasons) and all(r.startswith(GENERATOR_LIMITED) for r in reasons)
+
+
 @lru_cache(maxsize=4096)
 def min_over_to_prove_breach(
     n: int, percentile: float = 0.99, confidence: float = 0.99
@@ -105,19 +110,9 @@ def min_over_to_prove_breach(
 
     if n <= 0:
         return None
-    p_over = 1.0 - percentile
-    alpha = 1.0 - confidence
-    # P(X >= k) = sf(k - 1) falls as k grows: the first k with sf(k - 1) <= alpha
-    if binom.sf(n - 1, n, p_over) > alpha:
-        return None
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if binom.sf(mid - 1, n, p_over) <= alpha:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    # isf: the smallest k with P(X > k) <= alpha, so k + 1 or more prove it
+    needed = int(binom.isf(1.0 - confidence, n, 1.0 - percentile)) + 1
+    return needed if needed <= n else None
 
 
 def min_samples(percentile: float = 0.99, confidence: float = 0.99) -> int:
