@@ -318,6 +318,8 @@ class Summary(_Record):
         for i, item in enumerate(self.thresholds):
             if not isinstance(item, dict) or "name" not in item or "ok" not in item:
                 raise UsageError(f"{where}: thresholds[{i}] needs 'name' and 'ok'")
+        if self.breach_proven is not None:  # the report and the rollout show its reason
+            _check(self.breach_proven.get("reason"), (str,), f"{where}: breach_proven.reason")
 
     @property
     def trusted(self) -> bool:

@@ -94,6 +94,8 @@ def _edit_summary(run_dir, **changes):
         ({"latency_ms": {"p50": 1.0}}, "latency_ms.p99 is missing"),
         ({"slo": {"p99_ms": 50, "steps": [{"achieved_qps": 1}]}}, "slo.steps[0] is missing"),
         ({"slo": {"p99_ms": -5, "steps": []}}, "slo.p99_ms must be positive"),
+        ({"breach_proven": "yes"}, "breach_proven: expected dict or null"),
+        ({"breach_proven": {"needed": 13}}, "breach_proven.reason: expected str, got None"),
     ],
 )
 def test_wrong_summary_contents(run_dir, changes, fragment):
